@@ -1,0 +1,1182 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+/// @title DeRelay: decentralized relay learning
+/// @notice Participants take turns training one model. The front of a task's relay queue holds the
+/// turn, trains the head model and submits the child's CID; staked validators score the child on
+/// their own held-out data (commit, then reveal); the median decides. Accepted turns earn a reward
+/// from the task's pool and royalty shares; consumers' usage fees pay those shares and refill the
+/// pool. Every credit is a pull payment: `withdraw` is the only function that sends ether.
+/// @dev Every operation is O(1) in the number of participants and rounds; the one loop runs over at
+/// most `maxValidators` (<= 16) seats. CIDs are stored as a sha2-256 digest plus a codec byte and
+/// emitted whole (CIDv1 binary form) in events.
+///
+/// Balance invariant: address(this).balance == sum(pools) + sum(relayer stakes) +
+/// sum(validator stakes) + sum(withdrawable) + sum(unsettled royalties) + dust, where dust comes
+/// only from flooring each account's `shares * accPerShare / 1e18` and never leaves the contract.
+contract DeRelay is ReentrancyGuard {
+    // ------------------------------------------------------------------ constants
+
+    /// @notice Denominator of every basis-point parameter and of scores (accuracy in bp).
+    uint256 public constant BP = 10_000;
+    /// @notice The largest `maxValidators` a task may ask for; bounds the one loop in `finalize`.
+    uint256 public constant MAX_VALIDATORS = 16;
+    /// @notice Longest turn, commit or reveal window: 30 days.
+    uint256 public constant MAX_WINDOW = 30 days;
+    /// @dev Scale of `accPerShare` (royalty wei per share wei).
+    uint256 private constant ACC_SCALE = 1e18;
+    /// @dev Multicodec of raw leaves and of dag-pb nodes: the two codecs `ipfs add` produces.
+    uint8 private constant CODEC_RAW = 0x55;
+    uint8 private constant CODEC_DAG_PB = 0x70;
+    /// @dev Length of a binary CIDv1 with a sha2-256 multihash: version, codec, 0x12, 0x20, digest.
+    uint256 private constant CID_LENGTH = 36;
+
+    // ------------------------------------------------------------------ types
+
+    /// @notice Where a task's relay stands.
+    enum Phase {
+        Idle, // queue empty: nobody holds a turn
+        Turn, // the holder trains; it may submit until `phaseStart + turnDuration`
+        Review // a child is under review: commits until commitEnd, reveals until revealEnd
+    }
+
+    /// @notice What became of a submitted model.
+    enum Status {
+        None,
+        Genesis,
+        Pending,
+        Accepted,
+        Rejected,
+        Void
+    }
+
+    /// @notice Why a relayer lost stake.
+    enum SlashReason {
+        Timeout,
+        Rejected
+    }
+
+    /// @notice Every parameter of a task, fixed at creation. Amounts in wei, scores in bp of
+    /// accuracy (0..10000), durations in seconds.
+    struct TaskParams {
+        uint80 minStake; // least stake to join the relay queue; below it a holder leaves
+        uint80 validatorStake; // stake to hold a validator seat
+        uint32 turnDuration; // time the holder has to submit
+        uint32 commitWindow; // time validators have to commit, from the submission
+        uint32 revealWindow; // time validators have to reveal, after the commit window
+        uint8 quorum; // least reveals for a verdict; fewer make the submission void
+        uint8 maxValidators; // seats per task (quorum..16)
+        uint32 maxQueue; // longest relay queue
+        uint16 tolerance; // accept when median + tolerance >= ref
+        uint16 emaBp; // weight of a new accepted median in ref
+        uint16 minGain; // least gain over ref that earns baseReward
+        uint96 baseReward; // paid for an accepted turn with gain >= minGain
+        uint96 rewardPerPoint; // paid per bp of gain over ref
+        uint16 slashTimeoutBp; // share of stake lost by a holder that lets its turn expire
+        uint16 slashRejectBp; // share of stake lost by a relayer whose child is rejected
+        uint16 slashNoRevealBp; // share of validator stake lost by committing and not revealing
+        uint16 bandBp; // a reveal within this many bp of the median earns validatorFee
+        uint96 validatorFee; // paid from the pool per in-band reveal
+        uint16 keeperBountyBp; // keeper's share of a timeout slash; finalize pays this share of validatorFee
+        uint16 royaltyBp; // share of a usage fee paid to contributors by shares
+        uint96 usageFee; // least payment accepted by payForModel
+        uint16 genesisScore; // the genesis model's score; ref starts here
+        bytes specCid; // binary CIDv1 of the task spec JSON
+        bytes genesisCid; // binary CIDv1 of the genesis weights
+    }
+
+    /// @dev Immutable task parameters, packed into four slots by how they are read together.
+    struct Config {
+        // slot 0: stakes and windows (every relay transaction reads it)
+        uint80 minStake;
+        uint80 validatorStake;
+        uint32 turnDuration;
+        uint32 commitWindow;
+        uint32 revealWindow;
+        // slot 1: review and reward (finalize)
+        uint96 baseReward;
+        uint96 rewardPerPoint;
+        uint8 quorum;
+        uint8 maxValidators;
+        uint16 tolerance;
+        // slot 2: basis points and fees (finalize, skip)
+        uint96 validatorFee;
+        uint32 maxQueue;
+        uint16 emaBp;
+        uint16 minGain;
+        uint16 slashTimeoutBp;
+        uint16 slashRejectBp;
+        uint16 slashNoRevealBp;
+        uint16 bandBp;
+        uint16 keeperBountyBp;
+        uint16 royaltyBp;
+        // slot 3: publisher and consumer terms
+        address publisher;
+        uint96 usageFee;
+        // slot 4
+        bytes32 specDigest;
+        // slot 5
+        uint8 specCodec;
+        uint16 genesisScore;
+    }
+
+    /// @dev The relay's moving part, one slot: read and written by every relay transaction.
+    struct State {
+        address holder; // queue front: holds the turn (zero when the queue is empty)
+        uint32 round; // number of the current turn, from 1
+        uint40 phaseStart; // when the current phase began
+        Phase phase;
+        uint8 headCodec;
+    }
+
+    /// @dev Money and counters, one slot.
+    struct Ledger {
+        uint128 pool; // funds rewards, validator fees and keeper bounties
+        uint32 queueLength;
+        uint32 submissionCount; // entries in the lineage, genesis included
+        uint16 ref; // EMA of accepted medians: the bar a child must clear (within tolerance)
+        uint16 headScore; // median score of the head
+        uint32 acceptedCount;
+    }
+
+    /// @dev Royalty accumulator (Synthetix StakingRewards style).
+    struct Royalty {
+        uint256 accPerShare; // royalty wei per share, scaled by 1e18; only grows
+        uint256 totalShares; // sum of shares: total relay rewards ever paid
+    }
+
+    /// @notice One submitted model (or the genesis), keyed by its CID digest; one slot.
+    struct Record {
+        address relayer;
+        uint32 round;
+        uint32 submittedAt;
+        Status status;
+        uint16 score; // median of the reveals, once finalized (0 when void)
+        uint8 codec;
+    }
+
+    /// @dev A relayer's place in the circular, doubly linked queue and its stake.
+    struct Relayer {
+        address next; // zero when not queued; itself when alone
+        uint96 stake;
+        address prev;
+    }
+
+    /// @dev A validator seat and this round's ballot, one slot.
+    struct Seat {
+        address validator;
+        uint32 round; // the round of the ballot below
+        uint16 score; // revealed score
+        uint8 ballot; // 0 none, 1 committed, 2 revealed (for `round`)
+    }
+
+    /// @dev A validator's stake and seat number plus one (0: no seat).
+    struct Validator {
+        uint96 stake;
+        uint8 seatPlusOne;
+    }
+
+    /// @dev A contributor's royalty position in one task.
+    struct Contributor {
+        uint256 shares;
+        uint256 accPaid; // accPerShare when last settled
+    }
+
+    /// @notice A task's state as views return it.
+    struct TaskView {
+        Phase phase;
+        uint32 round;
+        address holder;
+        uint64 phaseStart;
+        uint64 deadline; // turn deadline (Turn) or commit end (Review)
+        uint64 revealEnd; // Review only
+        uint128 pool;
+        uint32 queueLength;
+        uint32 submissionCount;
+        uint32 acceptedCount;
+        uint16 ref;
+        uint16 headScore;
+        bytes headCid;
+        uint8 validatorCount;
+        uint256 totalShares;
+        uint256 accPerShare;
+    }
+
+    /// @notice An address's position in one task as views return it.
+    struct AccountView {
+        uint256 withdrawable; // across all tasks
+        uint256 relayerStake;
+        bool queued;
+        uint256 validatorStake;
+        int16 seat; // -1 when no seat
+        uint256 shares;
+        uint256 pendingRoyalties;
+    }
+
+    /// @notice A lineage entry as views return it.
+    struct Submission {
+        bytes cid;
+        address relayer;
+        uint32 round;
+        uint32 submittedAt;
+        Status status;
+        uint16 score;
+    }
+
+    // ------------------------------------------------------------------ storage
+
+    /// @notice Number of tasks created; task ids run from 1.
+    uint256 public taskCount;
+    /// @notice Withdrawable balance of each address, across tasks.
+    mapping(address => uint256) public withdrawable;
+
+    mapping(uint256 => Config) private _configs;
+    mapping(uint256 => State) private _states;
+    mapping(uint256 => Ledger) private _ledgers;
+    mapping(uint256 => bytes32) private _headDigests;
+    mapping(uint256 => Royalty) private _royalties;
+    mapping(uint256 => mapping(bytes32 => Record)) private _records;
+    mapping(uint256 => mapping(uint256 => bytes32)) private _submissions;
+    mapping(uint256 => mapping(address => Relayer)) private _relayers;
+    mapping(uint256 => mapping(uint256 => Seat)) private _seats;
+    mapping(uint256 => mapping(uint256 => bytes32)) private _commitments;
+    mapping(uint256 => mapping(address => Validator)) private _validators;
+    mapping(uint256 => mapping(address => Contributor)) private _contributors;
+
+    // ------------------------------------------------------------------ events
+
+    /// @notice A task was created with its spec, genesis model and pool.
+    event TaskCreated(
+        uint256 indexed taskId, address indexed publisher, bytes specCid, bytes genesisCid, uint16 genesisScore, uint256 pool
+    );
+    /// @notice Someone added ether to a task's pool.
+    event PoolFunded(uint256 indexed taskId, address indexed funder, uint256 amount, uint256 pool);
+    /// @notice A relayer staked and joined the queue's tail.
+    event RelayerJoined(uint256 indexed taskId, address indexed relayer, uint256 stake, uint32 queueLength);
+    /// @notice A queued relayer added stake.
+    event StakeAdded(uint256 indexed taskId, address indexed relayer, uint256 amount, uint256 stake);
+    /// @notice A relayer left the queue; `refund` became withdrawable. `forced` when its stake fell below minStake.
+    event RelayerLeft(uint256 indexed taskId, address indexed relayer, uint256 refund, bool forced);
+    /// @notice A turn began: `holder` may submit for `round` until `deadline`.
+    event TurnStarted(uint256 indexed taskId, uint32 indexed round, address indexed holder, uint64 deadline);
+    /// @notice The holder submitted a child of `parentDigest`; review begins.
+    event RelaySubmitted(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed relayer,
+        bytes32 parentDigest,
+        bytes childCid,
+        bytes metadataCid,
+        bytes32 dataCommitment,
+        uint64 samples
+    );
+    /// @notice A validator took a seat.
+    event ValidatorRegistered(uint256 indexed taskId, address indexed validator, uint8 seat, uint256 stake);
+    /// @notice A validator gave up its seat; `refund` became withdrawable. `forced` when slashed below validatorStake.
+    event ValidatorLeft(uint256 indexed taskId, address indexed validator, uint256 refund, bool forced);
+    /// @notice A validator committed to a hidden score.
+    event ScoreCommitted(uint256 indexed taskId, uint32 indexed round, address indexed validator, bytes32 commitment);
+    /// @notice A validator revealed its score.
+    event ScoreRevealed(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint16 score);
+    /// @notice A review ended. `reward` went to the relayer (accepted); `ref` is the bar after it.
+    event RoundFinalized(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed relayer,
+        Status verdict,
+        uint16 median,
+        uint8 reveals,
+        uint16 ref,
+        uint256 reward
+    );
+    /// @notice A validator earned its fee for an in-band reveal.
+    event ValidatorPaid(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 fee);
+    /// @notice A validator committed and did not reveal, and lost stake to the pool.
+    event ValidatorSlashed(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount);
+    /// @notice A relayer lost stake: to the pool, less any keeper bounty.
+    event RelayerSlashed(
+        uint256 indexed taskId, uint32 indexed round, address indexed relayer, uint256 amount, SlashReason reason
+    );
+    /// @notice A keeper earned a bounty for moving the relay on.
+    event KeeperPaid(uint256 indexed taskId, uint32 indexed round, address indexed keeper, uint256 bounty);
+    /// @notice A consumer paid for the model; `toContributors` is shared by royalty shares, the rest refilled the pool.
+    event ModelPaid(uint256 indexed taskId, address indexed payer, uint256 amount, uint256 toContributors);
+    /// @notice Royalties owed to `account` became withdrawable.
+    event RoyaltiesSettled(uint256 indexed taskId, address indexed account, uint256 amount);
+    /// @notice `account` was sent its withdrawable balance.
+    event Withdrawn(address indexed account, uint256 amount);
+
+    // ------------------------------------------------------------------ errors
+
+    error DeRelay__InvalidParameter(string name, uint256 value);
+    error DeRelay__InvalidCid(bytes cid);
+    error DeRelay__UnknownTask(uint256 taskId);
+    error DeRelay__ZeroAmount();
+    error DeRelay__StakeTooLow(uint256 sent, uint256 required);
+    error DeRelay__FeeTooLow(uint256 sent, uint256 required);
+    error DeRelay__AlreadyQueued(uint256 taskId, address relayer);
+    error DeRelay__NotQueued(uint256 taskId, address relayer);
+    error DeRelay__QueueFull(uint256 taskId, uint256 maxQueue);
+    error DeRelay__HolderCannotLeave(uint256 taskId, address holder);
+    error DeRelay__WrongPhase(uint256 taskId, Phase phase, Phase required);
+    error DeRelay__NotHolder(uint256 taskId, address caller, address holder);
+    error DeRelay__WrongRound(uint256 taskId, uint256 given, uint256 current);
+    error DeRelay__TurnExpired(uint256 taskId, uint256 deadline);
+    error DeRelay__TurnNotExpired(uint256 taskId, uint256 deadline);
+    error DeRelay__StaleParent(uint256 taskId, bytes32 given, bytes32 head);
+    error DeRelay__ChildSeen(uint256 taskId, bytes32 digest);
+    error DeRelay__ZeroSamples();
+    error DeRelay__AlreadyValidator(uint256 taskId, address validator);
+    error DeRelay__NotValidator(uint256 taskId, address caller);
+    error DeRelay__SeatsFull(uint256 taskId, uint256 maxValidators);
+    error DeRelay__BallotOpen(uint256 taskId, uint256 round);
+    error DeRelay__SelfReview(uint256 taskId, address relayer);
+    error DeRelay__CommitClosed(uint256 taskId, uint256 commitEnd);
+    error DeRelay__AlreadyCommitted(uint256 taskId, uint256 round);
+    error DeRelay__RevealNotOpen(uint256 taskId, uint256 commitEnd);
+    error DeRelay__RevealClosed(uint256 taskId, uint256 revealEnd);
+    error DeRelay__NotCommitted(uint256 taskId, uint256 round);
+    error DeRelay__AlreadyRevealed(uint256 taskId, uint256 round);
+    error DeRelay__ScoreOutOfRange(uint256 score);
+    error DeRelay__RevealMismatch(uint256 taskId, uint256 round);
+    error DeRelay__ReviewOpen(uint256 taskId, uint256 revealEnd);
+    error DeRelay__NothingToWithdraw(address account);
+
+    // ------------------------------------------------------------------ modifiers
+
+    modifier taskExists(uint256 taskId) {
+        if (taskId == 0 || taskId > taskCount) revert DeRelay__UnknownTask(taskId);
+        _;
+    }
+
+    // ------------------------------------------------------------------ tasks and pool
+
+    /// @notice Create a task: its parameters, spec and genesis model. `msg.value` seeds its pool.
+    /// @param p Every parameter of the task; each is range-checked.
+    /// @return taskId The new task's id.
+    function createTask(TaskParams calldata p) external payable returns (uint256 taskId) {
+        _checkParams(p);
+        (bytes32 specDigest, uint8 specCodec) = _parseCid(p.specCid);
+        (bytes32 genesisDigest, uint8 genesisCodec) = _parseCid(p.genesisCid);
+
+        taskId = ++taskCount;
+        _configs[taskId] = Config({
+            minStake: p.minStake,
+            validatorStake: p.validatorStake,
+            turnDuration: p.turnDuration,
+            commitWindow: p.commitWindow,
+            baseReward: p.baseReward,
+            rewardPerPoint: p.rewardPerPoint,
+            revealWindow: p.revealWindow,
+            quorum: p.quorum,
+            maxValidators: p.maxValidators,
+            tolerance: p.tolerance,
+            validatorFee: p.validatorFee,
+            maxQueue: p.maxQueue,
+            emaBp: p.emaBp,
+            minGain: p.minGain,
+            slashTimeoutBp: p.slashTimeoutBp,
+            slashRejectBp: p.slashRejectBp,
+            slashNoRevealBp: p.slashNoRevealBp,
+            bandBp: p.bandBp,
+            keeperBountyBp: p.keeperBountyBp,
+            royaltyBp: p.royaltyBp,
+            publisher: msg.sender,
+            usageFee: p.usageFee,
+            specDigest: specDigest,
+            specCodec: specCodec,
+            genesisScore: p.genesisScore
+        });
+        _states[taskId].headCodec = genesisCodec;
+        _ledgers[taskId] = Ledger({
+            pool: SafeCast.toUint128(msg.value),
+            queueLength: 0,
+            submissionCount: 1,
+            ref: p.genesisScore,
+            headScore: p.genesisScore,
+            acceptedCount: 0
+        });
+        _headDigests[taskId] = genesisDigest;
+        _submissions[taskId][0] = genesisDigest;
+        _records[taskId][genesisDigest] = Record({
+            relayer: msg.sender,
+            round: 0,
+            submittedAt: uint32(block.timestamp),
+            status: Status.Genesis,
+            score: p.genesisScore,
+            codec: genesisCodec
+        });
+        emit TaskCreated(taskId, msg.sender, p.specCid, p.genesisCid, p.genesisScore, msg.value);
+    }
+
+    /// @notice Add `msg.value` to a task's pool.
+    /// @param taskId The task to fund.
+    function fund(uint256 taskId) external payable taskExists(taskId) {
+        if (msg.value == 0) revert DeRelay__ZeroAmount();
+        Ledger storage ledger = _ledgers[taskId];
+        uint128 pool = SafeCast.toUint128(ledger.pool + msg.value);
+        ledger.pool = pool;
+        emit PoolFunded(taskId, msg.sender, msg.value, pool);
+    }
+
+    /// @notice Pay for a task's model (a recorded licence; the weights themselves are public on
+    /// IPFS). `royaltyBp` of the payment goes to contributors by shares, the rest to the pool.
+    /// @dev Rounding: contributors receive `delta * totalShares / 1e18` <= the royalty; the
+    /// remainder goes to the pool, so nothing is lost here.
+    /// @param taskId The task whose model is paid for.
+    function payForModel(uint256 taskId) external payable taskExists(taskId) {
+        uint256 usageFee = _configs[taskId].usageFee;
+        if (msg.value == 0 || msg.value < usageFee) revert DeRelay__FeeTooLow(msg.value, usageFee);
+        Royalty storage royalty = _royalties[taskId];
+        uint256 totalShares = royalty.totalShares;
+        uint256 toContributors;
+        if (totalShares != 0) {
+            uint256 delta = (msg.value * _configs[taskId].royaltyBp / BP) * ACC_SCALE / totalShares;
+            toContributors = delta * totalShares / ACC_SCALE;
+            royalty.accPerShare += delta;
+        }
+        _ledgers[taskId].pool = SafeCast.toUint128(_ledgers[taskId].pool + msg.value - toContributors);
+        emit ModelPaid(taskId, msg.sender, msg.value, toContributors);
+    }
+
+    // ------------------------------------------------------------------ relay queue
+
+    /// @notice Stake `msg.value` (>= minStake) and join the tail of a task's relay queue. If the
+    /// relay is idle, the caller's turn starts at once.
+    /// @param taskId The task to join.
+    function joinRelay(uint256 taskId) external payable {
+        Config storage config = _configs[taskId];
+        if (config.turnDuration == 0) revert DeRelay__UnknownTask(taskId);
+        if (msg.value < config.minStake) revert DeRelay__StakeTooLow(msg.value, config.minStake);
+        Relayer storage me = _relayers[taskId][msg.sender];
+        if (me.next != address(0)) revert DeRelay__AlreadyQueued(taskId, msg.sender);
+        Ledger storage ledger = _ledgers[taskId];
+        uint32 length = ledger.queueLength;
+        if (length >= config.maxQueue) revert DeRelay__QueueFull(taskId, config.maxQueue);
+
+        State storage state = _states[taskId];
+        address front = state.holder;
+        me.stake = SafeCast.toUint96(msg.value);
+        ledger.queueLength = length + 1;
+        if (front == address(0)) {
+            me.next = msg.sender;
+            me.prev = msg.sender;
+        } else {
+            Relayer storage first = _relayers[taskId][front];
+            address tail = first.prev;
+            _relayers[taskId][tail].next = msg.sender;
+            me.prev = tail;
+            me.next = front;
+            first.prev = msg.sender;
+        }
+        emit RelayerJoined(taskId, msg.sender, msg.value, length + 1);
+        if (front == address(0)) {
+            State memory s = state;
+            s.holder = msg.sender;
+            _startTurn(taskId, s, config.turnDuration);
+        }
+    }
+
+    /// @notice Add `msg.value` to the caller's stake in a task's queue.
+    /// @param taskId The task.
+    function addStake(uint256 taskId) external payable taskExists(taskId) {
+        if (msg.value == 0) revert DeRelay__ZeroAmount();
+        Relayer storage me = _relayers[taskId][msg.sender];
+        if (me.next == address(0)) revert DeRelay__NotQueued(taskId, msg.sender);
+        uint96 stake = SafeCast.toUint96(me.stake + msg.value);
+        me.stake = stake;
+        emit StakeAdded(taskId, msg.sender, msg.value, stake);
+    }
+
+    /// @notice Leave a task's queue; the stake becomes withdrawable. The holder of a turn or of a
+    /// submission under review cannot leave until it is finalized or skipped.
+    /// @param taskId The task.
+    function leaveRelay(uint256 taskId) external taskExists(taskId) {
+        Relayer storage me = _relayers[taskId][msg.sender];
+        if (me.next == address(0)) revert DeRelay__NotQueued(taskId, msg.sender);
+        if (_states[taskId].holder == msg.sender) revert DeRelay__HolderCannotLeave(taskId, msg.sender);
+        uint256 refund = me.stake;
+        _unlink(taskId, msg.sender);
+        withdrawable[msg.sender] += refund;
+        emit RelayerLeft(taskId, msg.sender, refund, false);
+    }
+
+    /// @notice After the holder's deadline passes with no submission, anyone may skip its turn:
+    /// the holder loses `slashTimeoutBp` of its stake, the caller earns `keeperBountyBp` of that,
+    /// the rest goes to the pool, and the next turn starts.
+    /// @param taskId The task.
+    function skipTurn(uint256 taskId) external {
+        State memory s = _states[taskId];
+        if (s.phase != Phase.Turn) _revertWrongPhase(taskId, s.phase, Phase.Turn);
+        Config storage config = _configs[taskId];
+        uint256 deadline = uint256(s.phaseStart) + config.turnDuration;
+        if (block.timestamp <= deadline) revert DeRelay__TurnNotExpired(taskId, deadline);
+
+        Relayer storage holder = _relayers[taskId][s.holder];
+        uint256 slash = uint256(holder.stake) * config.slashTimeoutBp / BP;
+        // A holder that skips its own turn earns no bounty on its own slash.
+        uint256 bounty = msg.sender == s.holder ? 0 : slash * config.keeperBountyBp / BP;
+        holder.stake -= uint96(slash);
+        _ledgers[taskId].pool += uint128(slash - bounty);
+        emit RelayerSlashed(taskId, s.round, s.holder, slash, SlashReason.Timeout);
+        if (bounty != 0) {
+            withdrawable[msg.sender] += bounty;
+            emit KeeperPaid(taskId, s.round, msg.sender, bounty);
+        }
+        _endTurn(taskId, s, config);
+    }
+
+    // ------------------------------------------------------------------ submission
+
+    /// @notice The holder submits the child it trained from the head, for review.
+    /// @param taskId The task.
+    /// @param round The current round (a submission for another round reverts).
+    /// @param parentDigest sha2-256 digest of the parent's CID: must be the head's.
+    /// @param childCid Binary CIDv1 (raw or dag-pb, sha2-256) of the child weights; never seen before in this task.
+    /// @param metadataCid Binary CIDv1 of the relay card (training config, metrics, timings, version).
+    /// @param dataCommitment Hash over the hashes of the samples trained on.
+    /// @param samples Number of samples trained on (> 0).
+    function submitRelay(
+        uint256 taskId,
+        uint32 round,
+        bytes32 parentDigest,
+        bytes calldata childCid,
+        bytes calldata metadataCid,
+        bytes32 dataCommitment,
+        uint64 samples
+    ) external {
+        State memory s = _states[taskId];
+        if (s.phase != Phase.Turn) _revertWrongPhase(taskId, s.phase, Phase.Turn);
+        if (msg.sender != s.holder) revert DeRelay__NotHolder(taskId, msg.sender, s.holder);
+        if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
+        uint256 deadline = uint256(s.phaseStart) + _configs[taskId].turnDuration;
+        if (block.timestamp > deadline) revert DeRelay__TurnExpired(taskId, deadline);
+        bytes32 headDigest = _headDigests[taskId];
+        if (parentDigest != headDigest) revert DeRelay__StaleParent(taskId, parentDigest, headDigest);
+        (bytes32 childDigest, uint8 childCodec) = _parseCid(childCid);
+        _parseCid(metadataCid);
+        if (samples == 0) revert DeRelay__ZeroSamples();
+        Record storage record = _records[taskId][childDigest];
+        if (record.status != Status.None) revert DeRelay__ChildSeen(taskId, childDigest);
+
+        _records[taskId][childDigest] = Record({
+            relayer: msg.sender,
+            round: round,
+            submittedAt: uint32(block.timestamp),
+            status: Status.Pending,
+            score: 0,
+            codec: childCodec
+        });
+        Ledger storage ledger = _ledgers[taskId];
+        uint32 index = ledger.submissionCount;
+        _submissions[taskId][index] = childDigest;
+        ledger.submissionCount = index + 1;
+        s.phase = Phase.Review;
+        s.phaseStart = uint40(block.timestamp);
+        _states[taskId] = s;
+        emit RelaySubmitted(taskId, round, msg.sender, parentDigest, childCid, metadataCid, dataCommitment, samples);
+    }
+
+    // ------------------------------------------------------------------ validators
+
+    /// @notice Stake `msg.value` (>= validatorStake) and take a free validator seat.
+    /// @param taskId The task.
+    function registerValidator(uint256 taskId) external payable taskExists(taskId) {
+        Config storage config = _configs[taskId];
+        if (msg.value < config.validatorStake) revert DeRelay__StakeTooLow(msg.value, config.validatorStake);
+        Validator storage me = _validators[taskId][msg.sender];
+        if (me.seatPlusOne != 0) revert DeRelay__AlreadyValidator(taskId, msg.sender);
+        uint256 seats = config.maxValidators;
+        for (uint256 i; i < seats; ++i) {
+            Seat storage seat = _seats[taskId][i];
+            if (seat.validator == address(0)) {
+                seat.validator = msg.sender;
+                seat.ballot = 0;
+                me.stake = SafeCast.toUint96(msg.value);
+                me.seatPlusOne = uint8(i + 1);
+                emit ValidatorRegistered(taskId, msg.sender, uint8(i), msg.value);
+                return;
+            }
+        }
+        revert DeRelay__SeatsFull(taskId, seats);
+    }
+
+    /// @notice Give up the caller's validator seat; its stake becomes withdrawable. A validator
+    /// with an unrevealed commitment in the open review must reveal first.
+    /// @param taskId The task.
+    function leaveValidator(uint256 taskId) external taskExists(taskId) {
+        Validator memory me = _validators[taskId][msg.sender];
+        if (me.seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
+        Seat storage seat = _seats[taskId][me.seatPlusOne - 1];
+        State storage state = _states[taskId];
+        if (state.phase == Phase.Review && seat.round == state.round && seat.ballot == 1) {
+            revert DeRelay__BallotOpen(taskId, state.round);
+        }
+        _removeValidator(taskId, msg.sender, me, false);
+    }
+
+    /// @notice Commit to a hidden score for the submission under review, before the commit window ends.
+    /// @param taskId The task.
+    /// @param round The round under review.
+    /// @param commitment keccak256(abi.encode(taskId, round, score, salt, validator)); see `commitmentFor`.
+    function commitScore(uint256 taskId, uint32 round, bytes32 commitment) external {
+        State memory s = _states[taskId];
+        if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
+        if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
+        uint256 commitEnd = uint256(s.phaseStart) + _configs[taskId].commitWindow;
+        if (block.timestamp > commitEnd) revert DeRelay__CommitClosed(taskId, commitEnd);
+        if (msg.sender == s.holder) revert DeRelay__SelfReview(taskId, msg.sender);
+        uint256 seatPlusOne = _validators[taskId][msg.sender].seatPlusOne;
+        if (seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
+        Seat storage seat = _seats[taskId][seatPlusOne - 1];
+        if (seat.round == round && seat.ballot != 0) revert DeRelay__AlreadyCommitted(taskId, round);
+
+        seat.round = round;
+        seat.score = 0;
+        seat.ballot = 1;
+        _commitments[taskId][seatPlusOne - 1] = commitment;
+        emit ScoreCommitted(taskId, round, msg.sender, commitment);
+    }
+
+    /// @notice Reveal the committed score, after the commit window and before the reveal window ends.
+    /// @param taskId The task.
+    /// @param round The round under review.
+    /// @param score Accuracy of the child on the validator's held-out data, in bp (0..10000).
+    /// @param salt The secret the commitment was made with.
+    function revealScore(uint256 taskId, uint32 round, uint16 score, bytes32 salt) external {
+        State memory s = _states[taskId];
+        if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
+        if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
+        uint256 commitEnd = uint256(s.phaseStart) + _configs[taskId].commitWindow;
+        if (block.timestamp <= commitEnd) revert DeRelay__RevealNotOpen(taskId, commitEnd);
+        uint256 revealEnd = commitEnd + _configs[taskId].revealWindow;
+        if (block.timestamp > revealEnd) revert DeRelay__RevealClosed(taskId, revealEnd);
+        if (score > BP) revert DeRelay__ScoreOutOfRange(score);
+        uint256 seatPlusOne = _validators[taskId][msg.sender].seatPlusOne;
+        if (seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
+        Seat storage seat = _seats[taskId][seatPlusOne - 1];
+        if (seat.round != round || seat.ballot == 0) revert DeRelay__NotCommitted(taskId, round);
+        if (seat.ballot == 2) revert DeRelay__AlreadyRevealed(taskId, round);
+        if (commitmentFor(taskId, round, score, salt, msg.sender) != _commitments[taskId][seatPlusOne - 1]) {
+            revert DeRelay__RevealMismatch(taskId, round);
+        }
+
+        seat.score = score;
+        seat.ballot = 2;
+        emit ScoreRevealed(taskId, round, msg.sender, score);
+    }
+
+    // ------------------------------------------------------------------ verdict
+
+    /// @notice End the review of the submission: after the reveal window, or early once the commit
+    /// window has passed and every committed validator has revealed. Pays the caller
+    /// `validatorFee * keeperBountyBp / 10000` from the pool and starts the next turn.
+    /// @param taskId The task.
+    function finalize(uint256 taskId) external {
+        State memory s = _states[taskId];
+        if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
+        Config storage config = _configs[taskId];
+        uint256 maxValidators = config.maxValidators;
+
+        uint256[] memory scores = new uint256[](maxValidators);
+        address[] memory revealers = new address[](maxValidators);
+        uint256 reveals;
+        bool unrevealed;
+        for (uint256 i; i < maxValidators; ++i) {
+            Seat memory seat = _seats[taskId][i];
+            if (seat.round != s.round || seat.validator == address(0)) continue;
+            if (seat.ballot == 2) {
+                scores[reveals] = seat.score;
+                revealers[reveals] = seat.validator;
+                ++reveals;
+            } else if (seat.ballot == 1) {
+                unrevealed = true;
+            }
+        }
+        {
+            uint256 commitEnd = uint256(s.phaseStart) + config.commitWindow;
+            uint256 revealEnd = commitEnd + config.revealWindow;
+            if (block.timestamp <= revealEnd && (unrevealed || block.timestamp <= commitEnd)) {
+                revert DeRelay__ReviewOpen(taskId, revealEnd);
+            }
+        }
+
+        Ledger memory ledger = _ledgers[taskId];
+        bytes32 child = _submissions[taskId][ledger.submissionCount - 1];
+        Record storage record = _records[taskId][child];
+        uint256 median = reveals == 0 ? 0 : _lowerMedian(scores, reveals);
+        Status verdict;
+        uint256 reward;
+        if (reveals < config.quorum) {
+            verdict = Status.Void;
+        } else if (median + config.tolerance >= ledger.ref) {
+            verdict = Status.Accepted;
+            reward = _accept(taskId, s, ledger, config, child, median);
+        } else {
+            verdict = Status.Rejected;
+            Relayer storage relayer = _relayers[taskId][s.holder];
+            uint256 slash = uint256(relayer.stake) * config.slashRejectBp / BP;
+            relayer.stake -= uint96(slash);
+            ledger.pool += uint128(slash);
+            emit RelayerSlashed(taskId, s.round, s.holder, slash, SlashReason.Rejected);
+        }
+        record.status = verdict;
+        record.score = uint16(median);
+        emit RoundFinalized(taskId, s.round, s.holder, verdict, uint16(median), uint8(reveals), ledger.ref, reward);
+
+        _payValidators(taskId, s.round, config, ledger, scores, revealers, reveals, median);
+        if (unrevealed) _slashSilentValidators(taskId, s.round, config, ledger);
+        uint256 bounty = uint256(config.validatorFee) * config.keeperBountyBp / BP;
+        if (bounty > ledger.pool) bounty = ledger.pool;
+        if (bounty != 0) {
+            ledger.pool -= uint128(bounty);
+            withdrawable[msg.sender] += bounty;
+            emit KeeperPaid(taskId, s.round, msg.sender, bounty);
+        }
+        _ledgers[taskId] = ledger;
+        _endTurn(taskId, s, config);
+    }
+
+    // ------------------------------------------------------------------ money out
+
+    /// @notice Move the caller's royalties from a task into its withdrawable balance.
+    /// @param taskId The task.
+    function claimRoyalties(uint256 taskId) external taskExists(taskId) {
+        _settle(taskId, msg.sender, _royalties[taskId].accPerShare);
+    }
+
+    /// @notice Send the caller its whole withdrawable balance.
+    function withdraw() external nonReentrant {
+        uint256 amount = withdrawable[msg.sender];
+        if (amount == 0) revert DeRelay__NothingToWithdraw(msg.sender);
+        withdrawable[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        Address.sendValue(payable(msg.sender), amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The commitment a validator must submit for `score` and `salt`.
+    /// @return The keccak256 of abi.encode(taskId, round, score, salt, validator).
+    function commitmentFor(uint256 taskId, uint32 round, uint16 score, bytes32 salt, address validator)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(taskId, round, score, salt, validator));
+    }
+
+    /// @notice A task's parameters, as given at creation.
+    /// @param taskId The task.
+    /// @return p The parameters.
+    function taskParams(uint256 taskId) external view taskExists(taskId) returns (TaskParams memory p) {
+        Config storage c = _configs[taskId];
+        p.minStake = c.minStake;
+        p.validatorStake = c.validatorStake;
+        p.turnDuration = c.turnDuration;
+        p.commitWindow = c.commitWindow;
+        p.revealWindow = c.revealWindow;
+        p.quorum = c.quorum;
+        p.maxValidators = c.maxValidators;
+        p.maxQueue = c.maxQueue;
+        p.tolerance = c.tolerance;
+        p.emaBp = c.emaBp;
+        p.minGain = c.minGain;
+        p.baseReward = c.baseReward;
+        p.rewardPerPoint = c.rewardPerPoint;
+        p.slashTimeoutBp = c.slashTimeoutBp;
+        p.slashRejectBp = c.slashRejectBp;
+        p.slashNoRevealBp = c.slashNoRevealBp;
+        p.bandBp = c.bandBp;
+        p.validatorFee = c.validatorFee;
+        p.keeperBountyBp = c.keeperBountyBp;
+        p.royaltyBp = c.royaltyBp;
+        p.usageFee = c.usageFee;
+        p.genesisScore = c.genesisScore;
+        p.specCid = _encodeCid(c.specDigest, c.specCodec);
+        p.genesisCid = _encodeCid(_submissions[taskId][0], _records[taskId][_submissions[taskId][0]].codec);
+    }
+
+    /// @notice The publisher of a task.
+    /// @param taskId The task.
+    /// @return The address that created it.
+    function publisherOf(uint256 taskId) external view taskExists(taskId) returns (address) {
+        return _configs[taskId].publisher;
+    }
+
+    /// @notice A task's relay state, pool, head and royalty accumulator.
+    /// @param taskId The task.
+    /// @return v The state.
+    function taskState(uint256 taskId) external view taskExists(taskId) returns (TaskView memory v) {
+        State memory s = _states[taskId];
+        Ledger memory ledger = _ledgers[taskId];
+        Config storage c = _configs[taskId];
+        v.phase = s.phase;
+        v.round = s.round;
+        v.holder = s.holder;
+        v.phaseStart = s.phaseStart;
+        if (s.phase == Phase.Turn) {
+            v.deadline = s.phaseStart + c.turnDuration;
+        } else if (s.phase == Phase.Review) {
+            v.deadline = s.phaseStart + c.commitWindow;
+            v.revealEnd = v.deadline + c.revealWindow;
+        }
+        v.pool = ledger.pool;
+        v.queueLength = ledger.queueLength;
+        v.submissionCount = ledger.submissionCount;
+        v.acceptedCount = ledger.acceptedCount;
+        v.ref = ledger.ref;
+        v.headScore = ledger.headScore;
+        v.headCid = _encodeCid(_headDigests[taskId], s.headCodec);
+        for (uint256 i; i < c.maxValidators; ++i) {
+            if (_seats[taskId][i].validator != address(0)) ++v.validatorCount;
+        }
+        v.totalShares = _royalties[taskId].totalShares;
+        v.accPerShare = _royalties[taskId].accPerShare;
+    }
+
+    /// @notice The head model: the newest accepted child, or the genesis.
+    /// @param taskId The task.
+    /// @return cid Binary CIDv1 of the head weights.
+    /// @return score Its median score in bp.
+    function head(uint256 taskId) external view taskExists(taskId) returns (bytes memory cid, uint16 score) {
+        return (_encodeCid(_headDigests[taskId], _states[taskId].headCodec), _ledgers[taskId].headScore);
+    }
+
+    /// @notice The current turn.
+    /// @param taskId The task.
+    /// @return phase Idle, Turn or Review.
+    /// @return round The round number.
+    /// @return holder The holder (zero when idle).
+    /// @return deadline The turn's deadline (Turn) or the commit end (Review).
+    function currentTurn(uint256 taskId)
+        external
+        view
+        taskExists(taskId)
+        returns (Phase phase, uint32 round, address holder, uint64 deadline)
+    {
+        State memory s = _states[taskId];
+        Config storage c = _configs[taskId];
+        uint64 length = s.phase == Phase.Turn ? c.turnDuration : c.commitWindow;
+        return (s.phase, s.round, s.holder, s.phase == Phase.Idle ? 0 : s.phaseStart + length);
+    }
+
+    /// @notice A page of the relay queue in turn order, from `cursor` (zero: from the holder).
+    /// @param taskId The task.
+    /// @param cursor The member to start at, or zero for the front.
+    /// @param limit The most members to return.
+    /// @return members Members in queue order with their stakes.
+    /// @return stakes Their stakes.
+    /// @return nextCursor The member after the page, or zero at the end.
+    function queuePage(uint256 taskId, address cursor, uint256 limit)
+        external
+        view
+        taskExists(taskId)
+        returns (address[] memory members, uint256[] memory stakes, address nextCursor)
+    {
+        address front = _states[taskId].holder;
+        address at = cursor == address(0) ? front : cursor;
+        if (at != address(0) && _relayers[taskId][at].next == address(0)) revert DeRelay__NotQueued(taskId, at);
+        uint256 n = _ledgers[taskId].queueLength;
+        if (limit < n) n = limit;
+        members = new address[](n);
+        stakes = new uint256[](n);
+        uint256 count;
+        while (count < n && at != address(0)) {
+            Relayer storage r = _relayers[taskId][at];
+            members[count] = at;
+            stakes[count] = r.stake;
+            ++count;
+            at = r.next == front ? address(0) : r.next;
+        }
+        assembly ("memory-safe") {
+            mstore(members, count)
+            mstore(stakes, count)
+        }
+        nextCursor = at;
+    }
+
+    /// @notice A page of the lineage: the genesis (index 0) and every submission after it, in
+    /// order, with its status; the accepted ones form the model's chain of parents.
+    /// @param taskId The task.
+    /// @param offset The first index.
+    /// @param limit The most entries to return.
+    /// @return page The entries.
+    function lineage(uint256 taskId, uint256 offset, uint256 limit)
+        external
+        view
+        taskExists(taskId)
+        returns (Submission[] memory page)
+    {
+        uint256 total = _ledgers[taskId].submissionCount;
+        uint256 end = offset >= total ? offset : (total - offset > limit ? offset + limit : total);
+        page = new Submission[](end - offset);
+        for (uint256 i = offset; i < end; ++i) {
+            bytes32 digest = _submissions[taskId][i];
+            Record memory r = _records[taskId][digest];
+            page[i - offset] = Submission({
+                cid: _encodeCid(digest, r.codec),
+                relayer: r.relayer,
+                round: r.round,
+                submittedAt: r.submittedAt,
+                status: r.status,
+                score: r.score
+            });
+        }
+    }
+
+    /// @notice The record of a model by its CID digest (status None when never submitted).
+    /// @param taskId The task.
+    /// @param digest The sha2-256 digest of the model's CID.
+    /// @return The record.
+    function recordOf(uint256 taskId, bytes32 digest) external view taskExists(taskId) returns (Record memory) {
+        return _records[taskId][digest];
+    }
+
+    /// @notice The validator seats of a task and their ballots.
+    /// @param taskId The task.
+    /// @return seats One entry per seat (validator zero when free).
+    function seatsOf(uint256 taskId) external view taskExists(taskId) returns (Seat[] memory seats) {
+        uint256 n = _configs[taskId].maxValidators;
+        seats = new Seat[](n);
+        for (uint256 i; i < n; ++i) {
+            seats[i] = _seats[taskId][i];
+        }
+    }
+
+    /// @notice What an address holds in a task: stakes, shares, pending royalties, and its
+    /// withdrawable balance (across all tasks).
+    /// @param taskId The task.
+    /// @param account The address.
+    /// @return v The position.
+    function accountOf(uint256 taskId, address account) external view taskExists(taskId) returns (AccountView memory v) {
+        Relayer storage r = _relayers[taskId][account];
+        Validator memory val = _validators[taskId][account];
+        v.withdrawable = withdrawable[account];
+        v.relayerStake = r.stake;
+        v.queued = r.next != address(0);
+        v.validatorStake = val.stake;
+        v.seat = int16(int256(uint256(val.seatPlusOne)) - 1);
+        v.shares = _contributors[taskId][account].shares;
+        v.pendingRoyalties = _pendingRoyalties(taskId, account, _royalties[taskId].accPerShare);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /// @dev The phase check of the hot paths: a task that does not exist is Idle, so only on this
+    /// failure path is it worth reading `taskCount` to tell the two apart.
+    function _revertWrongPhase(uint256 taskId, Phase phase, Phase required) private view {
+        if (taskId == 0 || taskId > taskCount) revert DeRelay__UnknownTask(taskId);
+        revert DeRelay__WrongPhase(taskId, phase, required);
+    }
+
+    /// @dev Accept the child: new head, reward from the pool, royalty shares, ref moves towards the median.
+    function _accept(
+        uint256 taskId,
+        State memory s,
+        Ledger memory ledger,
+        Config storage config,
+        bytes32 child,
+        uint256 median
+    ) private returns (uint256 reward) {
+        uint256 ref = ledger.ref;
+        uint256 gain = median > ref ? median - ref : 0;
+        reward = (gain >= config.minGain ? uint256(config.baseReward) : 0) + uint256(config.rewardPerPoint) * gain;
+        if (reward > ledger.pool) reward = ledger.pool;
+
+        _headDigests[taskId] = child;
+        s.headCodec = _records[taskId][child].codec;
+        ledger.headScore = uint16(median);
+        ledger.acceptedCount += 1;
+        // ref := ref + (median - ref) * emaBp / BP, rounded toward ref (it moves at most as far as asked).
+        if (median >= ref) {
+            ledger.ref = uint16(ref + (median - ref) * config.emaBp / BP);
+        } else {
+            ledger.ref = uint16(ref - (ref - median) * config.emaBp / BP);
+        }
+        if (reward != 0) {
+            ledger.pool -= uint128(reward);
+            Royalty storage royalty = _royalties[taskId];
+            _settle(taskId, s.holder, royalty.accPerShare);
+            _contributors[taskId][s.holder].shares += reward;
+            royalty.totalShares += reward;
+            withdrawable[s.holder] += reward;
+        }
+    }
+
+    /// @dev Credit `validatorFee` from the pool to every reveal within `bandBp` of the median, in seat order while the pool lasts.
+    function _payValidators(
+        uint256 taskId,
+        uint32 round,
+        Config storage config,
+        Ledger memory ledger,
+        uint256[] memory scores,
+        address[] memory revealers,
+        uint256 reveals,
+        uint256 median
+    ) private {
+        uint256 fee = config.validatorFee;
+        uint256 band = config.bandBp;
+        for (uint256 i; i < reveals; ++i) {
+            uint256 score = scores[i];
+            uint256 distance = score > median ? score - median : median - score;
+            if (distance > band || fee > ledger.pool || fee == 0) continue;
+            ledger.pool -= uint128(fee);
+            withdrawable[revealers[i]] += fee;
+            emit ValidatorPaid(taskId, round, revealers[i], fee);
+        }
+    }
+
+    /// @dev Slash every validator that committed in `round` and did not reveal; one that falls
+    /// below validatorStake loses its seat and gets the rest of its stake back.
+    function _slashSilentValidators(uint256 taskId, uint32 round, Config storage config, Ledger memory ledger)
+        private
+    {
+        uint256 maxValidators = config.maxValidators;
+        for (uint256 i; i < maxValidators; ++i) {
+            Seat storage seat = _seats[taskId][i];
+            if (seat.round != round || seat.ballot != 1) continue;
+            address account = seat.validator;
+            Validator memory v = _validators[taskId][account];
+            uint256 slash = uint256(v.stake) * config.slashNoRevealBp / BP;
+            v.stake -= uint96(slash);
+            ledger.pool += uint128(slash);
+            seat.ballot = 0;
+            emit ValidatorSlashed(taskId, round, account, slash);
+            if (v.stake < config.validatorStake) {
+                _removeValidator(taskId, account, v, true);
+            } else {
+                _validators[taskId][account].stake = v.stake;
+            }
+        }
+    }
+
+    function _removeValidator(uint256 taskId, address account, Validator memory v, bool forced) private {
+        delete _seats[taskId][v.seatPlusOne - 1];
+        delete _validators[taskId][account];
+        withdrawable[account] += v.stake;
+        emit ValidatorLeft(taskId, account, v.stake, forced);
+    }
+
+    /// @dev After a finalize or skip: the holder goes to the tail (or leaves, if its stake fell
+    /// below minStake) and the next turn starts; with an empty queue the relay goes idle.
+    function _endTurn(uint256 taskId, State memory s, Config storage config) private {
+        address holder = s.holder;
+        Relayer storage r = _relayers[taskId][holder];
+        uint256 stake = r.stake;
+        address next = r.next;
+        if (stake < config.minStake) {
+            _unlink(taskId, holder);
+            withdrawable[holder] += stake;
+            emit RelayerLeft(taskId, holder, stake, true);
+            next = next == holder ? address(0) : next;
+        }
+        s.holder = next;
+        _startTurn(taskId, s, config.turnDuration);
+    }
+
+    /// @dev Start the next round for `s.holder`, or go idle when there is none. Writes the state slot.
+    function _startTurn(uint256 taskId, State memory s, uint256 turnDuration) private {
+        if (s.holder == address(0)) {
+            s.phase = Phase.Idle;
+            s.phaseStart = uint40(block.timestamp);
+            _states[taskId] = s;
+            return;
+        }
+        s.round += 1;
+        s.phase = Phase.Turn;
+        s.phaseStart = uint40(block.timestamp);
+        _states[taskId] = s;
+        emit TurnStarted(taskId, s.round, s.holder, uint64(block.timestamp + turnDuration));
+    }
+
+    /// @dev Remove `account` from the circular queue. The caller makes sure it is queued.
+    function _unlink(uint256 taskId, address account) private {
+        mapping(address => Relayer) storage relayers = _relayers[taskId];
+        Relayer storage me = relayers[account];
+        address next = me.next;
+        address prev = me.prev;
+        if (next != account) {
+            relayers[prev].next = next;
+            relayers[next].prev = prev;
+        }
+        State storage state = _states[taskId];
+        if (state.holder == account) state.holder = next == account ? address(0) : next;
+        delete relayers[account];
+        _ledgers[taskId].queueLength -= 1;
+    }
+
+    /// @dev Move `account`'s royalties owed up to `accPerShare` into its withdrawable balance.
+    function _settle(uint256 taskId, address account, uint256 accPerShare) private {
+        Contributor storage c = _contributors[taskId][account];
+        if (c.accPaid == accPerShare) return;
+        uint256 owed = _pendingRoyalties(taskId, account, accPerShare);
+        c.accPaid = accPerShare;
+        if (owed != 0) {
+            withdrawable[account] += owed;
+            emit RoyaltiesSettled(taskId, account, owed);
+        }
+    }
+
+    function _pendingRoyalties(uint256 taskId, address account, uint256 accPerShare) private view returns (uint256) {
+        Contributor storage c = _contributors[taskId][account];
+        return c.shares * (accPerShare - c.accPaid) / ACC_SCALE;
+    }
+
+    /// @dev The lower median of `values[0..n)`, n >= 1; sorts that prefix in place (n <= 16).
+    function _lowerMedian(uint256[] memory values, uint256 n) private pure returns (uint256) {
+        for (uint256 i = 1; i < n; ++i) {
+            uint256 v = values[i];
+            uint256 j = i;
+            while (j > 0 && values[j - 1] > v) {
+                values[j] = values[j - 1];
+                --j;
+            }
+            values[j] = v;
+        }
+        return values[(n - 1) / 2];
+    }
+
+    /// @dev Split a binary CIDv1 (0x01, codec raw|dag-pb, 0x12 sha2-256, 0x20 length, digest).
+    function _parseCid(bytes calldata cid) private pure returns (bytes32 digest, uint8 codec) {
+        if (cid.length != CID_LENGTH || cid[0] != 0x01 || cid[2] != 0x12 || cid[3] != 0x20) {
+            revert DeRelay__InvalidCid(cid);
+        }
+        codec = uint8(cid[1]);
+        if (codec != CODEC_RAW && codec != CODEC_DAG_PB) revert DeRelay__InvalidCid(cid);
+        digest = bytes32(cid[4:36]);
+    }
+
+    function _encodeCid(bytes32 digest, uint8 codec) private pure returns (bytes memory) {
+        return abi.encodePacked(uint8(0x01), codec, uint8(0x12), uint8(0x20), digest);
+    }
+
+    function _checkParams(TaskParams calldata p) private pure {
+        _checkRange("minStake", p.minStake, 1, type(uint80).max);
+        _checkRange("validatorStake", p.validatorStake, 1, type(uint80).max);
+        _checkRange("turnDuration", p.turnDuration, 1, MAX_WINDOW);
+        _checkRange("commitWindow", p.commitWindow, 1, MAX_WINDOW);
+        _checkRange("revealWindow", p.revealWindow, 1, MAX_WINDOW);
+        _checkRange("maxValidators", p.maxValidators, 1, MAX_VALIDATORS);
+        _checkRange("quorum", p.quorum, 1, p.maxValidators);
+        _checkRange("maxQueue", p.maxQueue, 1, type(uint32).max);
+        _checkRange("tolerance", p.tolerance, 0, BP);
+        _checkRange("emaBp", p.emaBp, 0, BP);
+        _checkRange("minGain", p.minGain, 0, BP);
+        _checkRange("slashTimeoutBp", p.slashTimeoutBp, 0, BP);
+        _checkRange("slashRejectBp", p.slashRejectBp, 0, BP);
+        _checkRange("slashNoRevealBp", p.slashNoRevealBp, 0, BP);
+        _checkRange("bandBp", p.bandBp, 0, BP);
+        _checkRange("keeperBountyBp", p.keeperBountyBp, 0, BP);
+        _checkRange("royaltyBp", p.royaltyBp, 0, BP);
+        _checkRange("genesisScore", p.genesisScore, 0, BP);
+    }
+
+    function _checkRange(string memory name, uint256 value, uint256 min, uint256 max) private pure {
+        if (value < min || value > max) revert DeRelay__InvalidParameter(name, value);
+    }
+}

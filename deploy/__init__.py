@@ -1,0 +1,1 @@
+"""DeRelayL administration: compiling, deploying, task administration and payout queries."""

@@ -1,0 +1,80 @@
+"""Shared fixtures: the in-process chain, funded accounts, a deployed contract and a task."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from eth_account import Account
+from eth_tester import EthereumTester, PyEVMBackend
+from web3 import EthereumTesterProvider, Web3
+
+from trainer.chain import ChainClient
+from trainer.contract import DeRelayContract, decoder_for
+
+ETH = 10**18
+# Fixed keys: tests read as prepare, act, check against known addresses.
+TEST_KEYS = [f"0x{i:064x}" for i in range(0x1001, 0x1001 + 16)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow") or os.environ.get("DERELAY_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow or DERELAY_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class Chain:
+    """The embedded chain with time travel."""
+
+    tester: EthereumTester
+    w3: Web3
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance(self, seconds: int) -> None:
+        """Move the chain's clock `seconds` forward (the next transaction sees it)."""
+        self.tester.time_travel(self.now() + seconds)
+
+
+@pytest.fixture(scope="session")
+def session_chain() -> Chain:
+    tester = EthereumTester(PyEVMBackend())
+    w3 = Web3(EthereumTesterProvider(tester))
+    funder = tester.get_accounts()[0]
+    for key in TEST_KEYS:
+        address = Account.from_key(key).address
+        tester.send_transaction(
+            {"from": funder, "to": address, "value": 1_000 * ETH, "gas": 21_000}
+        )
+    return Chain(tester, w3)
+
+
+@pytest.fixture
+def chain(session_chain: Chain) -> Iterator[Chain]:
+    """The session chain, reverted to its state before the test when the test ends."""
+    snapshot = session_chain.tester.take_snapshot()
+    yield session_chain
+    session_chain.tester.revert_to_snapshot(snapshot)
+
+
+@pytest.fixture
+def clients(chain: Chain) -> list[ChainClient]:
+    decoder = decoder_for()
+    return [ChainClient(chain.w3, Account.from_key(k), decoder) for k in TEST_KEYS]
+
+
+@pytest.fixture
+def relay(clients: list[ChainClient]) -> DeRelayContract:
+    """A freshly deployed DeRelay contract, seen by the publisher (clients[0])."""
+    return DeRelayContract.deploy(clients[0])

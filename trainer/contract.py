@@ -1,0 +1,416 @@
+"""Python bindings of the DeRelay contract: one method per function, typed views, decoded events."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+from web3.types import TxReceipt
+
+from trainer.chain import ChainClient, RevertDecoder, with_retries
+from trainer.errors import ChainError
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "contracts" / "artifacts"
+
+
+def load_abi(name: str = "DeRelay") -> list[dict[str, Any]]:
+    """The ABI from the committed artifact of contract `name`."""
+    path = ARTIFACTS_DIR / f"{name}.json"
+    if not path.exists():
+        raise ChainError(f"no compiled artifact {path}: run `derelay compile`")
+    return list(json.loads(path.read_text())["abi"])
+
+
+class Phase(IntEnum):
+    IDLE = 0
+    TURN = 1
+    REVIEW = 2
+
+
+class Status(IntEnum):
+    NONE = 0
+    GENESIS = 1
+    PENDING = 2
+    ACCEPTED = 3
+    REJECTED = 4
+    VOID = 5
+
+
+ETHER = 10**18
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """Every parameter of a task (amounts in wei, scores and shares in basis points, times in seconds).
+
+    The defaults are those the simulation supports: honest turns accepted under label skew,
+    poisoned turns rejected, rewards following measured gain.
+    """
+
+    spec_cid: bytes  # binary CIDv1 of the task spec JSON
+    genesis_cid: bytes  # binary CIDv1 of the genesis weights
+    genesis_score: int  # genesis accuracy in bp on the reference held-out data
+    min_stake: int = ETHER // 10  # least stake to join the relay
+    validator_stake: int = ETHER // 10  # stake for a validator seat
+    turn_duration: int = 600  # seconds the holder has to submit
+    commit_window: int = 120  # seconds for commits after a submission
+    reveal_window: int = 120  # seconds for reveals after the commit window
+    quorum: int = 2  # least reveals for a verdict
+    max_validators: int = 5  # validator seats
+    max_queue: int = 256  # longest relay queue
+    tolerance: int = 1500  # accept when median + tolerance >= ref (bp); wide for label skew
+    ema_bp: int = 3000  # weight of a new accepted median in ref
+    min_gain: int = 1  # least gain over ref (bp) that earns base_reward
+    base_reward: int = ETHER // 100  # paid for an accepted turn with gain >= min_gain
+    reward_per_point: int = ETHER // 10_000  # paid per bp of gain over ref
+    slash_timeout_bp: int = 1000  # stake share lost by a holder that times out
+    slash_reject_bp: int = 2000  # stake share lost by a rejected relayer
+    slash_no_reveal_bp: int = 1000  # validator stake share lost by committing and not revealing
+    band_bp: int = 500  # reveals within this many bp of the median earn validator_fee
+    validator_fee: int = ETHER // 1000  # paid per in-band reveal
+    keeper_bounty_bp: int = 1000  # keeper share of a timeout slash; finalize pays this share of validator_fee
+    royalty_bp: int = 7000  # share of usage fees paid to contributors
+    usage_fee: int = ETHER // 100  # least payment for the model
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ABI tuple in the contract's field order."""
+        return (
+            self.min_stake,
+            self.validator_stake,
+            self.turn_duration,
+            self.commit_window,
+            self.reveal_window,
+            self.quorum,
+            self.max_validators,
+            self.max_queue,
+            self.tolerance,
+            self.ema_bp,
+            self.min_gain,
+            self.base_reward,
+            self.reward_per_point,
+            self.slash_timeout_bp,
+            self.slash_reject_bp,
+            self.slash_no_reveal_bp,
+            self.band_bp,
+            self.validator_fee,
+            self.keeper_bounty_bp,
+            self.royalty_bp,
+            self.usage_fee,
+            self.genesis_score,
+            self.spec_cid,
+            self.genesis_cid,
+        )
+
+    @classmethod
+    def from_tuple(cls, values: tuple[Any, ...]) -> TaskParams:
+        """Inverse of `as_tuple`."""
+        names = [
+            "min_stake", "validator_stake", "turn_duration", "commit_window", "reveal_window",
+            "quorum", "max_validators", "max_queue", "tolerance", "ema_bp", "min_gain",
+            "base_reward", "reward_per_point", "slash_timeout_bp", "slash_reject_bp",
+            "slash_no_reveal_bp", "band_bp", "validator_fee", "keeper_bounty_bp", "royalty_bp",
+            "usage_fee", "genesis_score", "spec_cid", "genesis_cid",
+        ]  # fmt: skip
+        return cls(**dict(zip(names, values, strict=True)))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON types (CIDs as hex)."""
+        out = asdict(self)
+        out["spec_cid"] = self.spec_cid.hex()
+        out["genesis_cid"] = self.genesis_cid.hex()
+        return out
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Names of every parameter."""
+        return [f.name for f in fields(cls)]
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task's relay state as `taskState` returns it."""
+
+    phase: Phase
+    round: int
+    holder: str
+    phase_start: int
+    deadline: int  # turn deadline (TURN) or commit end (REVIEW)
+    reveal_end: int
+    pool: int
+    queue_length: int
+    submission_count: int
+    accepted_count: int
+    ref: int
+    head_score: int
+    head_cid: bytes
+    validator_count: int
+    total_shares: int
+    acc_per_share: int
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What an address holds in a task."""
+
+    withdrawable: int
+    relayer_stake: int
+    queued: bool
+    validator_stake: int
+    seat: int
+    shares: int
+    pending_royalties: int
+
+
+@dataclass(frozen=True)
+class LineageEntry:
+    """The genesis or one submission, with its verdict."""
+
+    index: int
+    cid: bytes
+    relayer: str
+    round: int
+    submitted_at: int
+    status: Status
+    score: int
+
+
+@dataclass(frozen=True)
+class SeatState:
+    """A validator seat and its ballot for `round`."""
+
+    index: int
+    validator: str
+    round: int
+    score: int
+    ballot: int  # 0 none, 1 committed, 2 revealed
+
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def commitment_for(task_id: int, round_: int, score: int, salt: bytes, validator: str) -> bytes:
+    """keccak256(abi.encode(taskId, round, score, salt, validator)), as the contract computes it."""
+    encoded = abi_encode(
+        ["uint256", "uint32", "uint16", "bytes32", "address"],
+        [task_id, round_, score, salt, to_checksum_address(validator)],
+    )
+    return keccak(encoded)
+
+
+class DeRelayContract:
+    """The deployed DeRelay contract, seen through one account's `ChainClient`."""
+
+    def __init__(self, client: ChainClient, address: str, abi: list[dict[str, Any]] | None = None) -> None:
+        self.client = client
+        self.abi = abi if abi is not None else load_abi()
+        self.address = to_checksum_address(address)
+        self.contract = client.w3.eth.contract(address=self.address, abi=self.abi)
+        code = with_retries(lambda: client.w3.eth.get_code(self.address))
+        if len(code) == 0:
+            raise ChainError(
+                f"no contract at {self.address} on this chain: deploy with `derelay deploy`"
+            )
+
+    @classmethod
+    def deploy(cls, client: ChainClient) -> DeRelayContract:
+        """Deploy a new DeRelay contract from the committed artifact."""
+        artifact = json.loads((ARTIFACTS_DIR / "DeRelay.json").read_text())
+        address = client.deploy(artifact["abi"], artifact["bytecode"])
+        return cls(client, address, artifact["abi"])
+
+    def as_account(self, client: ChainClient) -> DeRelayContract:
+        """The same contract seen through another account."""
+        return DeRelayContract(client, self.address, self.abi)
+
+    # -------------------------------------------------------------- transactions
+
+    def _tx(self, name: str, *args: Any, value: int = 0) -> TxReceipt:
+        fn = getattr(self.contract.functions, name)(*args)
+        return self.client.transact(fn, name, value)
+
+    def create_task(self, params: TaskParams, funding: int = 0) -> int:
+        """Create a task funded with `funding` wei; return its id."""
+        receipt = self._tx("createTask", params.as_tuple(), value=funding)
+        (event,) = self.contract.events.TaskCreated().process_receipt(receipt)
+        return int(event["args"]["taskId"])
+
+    def fund(self, task_id: int, amount: int) -> TxReceipt:
+        """Add `amount` wei to the task's pool."""
+        return self._tx("fund", task_id, value=amount)
+
+    def pay_for_model(self, task_id: int, amount: int) -> TxReceipt:
+        """Pay `amount` wei for the model (royalties and pool)."""
+        return self._tx("payForModel", task_id, value=amount)
+
+    def join_relay(self, task_id: int, stake: int) -> TxReceipt:
+        """Stake and join the relay queue."""
+        return self._tx("joinRelay", task_id, value=stake)
+
+    def add_stake(self, task_id: int, amount: int) -> TxReceipt:
+        """Top up the relayer stake."""
+        return self._tx("addStake", task_id, value=amount)
+
+    def leave_relay(self, task_id: int) -> TxReceipt:
+        """Leave the queue; the stake becomes withdrawable."""
+        return self._tx("leaveRelay", task_id)
+
+    def skip_turn(self, task_id: int) -> TxReceipt:
+        """Skip an expired turn (keeper)."""
+        return self._tx("skipTurn", task_id)
+
+    def submit_relay(
+        self,
+        task_id: int,
+        round_: int,
+        parent_digest: bytes,
+        child_cid: bytes,
+        metadata_cid: bytes,
+        data_commitment: bytes,
+        samples: int,
+    ) -> TxReceipt:
+        """Submit the trained child for review."""
+        return self._tx(
+            "submitRelay", task_id, round_, parent_digest, child_cid, metadata_cid, data_commitment, samples
+        )
+
+    def register_validator(self, task_id: int, stake: int) -> TxReceipt:
+        """Stake and take a validator seat."""
+        return self._tx("registerValidator", task_id, value=stake)
+
+    def leave_validator(self, task_id: int) -> TxReceipt:
+        """Give up the validator seat; the stake becomes withdrawable."""
+        return self._tx("leaveValidator", task_id)
+
+    def commit_score(self, task_id: int, round_: int, commitment: bytes) -> TxReceipt:
+        """Commit to a hidden score."""
+        return self._tx("commitScore", task_id, round_, commitment)
+
+    def reveal_score(self, task_id: int, round_: int, score: int, salt: bytes) -> TxReceipt:
+        """Reveal the committed score."""
+        return self._tx("revealScore", task_id, round_, score, salt)
+
+    def finalize(self, task_id: int) -> TxReceipt:
+        """End the review and start the next turn (keeper)."""
+        return self._tx("finalize", task_id)
+
+    def claim_royalties(self, task_id: int) -> TxReceipt:
+        """Move owed royalties into the withdrawable balance."""
+        return self._tx("claimRoyalties", task_id)
+
+    def withdraw(self) -> TxReceipt:
+        """Send the whole withdrawable balance to this account."""
+        return self._tx("withdraw")
+
+    # -------------------------------------------------------------- views
+
+    def _view(self, name: str, *args: Any) -> Any:
+        return self.client.call(getattr(self.contract.functions, name)(*args), name)
+
+    def task_count(self) -> int:
+        """Number of tasks created."""
+        return int(self._view("taskCount"))
+
+    def task_params(self, task_id: int) -> TaskParams:
+        """The task's parameters."""
+        return TaskParams.from_tuple(tuple(self._view("taskParams", task_id)))
+
+    def task_state(self, task_id: int) -> TaskState:
+        """The task's relay state."""
+        v = self._view("taskState", task_id)
+        return TaskState(
+            phase=Phase(v[0]),
+            round=v[1],
+            holder=v[2],
+            phase_start=v[3],
+            deadline=v[4],
+            reveal_end=v[5],
+            pool=v[6],
+            queue_length=v[7],
+            submission_count=v[8],
+            accepted_count=v[9],
+            ref=v[10],
+            head_score=v[11],
+            head_cid=bytes(v[12]),
+            validator_count=v[13],
+            total_shares=v[14],
+            acc_per_share=v[15],
+        )
+
+    def head(self, task_id: int) -> tuple[bytes, int]:
+        """The head's binary CID and score."""
+        cid, score = self._view("head", task_id)
+        return bytes(cid), int(score)
+
+    def publisher_of(self, task_id: int) -> str:
+        """The task's publisher."""
+        return str(self._view("publisherOf", task_id))
+
+    def account(self, task_id: int, address: str) -> AccountState:
+        """What `address` holds in the task."""
+        v = self._view("accountOf", task_id, to_checksum_address(address))
+        return AccountState(*v)
+
+    def withdrawable(self, address: str) -> int:
+        """Withdrawable wei of `address` across tasks."""
+        return int(self._view("withdrawable", to_checksum_address(address)))
+
+    def queue(self, task_id: int, page_size: int = 100) -> list[tuple[str, int]]:
+        """The whole relay queue in turn order, with stakes, read page by page."""
+        members: list[tuple[str, int]] = []
+        cursor = ZERO_ADDRESS
+        while True:
+            page, stakes, cursor = self._view("queuePage", task_id, cursor, page_size)
+            members.extend(zip(page, stakes, strict=True))
+            if cursor == ZERO_ADDRESS or not page:
+                return members
+
+    def lineage(self, task_id: int, offset: int = 0, limit: int = 100) -> list[LineageEntry]:
+        """A page of the lineage (genesis at index 0)."""
+        page = self._view("lineage", task_id, offset, limit)
+        return [
+            LineageEntry(offset + i, bytes(e[0]), e[1], e[2], e[3], Status(e[4]), e[5])
+            for i, e in enumerate(page)
+        ]
+
+    def full_lineage(self, task_id: int, page_size: int = 100) -> list[LineageEntry]:
+        """Every lineage entry, read page by page."""
+        entries: list[LineageEntry] = []
+        while True:
+            page = self.lineage(task_id, len(entries), page_size)
+            entries.extend(page)
+            if len(page) < page_size:
+                return entries
+
+    def seats(self, task_id: int) -> list[SeatState]:
+        """Every validator seat."""
+        return [SeatState(i, *s) for i, s in enumerate(self._view("seatsOf", task_id))]
+
+    def record(self, task_id: int, digest: bytes) -> tuple[str, int, int, Status, int, int]:
+        """The record of a model by CID digest: relayer, round, submittedAt, status, score, codec."""
+        r = self._view("recordOf", task_id, digest)
+        return (r[0], r[1], r[2], Status(r[3]), r[4], r[5])
+
+    # -------------------------------------------------------------- events
+
+    def events(self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Any]:
+        """Decoded logs of event `name`, optionally filtered by indexed arguments."""
+        event = getattr(self.contract.events, name)()
+        return list(
+            with_retries(
+                lambda: event.get_logs(
+                    from_block=from_block,
+                    to_block=to_block,
+                    argument_filters=filters or None,
+                )
+            )
+        )
+
+
+def decoder_for(abi: list[dict[str, Any]] | None = None) -> RevertDecoder:
+    """A revert decoder for DeRelay's custom errors."""
+    return RevertDecoder(abi if abi is not None else load_abi())
