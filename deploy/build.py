@@ -108,7 +108,9 @@ def solc_binary() -> str:
             f"or `python -m solcx.install v{SOLC_VERSION}`"
         )
     if not (NODE_MODULES / "solc").is_dir():
-        raise ConfigError("the npm solc package is missing: run `make install` (npm ci in ganache/)")
+        raise ConfigError(
+            "the npm solc package is missing: run `make install` (npm ci in ganache/)"
+        )
     return str(SOLC_SHIM)
 
 

@@ -95,7 +95,9 @@ def chain_id(w3: Web3) -> int:
     except ChainError:
         raise
     except Exception as exc:  # a malformed reply is as fatal as no reply
-        raise ChainError(f"the RPC endpoint gave no valid chain id ({exc}): is it an Ethereum node?") from exc
+        raise ChainError(
+            f"the RPC endpoint gave no valid chain id ({exc}): is it an Ethereum node?"
+        ) from exc
     if not isinstance(value, int) or value <= 0:
         raise ChainError(f"the RPC endpoint answered chain id {value!r}: is it an Ethereum node?")
     return value
@@ -294,8 +296,8 @@ class ChainClient:
             raise ChainError(f"{action} reverted on chain in transaction 0x{tx_hash.hex()}")
         return receipt
 
-    def deploy(self, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> str:
-        """Deploy a contract; return its checksum address."""
+    def deploy(self, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> tuple[str, TxReceipt]:
+        """Deploy a contract; return its checksum address and the deployment receipt."""
         factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
         ctor = factory.constructor(*args)
         gas = with_retries(lambda: ctor.estimate_gas({"from": self.address}))
@@ -312,7 +314,7 @@ class ChainClient:
         address = receipt["contractAddress"]
         if address is None:
             raise ChainError("deployment receipt names no contract address")
-        return to_checksum_address(address)
+        return to_checksum_address(address), receipt
 
     def balance(self, address: str | None = None) -> int:
         """Ether balance in wei of `address` (default: this account)."""
@@ -338,8 +340,13 @@ class ChainClient:
         if data is not None:
             return self.decoder.decode(data, action)
         message = str(exc)
-        if "insufficient funds" in message.lower():
+        if any(
+            phrase in message.lower()
+            for phrase in ("insufficient funds", "not have enough balance")
+        ):
             return ChainError(
                 f"{action}: insufficient funds in {self.address} for the value and gas: fund this account"
             )
-        return ChainError(f"{action} failed: {message.splitlines()[0] if message else type(exc).__name__}")
+        return ChainError(
+            f"{action} failed: {message.splitlines()[0] if message else type(exc).__name__}"
+        )

@@ -73,7 +73,9 @@ class TaskParams:
     slash_no_reveal_bp: int = 1000  # validator stake share lost by committing and not revealing
     band_bp: int = 500  # reveals within this many bp of the median earn validator_fee
     validator_fee: int = ETHER // 1000  # paid per in-band reveal
-    keeper_bounty_bp: int = 1000  # keeper share of a timeout slash; finalize pays this share of validator_fee
+    keeper_bounty_bp: int = (
+        1000  # keeper share of a timeout slash; finalize pays this share of validator_fee
+    )
     royalty_bp: int = 7000  # share of usage fees paid to contributors
     usage_fee: int = ETHER // 100  # least payment for the model
 
@@ -205,11 +207,14 @@ def commitment_for(task_id: int, round_: int, score: int, salt: bytes, validator
 class DeRelayContract:
     """The deployed DeRelay contract, seen through one account's `ChainClient`."""
 
-    def __init__(self, client: ChainClient, address: str, abi: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, client: ChainClient, address: str, abi: list[dict[str, Any]] | None = None
+    ) -> None:
         self.client = client
         self.abi = abi if abi is not None else load_abi()
         self.address = to_checksum_address(address)
         self.contract = client.w3.eth.contract(address=self.address, abi=self.abi)
+        self.deploy_receipt: TxReceipt | None = None
         code = with_retries(lambda: client.w3.eth.get_code(self.address))
         if len(code) == 0:
             raise ChainError(
@@ -220,8 +225,10 @@ class DeRelayContract:
     def deploy(cls, client: ChainClient) -> DeRelayContract:
         """Deploy a new DeRelay contract from the committed artifact."""
         artifact = json.loads((ARTIFACTS_DIR / "DeRelay.json").read_text())
-        address = client.deploy(artifact["abi"], artifact["bytecode"])
-        return cls(client, address, artifact["abi"])
+        address, receipt = client.deploy(artifact["abi"], artifact["bytecode"])
+        contract = cls(client, address, artifact["abi"])
+        contract.deploy_receipt = receipt
+        return contract
 
     def as_account(self, client: ChainClient) -> DeRelayContract:
         """The same contract seen through another account."""
@@ -275,7 +282,14 @@ class DeRelayContract:
     ) -> TxReceipt:
         """Submit the trained child for review."""
         return self._tx(
-            "submitRelay", task_id, round_, parent_digest, child_cid, metadata_cid, data_commitment, samples
+            "submitRelay",
+            task_id,
+            round_,
+            parent_digest,
+            child_cid,
+            metadata_cid,
+            data_commitment,
+            samples,
         )
 
     def register_validator(self, task_id: int, stake: int) -> TxReceipt:
@@ -397,7 +411,9 @@ class DeRelayContract:
 
     # -------------------------------------------------------------- events
 
-    def events(self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Any]:
+    def events(
+        self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any
+    ) -> list[Any]:
         """Decoded logs of event `name`, optionally filtered by indexed arguments."""
         event = getattr(self.contract.events, name)()
         return list(

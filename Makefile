@@ -1,0 +1,41 @@
+# Set-up from pin and lock files, then the two things people do: run the demo, run the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-all bench artifacts lint clean
+
+install: $(VENV)/.installed ganache/node_modules/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+ganache/node_modules/.installed: ganache/package-lock.json ganache/package.json
+	cd ganache && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(VENV)/bin/derelay demo
+
+test: install
+	$(VENV)/bin/pytest -q -n 2 $(PYTEST_ARGS)
+
+test-all: install
+	$(VENV)/bin/pytest -q -n 2 --slow $(PYTEST_ARGS)
+
+bench: install
+	$(VENV)/bin/derelay bench
+
+artifacts: install
+	$(VENV)/bin/derelay compile
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) ganache/node_modules

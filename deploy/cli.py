@@ -1,0 +1,670 @@
+"""`derelay`: the command line of DeRelayL.
+
+Every user mistake ends in one line on stderr that says what was wrong and what to do, and exit
+status 1; no traceback. Keys never come from arguments: see `trainer.keys`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account.signers.local import LocalAccount
+from trainer.cid import Cid
+from trainer.store import ContentStore, KuboStore, LocalStore
+
+from deploy.deployer import DEPLOYMENTS_DIR, deploy_contract, load_deployment
+from deploy.payouts import task_payouts
+from deploy.tasks import (
+    load_spec,
+    parse_amount,
+    parse_param_overrides,
+    publish_task,
+    read_spec_file,
+)
+from trainer.chain import ChainClient, chain_id, connect, describe_endpoint
+from trainer.contract import ETHER, DeRelayContract, decoder_for
+from trainer.errors import ConfigError, DeRelayError
+from trainer.keys import create_keystore, load_account
+from trainer.spec import digits_mlp_spec
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+DEFAULT_STORE = Path(".derelay/store")
+
+rpc_option = click.option(
+    "--rpc",
+    envvar="DERELAY_RPC",
+    default=DEFAULT_RPC,
+    show_default=True,
+    help="JSON-RPC URL of the chain.",
+)
+deployments_option = click.option(
+    "--deployments",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEPLOYMENTS_DIR,
+    show_default=True,
+    help="Folder of deployment records (<chainId>.json).",
+)
+
+
+def key_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--keystore and --dev-account: where the signing key comes from (never the key itself)."""
+    fn = click.option(
+        "--dev-account",
+        type=int,
+        envvar="DERELAY_DEV_ACCOUNT",
+        help="Index of a deterministic dev account (dev chains only).",
+    )(fn)
+    return click.option(
+        "--keystore",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="DERELAY_KEYSTORE",
+        help="Encrypted keystore file; its password comes from $DERELAY_KEYSTORE_PASSWORD or a prompt.",
+    )(fn)
+
+
+def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--ipfs or --store: where weights and specs live."""
+    fn = click.option(
+        "--store",
+        "store_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=DEFAULT_STORE,
+        show_default=True,
+        help="Local block store folder, used when --ipfs is not given.",
+    )(fn)
+    return click.option(
+        "--ipfs", envvar="DERELAY_IPFS", help="Kubo RPC API URL, e.g. http://127.0.0.1:5001."
+    )(fn)
+
+
+def open_store(ipfs: str | None, store_dir: Path) -> ContentStore:
+    """The content store the options name."""
+    return KuboStore(ipfs) if ipfs else LocalStore(store_dir)
+
+
+def signer(rpc: str, keystore: Path | None, dev_account: int | None) -> tuple[ChainClient, int]:
+    """A signing client on `rpc`, and the chain id."""
+    w3 = connect(rpc)
+    cid = chain_id(w3)
+    account: LocalAccount = load_account(cid, keystore, dev_account)
+    return ChainClient(w3, account, decoder_for()), cid
+
+
+def open_contract(
+    rpc: str, deployments: Path, keystore: Path | None = None, dev_account: int | None = None
+) -> DeRelayContract:
+    """The deployed contract on `rpc`, through a signing account when one is given.
+
+    Read-only commands sign nothing, so they use a throwaway account.
+    """
+    if keystore is None and dev_account is None and not _env_key():
+        from eth_account import Account
+
+        w3 = connect(rpc)
+        client = ChainClient(w3, Account.create(), decoder_for())
+    else:
+        client, _ = signer(rpc, keystore, dev_account)
+    record = load_deployment(client.w3, deployments)
+    return DeRelayContract(client, record.address)
+
+
+def _env_key() -> bool:
+    import os
+
+    return bool(os.environ.get("DERELAY_PRIVATE_KEY"))
+
+
+def eth(wei: int) -> str:
+    """Wei as ether, trimmed."""
+    text = f"{wei / ETHER:.6f}".rstrip("0").rstrip(".")
+    return f"{text} ETH"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="derelay")
+def cli(verbose: int) -> None:
+    """DeRelayL: train one model in turns, paid on-chain, weights on IPFS."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+# ---------------------------------------------------------------------- build and services
+
+
+@cli.command("compile")
+@click.option("--check", is_flag=True, help="Recompile and fail if the committed artifacts differ.")
+def compile_cmd(check: bool) -> None:
+    """Compile the contracts into contracts/artifacts."""
+    from deploy import build
+
+    if check:
+        output = build.compile_contracts()
+        for name, document in build.artifacts_from(output).items():
+            committed = (build.ARTIFACTS_DIR / f"{name}.json").read_text()
+            if committed != build.render(document):
+                raise ConfigError(
+                    f"artifact {name}.json differs from a fresh compile: run `derelay compile`"
+                )
+        click.echo("artifacts match a fresh compile")
+        return
+    for path in build.write_artifacts():
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--port", type=int, default=8545, show_default=True)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".derelay/chain"),
+    show_default=True,
+)
+@click.option("--accounts", type=int, default=10, show_default=True)
+def chain(port: int, db: Path, accounts: int) -> None:
+    """Run the dev chain (ganache, chain id 1337, deterministic accounts, persistent) until Ctrl-C."""
+    from trainer.services import start_ganache
+
+    service = start_ganache(db, port=port, accounts=accounts)
+    click.echo(f"dev chain at {service.url} (chain id 1337, data in {db}); Ctrl-C stops it")
+    _wait_for_interrupt(service)
+
+
+@cli.command()
+@click.option("--port", type=int, default=5001, show_default=True)
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".derelay/ipfs"),
+    show_default=True,
+)
+def ipfs(port: int, repo: Path) -> None:
+    """Run the dev IPFS node (js-ipfs, Kubo RPC API, offline) until Ctrl-C."""
+    from trainer.services import start_ipfs
+
+    service = start_ipfs(repo, port=port)
+    click.echo(f"dev IPFS node API at {service.url} (repo {repo}); Ctrl-C stops it")
+    _wait_for_interrupt(service)
+
+
+def _wait_for_interrupt(service: Any) -> None:
+    import signal
+    import threading
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    try:
+        while not done.wait(1.0):
+            if service.process.poll() is not None:
+                raise ConfigError(f"the service exited with status {service.process.returncode}")
+    finally:
+        service.stop()
+
+
+@cli.group()
+def account() -> None:
+    """Signing accounts."""
+
+
+@account.command("new")
+@click.option("--keystore", type=click.Path(path_type=Path, dir_okay=False), required=True)
+def account_new(keystore: Path) -> None:
+    """Create an encrypted keystore; the password comes from $DERELAY_KEYSTORE_PASSWORD or a prompt."""
+    import os
+
+    password = os.environ.get("DERELAY_KEYSTORE_PASSWORD") or click.prompt(
+        "new keystore password", hide_input=True, confirmation_prompt=True
+    )
+    address = create_keystore(keystore, password)
+    click.echo(f"created {keystore} for {address}")
+
+
+# ---------------------------------------------------------------------- deploy and tasks
+
+
+@cli.command()
+@rpc_option
+@deployments_option
+@key_options
+def deploy(rpc: str, deployments: Path, keystore: Path | None, dev_account: int | None) -> None:
+    """Deploy the DeRelay contract and record it in deployments/<chainId>.json."""
+    client, _ = signer(rpc, keystore, dev_account)
+    contract, record = deploy_contract(client, deployments)
+    click.echo(
+        f"DeRelay deployed at {contract.address} on chain {record.chain_id} (block {record.block})"
+    )
+
+
+@cli.group()
+def task() -> None:
+    """Create, fund and inspect tasks."""
+
+
+@task.command("create")
+@rpc_option
+@deployments_option
+@key_options
+@store_options
+@click.option(
+    "--spec-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Task spec JSON (default: digits MLP).",
+)
+@click.option("--fund", "funding", default="1ether", show_default=True, help="Initial pool.")
+@click.option(
+    "--param", "params", multiple=True, help="Override a task parameter: name=value (repeatable)."
+)
+@click.option("--genesis-seed", type=int, default=0, show_default=True)
+@click.option(
+    "--data-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the reference held-out split.",
+)
+def task_create(
+    rpc: str,
+    deployments: Path,
+    keystore: Path | None,
+    dev_account: int | None,
+    ipfs: str | None,
+    store_dir: Path,
+    spec_file: Path | None,
+    funding: str,
+    params: tuple[str, ...],
+    genesis_seed: int,
+    data_seed: int,
+) -> None:
+    """Publish a task: spec and genesis weights to the store, parameters and pool to the chain."""
+    spec = read_spec_file(spec_file) if spec_file else digits_mlp_spec()
+    relay = open_contract(rpc, deployments, keystore, dev_account)
+    published = publish_task(
+        relay,
+        open_store(ipfs, store_dir),
+        spec,
+        parse_amount(funding),
+        parse_param_overrides(list(params)),
+        genesis_seed=genesis_seed,
+        data_seed=data_seed,
+    )
+    click.echo(
+        f"task {published.task_id} created: spec {published.spec_cid}, genesis {published.genesis_cid} "
+        f"(score {published.genesis_score} bp)"
+    )
+
+
+@task.command("fund")
+@rpc_option
+@deployments_option
+@key_options
+@click.argument("task_id", type=int)
+@click.argument("amount")
+def task_fund(
+    rpc: str,
+    deployments: Path,
+    keystore: Path | None,
+    dev_account: int | None,
+    task_id: int,
+    amount: str,
+) -> None:
+    """Add AMOUNT (wei, or e.g. 2ether) to a task's pool."""
+    relay = open_contract(rpc, deployments, keystore, dev_account)
+    relay.fund(task_id, parse_amount(amount))
+    click.echo(f"task {task_id} pool: {eth(relay.task_state(task_id).pool)}")
+
+
+@task.command("show")
+@rpc_option
+@deployments_option
+@click.argument("task_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def task_show(rpc: str, deployments: Path, task_id: int, as_json: bool) -> None:
+    """A task's parameters."""
+    relay = open_contract(rpc, deployments)
+    params = relay.task_params(task_id)
+    if as_json:
+        document = params.to_json_dict()
+        document["spec_cid"] = str(Cid.from_bytes(params.spec_cid))
+        document["genesis_cid"] = str(Cid.from_bytes(params.genesis_cid))
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(f"task {task_id} (publisher {relay.publisher_of(task_id)})")
+    for name, value in params.to_json_dict().items():
+        if name.endswith("_cid"):
+            value = str(Cid.from_bytes(getattr(params, name)))
+        click.echo(f"  {name:20} {value}")
+
+
+@cli.command()
+@rpc_option
+@deployments_option
+@click.argument("task_id", type=int, required=False)
+def status(rpc: str, deployments: Path, task_id: int | None) -> None:
+    """Where a task's relay stands (all tasks when none is given)."""
+    relay = open_contract(rpc, deployments)
+    count = relay.task_count()
+    click.echo(
+        f"DeRelay at {relay.address} on {describe_endpoint(relay.client.w3)}: {count} task(s)"
+    )
+    for tid in [task_id] if task_id else range(1, count + 1):
+        s = relay.task_state(tid)
+        click.echo(
+            f"task {tid}: {s.phase.name.lower()} round {s.round}, holder {s.holder}, "
+            f"deadline {s.deadline}, pool {eth(s.pool)}, queue {s.queue_length}, "
+            f"validators {s.validator_count}"
+        )
+        click.echo(
+            f"  head {Cid.from_bytes(s.head_cid)} score {s.head_score} bp (ref {s.ref}), "
+            f"{s.accepted_count} accepted of {s.submission_count - 1} submitted"
+        )
+
+
+@cli.command()
+@rpc_option
+@deployments_option
+@click.argument("task_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def lineage(rpc: str, deployments: Path, task_id: int, as_json: bool) -> None:
+    """Every model of a task: genesis, then each submission with its verdict."""
+    relay = open_contract(rpc, deployments)
+    entries = relay.full_lineage(task_id)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "index": e.index,
+                        "cid": str(Cid.from_bytes(e.cid)),
+                        "relayer": e.relayer,
+                        "round": e.round,
+                        "submitted_at": e.submitted_at,
+                        "status": e.status.name.lower(),
+                        "score": e.score,
+                    }
+                    for e in entries
+                ],
+                indent=2,
+            )
+        )
+        return
+    for e in entries:
+        click.echo(
+            f"{e.index:4} round {e.round:4} {e.status.name.lower():9} {e.score:6} bp  "
+            f"{Cid.from_bytes(e.cid)}  {e.relayer}"
+        )
+
+
+# ---------------------------------------------------------------------- money
+
+
+@cli.command()
+@rpc_option
+@deployments_option
+@click.argument("task_id", type=int)
+@click.option("--address", help="Only this address.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable, amounts in wei as strings."
+)
+def payouts(rpc: str, deployments: Path, task_id: int, address: str | None, as_json: bool) -> None:
+    """What each participant earned, lost and holds in a task (from the chain's events)."""
+    relay = open_contract(rpc, deployments)
+    rows = task_payouts(relay, task_id)
+    if address:
+        rows = [r for r in rows if r.address.lower() == address.lower()]
+        if not rows:
+            raise ConfigError(f"{address} took no part in task {task_id}: check the address")
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    click.echo(render_payouts(rows))
+
+
+def render_payouts(rows: list[Any]) -> str:
+    """A fixed-width payouts table in ether."""
+    header = f"{'address':42}  {'earned':>12}  {'relay':>10}  {'fees':>10}  {'keeper':>10}  {'royalty':>10}  {'slashed':>10}  {'withdrawable':>12}"
+    lines = [header]
+    for r in rows:
+        lines.append(
+            f"{r.address:42}  {r.earned / ETHER:12.6f}  {r.relayer_rewards / ETHER:10.6f}  "
+            f"{r.validator_fees / ETHER:10.6f}  {r.keeper_bounties / ETHER:10.6f}  "
+            f"{(r.royalties_settled + r.royalties_pending) / ETHER:10.6f}  {r.slashed / ETHER:10.6f}  "
+            f"{r.withdrawable / ETHER:12.6f}"
+        )
+    return "\n".join(lines)
+
+
+@cli.command()
+@rpc_option
+@deployments_option
+@key_options
+@click.option(
+    "--task", "task_ids", type=int, multiple=True, help="Also claim royalties of this task first."
+)
+def withdraw(
+    rpc: str,
+    deployments: Path,
+    keystore: Path | None,
+    dev_account: int | None,
+    task_ids: tuple[int, ...],
+) -> None:
+    """Send this account its withdrawable balance (claiming royalties of --task first)."""
+    relay = open_contract(rpc, deployments, keystore, dev_account)
+    for tid in task_ids:
+        if relay.account(tid, relay.client.address).pending_royalties:
+            relay.claim_royalties(tid)
+    amount = relay.withdrawable(relay.client.address)
+    relay.withdraw()
+    click.echo(f"withdrew {eth(amount)} to {relay.client.address}")
+
+
+@cli.group()
+def model() -> None:
+    """Use a task's model."""
+
+
+@model.command("get")
+@rpc_option
+@deployments_option
+@key_options
+@store_options
+@click.argument("task_id", type=int)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--pay", help="Amount to pay (default: the task's usage fee).")
+def model_get(
+    rpc: str,
+    deployments: Path,
+    keystore: Path | None,
+    dev_account: int | None,
+    ipfs: str | None,
+    store_dir: Path,
+    task_id: int,
+    out: Path,
+    pay: str | None,
+) -> None:
+    """Pay the usage fee (a recorded licence), then fetch and verify the head weights into --out."""
+    from trainer.models import load_weights
+
+    relay = open_contract(rpc, deployments, keystore, dev_account)
+    store = open_store(ipfs, store_dir)
+    params = relay.task_params(task_id)
+    spec = load_spec(store, params.spec_cid)
+    head_cid, score = relay.head(task_id)
+    weights = store.get(Cid.from_bytes(head_cid))
+    load_weights(weights, spec)
+    amount = parse_amount(pay) if pay else params.usage_fee
+    relay.pay_for_model(task_id, amount)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(weights)
+    tmp.replace(out)
+    click.echo(
+        f"paid {eth(amount)}; wrote {out} ({len(weights)} bytes, {Cid.from_bytes(head_cid)}, score {score} bp)"
+    )
+
+
+# ---------------------------------------------------------------------- worker
+
+
+@cli.command()
+@rpc_option
+@deployments_option
+@key_options
+@store_options
+@click.option("--task", "task_id", type=int, required=True)
+@click.option("--roles", default="relayer,validator,keeper", show_default=True)
+@click.option("--shard", help="Relayer training shard i/N of the spec's dataset.")
+@click.option("--holdout-shard", help="Validator held-out shard i/N of the spec's dataset.")
+@click.option(
+    "--alpha",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Dirichlet alpha of relayer shards (0: IID).",
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Training data .npz (X, y) instead of --shard.",
+)
+@click.option("--data-seed", type=int, default=0, show_default=True)
+@click.option(
+    "--journal",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Journal file (default .derelay/journal-<address>.json).",
+)
+@click.option(
+    "--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "auto"])
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--poll", type=float, default=2.0, show_default=True, help="Seconds between ticks.")
+@click.option("--stake", help="Relayer stake (default: the task's minStake).")
+@click.option("--progress/--no-progress", default=False, help="Progress bars for training.")
+def worker(
+    rpc: str,
+    deployments: Path,
+    keystore: Path | None,
+    dev_account: int | None,
+    ipfs: str | None,
+    store_dir: Path,
+    task_id: int,
+    roles: str,
+    shard: str | None,
+    holdout_shard: str | None,
+    alpha: float,
+    data_path: Path | None,
+    data_seed: int,
+    journal: Path | None,
+    device: str,
+    seed: int,
+    poll: float,
+    stake: str | None,
+    progress: bool,
+) -> None:
+    """Run a worker: relayer, validator and keeper of one task, until Ctrl-C."""
+    from trainer.data import load_dataset
+    from trainer.journal import Journal
+    from trainer.shards import ShardPlan, parse_shard, relayer_shards, validator_shards
+    from trainer.worker import Roles, Worker, WorkerConfig, run_scheduled
+
+    role_set = Roles.parse(roles)
+    relay = open_contract(rpc, deployments, keystore, dev_account)
+    store = open_store(ipfs, store_dir)
+    spec = load_spec(store, relay.task_params(task_id).spec_cid)
+    train_data = holdout = None
+    if role_set.relayer:
+        if data_path is not None:
+            train_data = load_dataset("npz", data_path)
+        elif shard is not None:
+            index, count = parse_shard(shard)
+            plan = ShardPlan(relayers=count, validators=1, alpha=alpha or None, seed=data_seed)
+            train_data = relayer_shards(spec, plan)[index]
+        else:
+            raise ConfigError("a relayer needs training data: pass --shard i/N or --data FILE.npz")
+    if role_set.validator:
+        if holdout_shard is None:
+            raise ConfigError("a validator needs held-out data: pass --holdout-shard i/N")
+        index, count = parse_shard(holdout_shard)
+        holdout = validator_shards(spec, ShardPlan(relayers=1, validators=count, seed=data_seed))[
+            index
+        ]
+    address = relay.client.address
+    journal_path = journal or Path(f".derelay/journal-{address}.json")
+    config = WorkerConfig(
+        task_id=task_id,
+        roles=role_set,
+        relayer_stake=parse_amount(stake) if stake else None,
+        seed=seed,
+        device=device,
+        poll_seconds=poll,
+        progress=progress,
+    )
+    runner = Worker(relay, store, spec, config, Journal(journal_path), train_data, holdout)
+    logging.getLogger("derelay").setLevel(min(logging.getLogger().level, logging.INFO))
+    click.echo(
+        f"worker {address} on task {task_id} ({roles}); journal {journal_path}; Ctrl-C stops it"
+    )
+    run_scheduled(runner)
+    click.echo("worker stopped")
+
+
+# ---------------------------------------------------------------------- demo, bench
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("out/demo"),
+    show_default=True,
+)
+@click.option("--rounds", type=int, default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(out: Path, rounds: int, seed: int) -> None:
+    """A relay on the embedded chain and store: 5 relayers, 3 validators, a keeper; no set-up."""
+    from deploy.demo import run_demo
+
+    result = run_demo(out, rounds=rounds, seed=seed, echo=click.echo)
+    click.echo(f"demo output in {result.out_dir.resolve()}")
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("out/bench"),
+    show_default=True,
+)
+@click.option("--full", is_flag=True, help="The long version (500 relayers queued).")
+def bench(out: Path, full: bool) -> None:
+    """Performance figures: gas per function and per round (markdown and JSON in --out)."""
+    from bench.gas import report
+
+    table = report(queue_sizes=(10, 500) if full else (10, 100))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gas.md").write_text(table + "\n")
+    click.echo(table)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning DeRelayL errors into one line."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DeRelayError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,67 @@
+"""The chain client: connection errors, revert decoding, RPC replies that make no sense."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector
+
+from trainer.chain import RevertDecoder, connect, revert_data
+from trainer.contract import load_abi
+from trainer.errors import ChainError
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_rpc_is_one_clear_error():
+    with pytest.raises(ChainError, match="unreachable") as exc:
+        connect(f"http://127.0.0.1:{_free_port()}", timeout=1)
+    assert "\n" not in str(exc.value)
+
+
+def test_unsupported_rpc_scheme_is_refused():
+    with pytest.raises(ChainError, match="unsupported RPC"):
+        connect("ftp://example")
+
+
+def test_custom_error_is_decoded_with_arguments_and_a_hint():
+    # prepare
+    decoder = RevertDecoder(load_abi())
+    selector = function_signature_to_4byte_selector("DeRelay__WrongRound(uint256,uint256,uint256)")
+    data = selector + encode(["uint256", "uint256", "uint256"], [1, 4, 5])
+
+    # act
+    error = decoder.decode(data, "submitRelay")
+
+    # check
+    assert error.name == "DeRelay__WrongRound"
+    assert error.error_args == (1, 4, 5)
+    assert "given=4, current=5" in str(error)
+    assert "derelay status" in str(error)
+
+
+def test_string_reasons_panics_and_garbage_are_all_readable():
+    decoder = RevertDecoder(load_abi())
+    reason = bytes.fromhex("08c379a0") + encode(["string"], ["nope"])
+    panic = bytes.fromhex("4e487b71") + encode(["uint256"], [0x11])
+    assert "nope" in str(decoder.decode(reason, "x"))
+    assert "panic 0x11" in str(decoder.decode(panic, "x"))
+    assert "without a reason" in str(decoder.decode(b"\x01\x02", "x"))
+    selector = function_signature_to_4byte_selector("DeRelay__WrongRound(uint256,uint256,uint256)")
+    assert "malformed" in str(decoder.decode(selector + b"\x00", "x"))
+
+
+def test_eth_tester_revert_text_is_parsed_into_bytes():
+    class TransactionFailed(Exception):
+        pass
+
+    raw = b"_\x8a@/" + bytes(32)
+    assert revert_data(TransactionFailed(f"execution reverted: {raw!r}")) == raw
+    assert revert_data(TransactionFailed("execution reverted: 0xdeadbeef")) == "0xdeadbeef"
+    assert revert_data(TransactionFailed("something else")) is None

@@ -1,0 +1,50 @@
+"""The journal survives restarts and refuses to be silently wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer.errors import JournalError
+from trainer.journal import BallotEntry, Journal, TurnEntry
+
+
+def _turn(round_: int, phase: str = "trained") -> TurnEntry:
+    return TurnEntry(round_, "bparent", "bchild", "bcard", 100, "00" * 32, phase)
+
+
+def test_entries_survive_a_reopen(tmp_path):
+    # prepare
+    path = tmp_path / "journal.json"
+    journal = Journal(path)
+    journal.record_turn(1, _turn(3))
+    journal.record_ballot(1, BallotEntry(4, "bchild", 8123, "ab" * 32, "scored"))
+
+    # act
+    reopened = Journal(path)
+
+    # check
+    assert reopened.turn(1, 3) == _turn(3)
+    assert reopened.ballot(1, 4).salt == "ab" * 32
+    assert reopened.turn(1, 4) is None
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_advancing_a_phase_is_durable(tmp_path):
+    journal = Journal(tmp_path / "j.json")
+    entry = _turn(1)
+    journal.advance_turn(7, entry, "submitted")
+    assert Journal(tmp_path / "j.json").turn(7, 1).phase == "submitted"
+
+
+def test_old_rounds_are_pruned(tmp_path):
+    journal = Journal(tmp_path / "j.json")
+    journal.record_turn(1, _turn(1))
+    journal.record_turn(1, _turn(500))
+    assert Journal(tmp_path / "j.json").turn(1, 1) is None
+
+
+def test_a_corrupt_journal_is_refused_with_advice(tmp_path):
+    path = tmp_path / "j.json"
+    path.write_text("{not json")
+    with pytest.raises(JournalError, match="salts"):
+        Journal(path)

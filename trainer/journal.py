@@ -1,0 +1,128 @@
+"""The worker's journal: what it has started and not yet seen through, on disk before it acts.
+
+A worker killed at any point restarts from this file: a pinned child is reused instead of being
+retrained, a submission that may already have landed is never sent twice blind, and a commitment's
+salt is written (and fsynced) before the commitment is sent, so the reveal can always follow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import JournalError
+
+JOURNAL_VERSION = 1
+KEEP_ROUNDS = 64  # entries older than this many rounds are dropped on save
+
+
+@dataclass(frozen=True)
+class TurnEntry:
+    """A relay turn in flight. `phase`: trained (child pinned), submitting, submitted, abandoned."""
+
+    round: int
+    parent_cid: str
+    child_cid: str
+    card_cid: str
+    samples: int
+    data_commitment: str
+    phase: str
+
+
+@dataclass(frozen=True)
+class BallotEntry:
+    """A review in flight. `phase`: scored (salt drawn), committed, revealed."""
+
+    round: int
+    child_cid: str
+    score: int
+    salt: str
+    phase: str
+
+
+class Journal:
+    """A small JSON document, rewritten atomically (temp file, fsync, rename, fsync directory)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._turns: dict[str, dict[str, Any]] = {}
+        self._ballots: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            document = json.loads(self.path.read_text())
+            if document.get("version") != JOURNAL_VERSION:
+                raise ValueError(f"version {document.get('version')!r}")
+            self._turns = dict(document["turns"])
+            self._ballots = dict(document["ballots"])
+            for entry in self._turns.values():
+                TurnEntry(**entry)
+            for entry in self._ballots.values():
+                BallotEntry(**entry)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise JournalError(
+                f"journal {self.path} is unreadable ({exc}): move it aside only if no turn or "
+                "commitment is in flight, since it holds the salts of unrevealed scores"
+            ) from exc
+
+    @staticmethod
+    def _key(task_id: int, round_: int) -> str:
+        return f"{task_id}:{round_}"
+
+    def turn(self, task_id: int, round_: int) -> TurnEntry | None:
+        """The journaled turn of `round_`, if any."""
+        entry = self._turns.get(self._key(task_id, round_))
+        return TurnEntry(**entry) if entry else None
+
+    def ballot(self, task_id: int, round_: int) -> BallotEntry | None:
+        """The journaled ballot of `round_`, if any."""
+        entry = self._ballots.get(self._key(task_id, round_))
+        return BallotEntry(**entry) if entry else None
+
+    def record_turn(self, task_id: int, entry: TurnEntry) -> None:
+        """Write `entry` durably."""
+        self._turns[self._key(task_id, entry.round)] = asdict(entry)
+        self._save(task_id, entry.round)
+
+    def record_ballot(self, task_id: int, entry: BallotEntry) -> None:
+        """Write `entry` durably."""
+        self._ballots[self._key(task_id, entry.round)] = asdict(entry)
+        self._save(task_id, entry.round)
+
+    def advance_turn(self, task_id: int, entry: TurnEntry, phase: str) -> TurnEntry:
+        """Record `entry` in its next phase and return it."""
+        moved = replace(entry, phase=phase)
+        self.record_turn(task_id, moved)
+        return moved
+
+    def advance_ballot(self, task_id: int, entry: BallotEntry, phase: str) -> BallotEntry:
+        """Record `entry` in its next phase and return it."""
+        moved = replace(entry, phase=phase)
+        self.record_ballot(task_id, moved)
+        return moved
+
+    def _save(self, task_id: int, current_round: int) -> None:
+        for table in (self._turns, self._ballots):
+            for key in list(table):
+                task, round_ = (int(part) for part in key.split(":"))
+                if task == task_id and round_ < current_round - KEEP_ROUNDS:
+                    del table[key]
+        document = {"version": JOURNAL_VERSION, "turns": self._turns, "ballots": self._ballots}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

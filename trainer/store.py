@@ -1,0 +1,510 @@
+"""The content store: where weights and task specs live, named by their CIDs.
+
+Two backends share one interface. `LocalStore` keeps blocks in a directory; `KuboStore` talks to
+an IPFS node over the Kubo RPC API. Both name content exactly as `ipfs add --cid-version=1` does
+(see `trainer.cid`), and both re-hash what they return: bytes that do not produce the CID asked
+for raise `CidError`, so nothing downstream ever sees content the chain did not name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+from tqdm import tqdm
+
+from trainer.cid import CHUNK_SIZE, DAG_PB, RAW, Cid, decode_file_node, unixfs_blocks, unixfs_cid
+from trainer.errors import CidError, ConfigError, StoreError
+
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+DEFAULT_IPFS_URL = "http://127.0.0.1:5001"
+
+_MAX_DEPTH = 16  # a 512 MiB file is 3 levels deep; anything this deep is not ours
+_TRANSFER_CHUNK = 1024 * 1024
+_HAS_TIMEOUT = 5.0  # seconds
+_TMP_PREFIX = ".tmp-"
+# Kubo's defaults for `ipfs add --cid-version=1`, spelled out so that any node (js-ipfs too)
+# builds the same DAG; `cid-base` only changes how the node writes the CID back.
+_ADD_PARAMS = {
+    "cid-version": "1",
+    "raw-leaves": "true",
+    "chunker": f"size-{CHUNK_SIZE}",
+    "hash": "sha2-256",
+    "trickle": "false",
+    "cid-base": "base32",
+    "pin": "false",
+}
+
+
+def as_cid(cid: Cid | str) -> Cid:
+    """Return `cid` as a Cid, parsing it strictly if it is a string."""
+    return cid if isinstance(cid, Cid) else Cid.parse(cid)
+
+
+def _too_large(cid: Cid, size: int, limit: int) -> StoreError:
+    return StoreError(
+        f"{cid} holds {size} bytes, more than the limit of {limit}: "
+        "raise max_bytes only if you trust whoever named this CID"
+    )
+
+
+def _progress(total: int | None, desc: str, enabled: bool | None) -> tqdm:
+    """A byte progress bar, shown when enabled (default: stderr is a TTY) unless known small."""
+    show = sys.stderr.isatty() if enabled is None else enabled
+    big = total is None or total >= PROGRESS_MIN_BYTES
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        leave=False,
+        disable=not (show and big),
+    )
+
+
+class ContentStore(ABC):
+    """Content-addressed storage: add bytes, get them back verified by CID, pin, test presence."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @abstractmethod
+    def add(self, data: bytes) -> Cid:
+        """Store `data` and return its CID (the one `ipfs add --cid-version=1` gives)."""
+
+    @abstractmethod
+    def get(self, cid: Cid | str, max_bytes: int | None = None) -> bytes:
+        """Return the bytes named by `cid`, verified; refuse content over `max_bytes`."""
+
+    @abstractmethod
+    def pin(self, cid: Cid | str) -> None:
+        """Keep the content named by `cid` from being collected."""
+
+    @abstractmethod
+    def has(self, cid: Cid | str) -> bool:
+        """Whether the content named by `cid` is held here, without fetching it."""
+
+
+# --- LocalStore ---------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either nothing or all of it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class LocalStore(ContentStore):
+    """Blocks as files under `root/blocks`, one per block, named by CID; pins under `root/pins`."""
+
+    def __init__(self, root: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self._blocks = self.root / "blocks"
+        self._pins = self.root / "pins"
+        try:
+            self._blocks.mkdir(parents=True, exist_ok=True)
+            self._pins.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the local store at {self.root}: {exc.strerror}; "
+                "choose a writable directory"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def add(self, data: bytes) -> Cid:
+        """Store `data` as a UnixFS DAG of blocks; return the root CID."""
+        try:
+            for cid, block in unixfs_blocks(data):
+                self._put(cid, block)
+            _fsync_dir(self._blocks)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the local store at {self.root}: {exc.strerror}; "
+                "free some disk space or choose another directory"
+            ) from None
+        return cid
+
+    def get(self, cid: Cid | str, max_bytes: int | None = None) -> bytes:
+        """Reassemble the file named by `cid`, verifying every block and its sizes."""
+        root = as_cid(cid)
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        out = bytearray()
+        self._collect(root, root, None, limit, out, 0)
+        return bytes(out)
+
+    def has(self, cid: Cid | str) -> bool:
+        """Whether every block of the DAG is on disk (inner blocks are verified, leaves not)."""
+        try:
+            return self._complete(as_cid(cid), 0)
+        except (CidError, OSError):
+            return False
+
+    def pin(self, cid: Cid | str) -> None:
+        """Record a pin for `cid`, whose content must already be here."""
+        cid = as_cid(cid)
+        if not self.has(cid):
+            raise StoreError(
+                f"cannot pin {cid}: it is not (completely) in the local store at {self.root}; "
+                "add or fetch it first"
+            )
+        path = self._pins / str(cid)
+        if path.exists():
+            return
+        try:
+            _write_atomic(path, b"")
+            _fsync_dir(self._pins)
+        except OSError as exc:
+            raise StoreError(f"cannot record a pin in {self._pins}: {exc.strerror}") from None
+
+    def pinned(self) -> list[Cid]:
+        """The pinned CIDs, sorted by their text."""
+        names = sorted(p.name for p in self._pins.iterdir() if not p.name.startswith(_TMP_PREFIX))
+        return [Cid.parse(name) for name in names]
+
+    def _path(self, cid: Cid) -> Path:
+        return self._blocks / str(cid)
+
+    def _put(self, cid: Cid, block: bytes) -> None:
+        path = self._path(cid)
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_size == len(block) and path.read_bytes() == block:
+                return
+        _write_atomic(path, block)
+
+    def _read(self, cid: Cid, root: Cid) -> bytes:
+        path = self._path(cid)
+        try:
+            block = path.read_bytes()
+        except FileNotFoundError:
+            what = "it is" if cid == root else f"its block {cid} is"
+            raise StoreError(
+                f"cannot get {root}: {what} not in the local store at {self.root}; "
+                "add the content or fetch it from IPFS"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        if Cid.of(cid.codec, block) != cid:
+            raise CidError(
+                f"block {path} does not hash to its CID: the file was altered on disk; "
+                "delete it and add or fetch the content again"
+            )
+        return block
+
+    def _collect(
+        self, cid: Cid, root: Cid, size: int | None, limit: int, out: bytearray, depth: int
+    ) -> None:
+        """Append the file data under `cid` to `out`; `size` is what its parent says it holds."""
+        if depth > _MAX_DEPTH:
+            raise CidError(f"{root} is a DAG deeper than {_MAX_DEPTH} levels; refusing it")
+        if cid.codec == RAW:
+            block = self._read(cid, root)
+            if size is not None and len(block) != size:
+                raise CidError(
+                    f"{root}: leaf {cid} holds {len(block)} bytes, its parent says {size}"
+                )
+            if len(out) + len(block) > limit:
+                raise _too_large(root, len(out) + len(block), limit)
+            out += block
+            return
+        block = self._read(cid, root)
+        try:
+            node = decode_file_node(block)
+        except CidError as exc:
+            raise CidError(f"{root} is not a UnixFS file: {exc}") from None
+        if size is not None and node.filesize != size:
+            raise CidError(
+                f"{root}: node {cid} holds {node.filesize} bytes, its parent says {size}"
+            )
+        if len(out) + node.filesize > limit:
+            raise _too_large(root, len(out) + node.filesize, limit)
+        out += node.data
+        for link, child_size in zip(node.links, node.blocksizes, strict=True):
+            self._collect(link.cid, root, child_size, limit, out, depth + 1)
+
+    def _complete(self, cid: Cid, depth: int) -> bool:
+        if cid.codec == RAW:
+            return self._path(cid).is_file()
+        if depth > _MAX_DEPTH:
+            return False
+        block = self._path(cid).read_bytes()
+        if Cid.of(DAG_PB, block) != cid:
+            return False
+        return all(self._complete(link.cid, depth + 1) for link in decode_file_node(block).links)
+
+
+# --- KuboStore ----------------------------------------------------------------------------------
+
+_MULTIADDR = re.compile(r"/(ip4|ip6|dns|dns4|dns6)/([^/]+)/tcp/(\d+)(/http)?/?")
+
+
+def _normalise_url(url: str) -> str:
+    """Turn an RPC address (http URL or multiaddr such as /ip4/127.0.0.1/tcp/5001) into a URL."""
+    url = url.strip()
+    if m := _MULTIADDR.fullmatch(url):
+        host = f"[{m[2]}]" if m[1] == "ip6" else m[2]
+        return f"http://{host}:{m[3]}"
+    url = url.rstrip("/").removesuffix("/api/v0")
+    if not re.fullmatch(r"https?://[^/\s]+", url):
+        raise ConfigError(
+            f"{url!r} is not an IPFS RPC address: pass one like http://127.0.0.1:5001 "
+            "or /ip4/127.0.0.1/tcp/5001"
+        )
+    return url
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _connection_reason(exc: requests.ConnectionError) -> str:
+    """The OS-level reason inside requests' long connection error, e.g. 'Connection refused'."""
+    m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return m[1].strip() if m else _one_line(str(exc), 120)
+
+
+class _MultipartBody:
+    """A multipart/form-data body holding one file, sent in chunks with a progress bar.
+
+    Requests sends it with a Content-Length (from `__len__`) and iterates it afresh on each try.
+    """
+
+    def __init__(self, data: bytes, progress: bool | None, desc: str) -> None:
+        boundary = uuid.uuid4().hex
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        self._head = (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="blob"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        self._tail = f"\r\n--{boundary}--\r\n".encode()
+        self._data = memoryview(data).cast("B")
+        self._progress = progress
+        self._desc = desc
+
+    def __len__(self) -> int:
+        return len(self._head) + len(self._data) + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        with _progress(len(self._data), self._desc, self._progress) as bar:
+            for start in range(0, len(self._data), _TRANSFER_CHUNK):
+                chunk = self._data[start : start + _TRANSFER_CHUNK]
+                yield bytes(chunk)
+                bar.update(len(chunk))
+        yield self._tail
+
+
+class KuboStore(ContentStore):
+    """An IPFS node reached over the Kubo RPC API (kubo, or js-ipfs which speaks the same API)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_IPFS_URL,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        tries: int = 3,
+        backoff: float = 0.5,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        progress: bool | None = None,
+    ) -> None:
+        """`timeout` bounds each wait for the node; connection failures are tried `tries` times
+        with exponential `backoff`; `progress` None shows bars only on a terminal."""
+        self.url = _normalise_url(url)
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.tries = max(1, tries)
+        self.backoff = backoff
+        self.max_bytes = max_bytes
+        self.progress = progress
+        self._session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"KuboStore({self.url!r})"
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def version(self) -> str:
+        """The node's version string; a cheap check that the node is up."""
+        with self._call("version", {}) as resp:
+            return str(self._json(resp, "version").get("Version", "unknown"))
+
+    def add(self, data: bytes) -> Cid:
+        """Upload `data`; refuse (CidError) if the node names it other than we compute."""
+        expected = unixfs_cid(data)
+        body = _MultipartBody(data, self.progress, f"add {str(expected)[:16]}…")
+        headers = {"Content-Type": body.content_type}
+        with self._call("add", _ADD_PARAMS, data=body, headers=headers) as resp:
+            lines = [line for line in resp.text.splitlines() if line.strip()]
+        try:
+            reply = json.loads(lines[-1])
+            got = Cid.parse(reply["Hash"])
+        except (IndexError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"IPFS node at {self.url} gave an unreadable answer to add: {_one_line(str(exc))}"
+            ) from None
+        except CidError as exc:
+            raise StoreError(
+                f"IPFS node at {self.url} answered add with a bad CID: {exc}"
+            ) from None
+        if got != expected:
+            raise CidError(
+                f"IPFS node at {self.url} named the bytes {got}, but `ipfs add --cid-version=1` "
+                f"gives {expected}: the node imports with other settings (chunker, raw leaves, "
+                "layout) or altered the bytes; use a node with Kubo's defaults"
+            )
+        return expected
+
+    def get(self, cid: Cid | str, max_bytes: int | None = None) -> bytes:
+        """Fetch with `cat`, streaming; re-hash the bytes and refuse them unless they give `cid`."""
+        cid = as_cid(cid)
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        chunks: list[bytes] = []
+        received = 0
+        with self._call("cat", {"arg": str(cid)}, stream=True) as resp:
+            header = resp.headers.get("X-Content-Length", "")
+            announced = int(header) if header.isdigit() else None
+            if announced is not None and announced > limit:
+                raise _too_large(cid, announced, limit)
+            try:
+                with _progress(announced, f"get {str(cid)[:16]}…", self.progress) as bar:
+                    for chunk in resp.iter_content(_TRANSFER_CHUNK):
+                        received += len(chunk)
+                        if received > limit:
+                            raise _too_large(cid, received, limit)
+                        chunks.append(chunk)
+                        bar.update(len(chunk))
+            except requests.RequestException as exc:
+                raise StoreError(
+                    f"IPFS node at {self.url} broke off sending {cid} after {received} bytes "
+                    f"({_one_line(str(exc), 120)}): check that it is running and try again"
+                ) from None
+        if announced is not None and received != announced:
+            raise StoreError(
+                f"IPFS node at {self.url} sent {received} of the {announced} bytes of {cid}: "
+                "it may be short of the content or failing; try again"
+            )
+        data = b"".join(chunks)
+        del chunks
+        actual = Cid.of(RAW, data) if cid.codec == RAW else unixfs_cid(data)
+        if actual != cid:
+            raise CidError(
+                f"bytes from {self.url} do not hash to {cid}; the node or a proxy altered them: "
+                f"refusing them (they hash to {actual}; content imported with settings other "
+                "than `ipfs add --cid-version=1` defaults cannot be verified either)"
+            )
+        return data
+
+    def pin(self, cid: Cid | str) -> None:
+        """Pin `cid` recursively on the node (it fetches what it lacks)."""
+        with self._call("pin/add", {"arg": str(as_cid(cid)), "recursive": "true"}):
+            pass
+
+    def has(self, cid: Cid | str) -> bool:
+        """Whether the node holds the root block of `cid` locally (it is not fetched)."""
+        # Kubo answers at once with offline=true; js-ipfs ignores it and looks until `timeout`.
+        wait = min(_HAS_TIMEOUT, self.timeout / 2)
+        params = {"arg": str(as_cid(cid)), "offline": "true", "timeout": f"{wait:g}s"}
+        with self._call("block/stat", params, missing_ok=True) as resp:
+            return resp.status_code == 200
+
+    def _json(self, resp: requests.Response, endpoint: str) -> dict[str, object]:
+        try:
+            reply = resp.json()
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            raise StoreError(
+                f"IPFS node at {self.url} gave an unreadable answer to {endpoint}: "
+                "is this URL an IPFS RPC API (usually port 5001)?"
+            )
+        return reply
+
+    def _call(
+        self,
+        endpoint: str,
+        params: dict[str, str],
+        *,
+        data: _MultipartBody | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        missing_ok: bool = False,
+    ) -> requests.Response:
+        """POST to /api/v0/<endpoint>, trying again on connection failures; raise StoreError.
+
+        With `missing_ok`, a 500 (how Kubo reports "not found") is returned instead of raised.
+        """
+        url = f"{self.url}/api/v0/{endpoint}"
+        for attempt in range(self.tries):
+            try:
+                resp = self._session.post(
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    stream=stream,
+                    timeout=(self.connect_timeout, self.timeout),
+                )
+                break
+            except requests.ConnectionError as exc:
+                if attempt + 1 == self.tries:
+                    reason = _connection_reason(exc)
+                    raise StoreError(
+                        f"IPFS node at {self.url} is unreachable ({reason}): "
+                        "start it with `derelay ipfs` or pass --ipfs URL"
+                    ) from None
+                time.sleep(self.backoff * 2**attempt)
+            except requests.Timeout:
+                raise StoreError(
+                    f"IPFS node at {self.url} did not answer {endpoint} within {self.timeout:g} s: "
+                    "it may be overloaded or looking for content it does not have"
+                ) from None
+            except requests.RequestException as exc:
+                raise StoreError(
+                    f"IPFS request {endpoint} to {self.url} failed: {_one_line(str(exc))}"
+                ) from None
+        if resp.status_code == 200 or (missing_ok and resp.status_code == 500):
+            return resp
+        with resp:
+            try:
+                message = str(resp.json().get("Message", ""))
+            except (ValueError, AttributeError):
+                message = resp.text
+        raise StoreError(
+            f"IPFS node at {self.url} refused {endpoint} (HTTP {resp.status_code}): "
+            f"{_one_line(message) or 'no reason given'}"
+        )

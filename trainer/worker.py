@@ -1,0 +1,354 @@
+"""The worker: relayer, validator and keeper of one task, in one loop.
+
+Each `tick` reads the chain and does what is due, journaling before every irreversible step:
+- relayer: join the queue; on its turn fetch the head (verified), train, add and pin the child and
+  its relay card, submit;
+- validator: take a seat; score each open submission on its own held-out data, commit, then
+  reveal in the reveal window;
+- keeper: skip an expired turn, finalize a review that is due.
+`run_scheduled` drives ticks with APScheduler and stops cleanly on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from trainer.cid import Cid
+from trainer.contract import DeRelayContract, Phase, TaskState, commitment_for
+from trainer.data import Dataset, data_commitment
+from trainer.errors import ChainError, ContractRevert, DeRelayError, StoreError
+from trainer.journal import BallotEntry, Journal, TurnEntry
+from trainer.spec import TaskSpec
+from trainer.steps import relay_card, score_weights, train_child
+from trainer.store import ContentStore
+from trainer.training import TrainConfig
+
+log = logging.getLogger("derelay.worker")
+
+# Reverts that mean "someone else already moved the relay on": a keeper lost a race.
+RACE_ERRORS = frozenset({"DeRelay__WrongPhase", "DeRelay__TurnNotExpired", "DeRelay__ReviewOpen"})
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which roles this worker plays."""
+
+    relayer: bool = True
+    validator: bool = True
+    keeper: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> Roles:
+        """From a comma-separated list such as "relayer,keeper"."""
+        names = {part.strip() for part in text.split(",") if part.strip()}
+        unknown = names - {"relayer", "validator", "keeper"}
+        if unknown or not names:
+            raise DeRelayError(
+                f"unknown roles {sorted(unknown) or '(none)'}: use relayer, validator and/or keeper"
+            )
+        return cls("relayer" in names, "validator" in names, "keeper" in names)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How one worker behaves."""
+
+    task_id: int
+    roles: Roles = Roles()
+    relayer_stake: int | None = None  # wei to stake when joining; None: the task's minStake
+    validator_stake: int | None = None  # wei to stake for a seat; None: the task's validatorStake
+    seed: int = 0  # training seed; each turn adds its round number
+    device: str = "cpu"  # where training runs: cpu, cuda or auto
+    poll_seconds: float = 2.0  # time between ticks under the scheduler
+    progress: bool = False  # progress bars for training
+
+
+def chain_now(relay: DeRelayContract) -> int:
+    """The earliest timestamp the next block can carry: after the latest block, and not before
+    the wall clock (a chain whose clock was moved ahead, like the demo's, stays ahead)."""
+    latest = int(relay.client.w3.eth.get_block("latest")["timestamp"])
+    return max(latest + 1, int(time.time()))
+
+
+class Worker:
+    """One account's worker for one task."""
+
+    def __init__(
+        self,
+        relay: DeRelayContract,
+        store: ContentStore,
+        spec: TaskSpec,
+        config: WorkerConfig,
+        journal: Journal,
+        train_data: Dataset | None = None,
+        holdout: Dataset | None = None,
+        clock: Callable[[DeRelayContract], int] = chain_now,
+    ) -> None:
+        if config.roles.relayer and train_data is None:
+            raise DeRelayError("a relayer needs training data: pass --data or --shard")
+        if config.roles.validator and holdout is None:
+            raise DeRelayError("a validator needs held-out data: pass --holdout-shard")
+        self.relay = relay
+        self.store = store
+        self.spec = spec
+        self.config = config
+        self.journal = journal
+        self.train_data = train_data
+        self.holdout = holdout
+        self.clock = clock
+        self.address = relay.client.address
+        self.task_id = config.task_id
+        self._params = relay.task_params(config.task_id)
+
+    # ------------------------------------------------------------------ loop
+
+    def tick(self) -> list[str]:
+        """Do whatever is due now; return a line per action taken."""
+        actions: list[str] = []
+        state = self.relay.task_state(self.task_id)
+        now = self.clock(self.relay)
+        if self.config.roles.relayer:
+            actions += self._relayer(state, now)
+        if self.config.roles.validator:
+            actions += self._validator(state, now)
+        if self.config.roles.keeper:
+            actions += self._keeper(self.relay.task_state(self.task_id), self.clock(self.relay))
+        for line in actions:
+            log.info("%s", line)
+        return actions
+
+    # ------------------------------------------------------------------ relayer
+
+    def _relayer(self, state: TaskState, now: int) -> list[str]:
+        account = self.relay.account(self.task_id, self.address)
+        if not account.queued:
+            stake = self.config.relayer_stake or self._params.min_stake
+            self.relay.join_relay(self.task_id, stake)
+            return [f"joined the relay of task {self.task_id} with stake {stake} wei"]
+        if state.phase != Phase.TURN or state.holder != self.address or now > state.deadline:
+            return []
+        return self._turn(state)
+
+    def _turn(self, state: TaskState) -> list[str]:
+        assert self.train_data is not None
+        head = Cid.from_bytes(state.head_cid)
+        entry = self.journal.turn(self.task_id, state.round)
+        if entry is not None and entry.phase in ("submitted", "abandoned"):
+            return []
+        if entry is None or entry.parent_cid != str(head):
+            entry = self._train(state.round, head)
+        if entry.phase == "submitting" and self._already_submitted(entry):
+            self.journal.advance_turn(self.task_id, entry, "submitted")
+            return [
+                f"round {state.round}: submission {entry.child_cid} had landed before a restart"
+            ]
+        entry = self.journal.advance_turn(self.task_id, entry, "submitting")
+        try:
+            self.relay.submit_relay(
+                self.task_id,
+                state.round,
+                head.digest,
+                Cid.parse(entry.child_cid).to_bytes(),
+                Cid.parse(entry.card_cid).to_bytes(),
+                bytes.fromhex(entry.data_commitment),
+                entry.samples,
+            )
+        except ContractRevert as exc:
+            if exc.name == "DeRelay__ChildSeen" and self._already_submitted(entry):
+                self.journal.advance_turn(self.task_id, entry, "submitted")
+                return [f"round {state.round}: submission had already landed"]
+            if exc.name in (
+                "DeRelay__StaleParent",
+                "DeRelay__WrongRound",
+                "DeRelay__TurnExpired",
+                "DeRelay__ChildSeen",
+            ):
+                self.journal.advance_turn(self.task_id, entry, "abandoned")
+                return [f"round {state.round}: turn abandoned: {exc}"]
+            raise
+        self.journal.advance_turn(self.task_id, entry, "submitted")
+        return [f"round {state.round}: submitted child {entry.child_cid} ({entry.samples} samples)"]
+
+    def _train(self, round_: int, head: Cid) -> TurnEntry:
+        assert self.train_data is not None
+        started = time.perf_counter()
+        parent = self.store.get(head)
+        fetch_seconds = time.perf_counter() - started
+        cfg = TrainConfig.from_spec(
+            self.spec, seed=self.config.seed + round_, device=self.config.device
+        )
+        result = train_child(self.spec, parent, self.train_data, cfg, progress=self.config.progress)
+        commitment = data_commitment(self.train_data.X, self.train_data.y)
+        child = self.store.add(result.weights)
+        self.store.pin(child)
+        card = relay_card(self.task_id, round_, str(head), result, cfg, fetch_seconds, commitment)
+        card_cid = self.store.add(json.dumps(card, sort_keys=True).encode())
+        self.store.pin(card_cid)
+        entry = TurnEntry(
+            round=round_,
+            parent_cid=str(head),
+            child_cid=str(child),
+            card_cid=str(card_cid),
+            samples=result.samples,
+            data_commitment=commitment.hex(),
+            phase="trained",
+        )
+        self.journal.record_turn(self.task_id, entry)
+        return entry
+
+    def _already_submitted(self, entry: TurnEntry) -> bool:
+        relayer, round_, *_ = self.relay.record(self.task_id, Cid.parse(entry.child_cid).digest)
+        return relayer == self.address and round_ == entry.round
+
+    # ------------------------------------------------------------------ validator
+
+    def _validator(self, state: TaskState, now: int) -> list[str]:
+        account = self.relay.account(self.task_id, self.address)
+        if account.seat < 0:
+            stake = self.config.validator_stake or self._params.validator_stake
+            try:
+                self.relay.register_validator(self.task_id, stake)
+            except ContractRevert as exc:
+                if exc.name == "DeRelay__SeatsFull":
+                    return []
+                raise
+            return [f"took a validator seat in task {self.task_id} with stake {stake} wei"]
+        if state.phase != Phase.REVIEW or state.holder == self.address:
+            return []
+        entry = self.journal.ballot(self.task_id, state.round)
+        if now <= state.deadline and (entry is None or entry.phase == "scored"):
+            return self._commit(state, entry)
+        if (
+            state.deadline < now <= state.reveal_end
+            and entry is not None
+            and entry.phase == "committed"
+        ):
+            return self._reveal(state, entry)
+        return []
+
+    def _commit(self, state: TaskState, entry: BallotEntry | None) -> list[str]:
+        assert self.holdout is not None
+        if entry is None:
+            child_entry = self.relay.lineage(self.task_id, state.submission_count - 1, 1)[0]
+            child = Cid.from_bytes(child_entry.cid)
+            try:
+                score = score_weights(self.spec, self.store.get(child), self.holdout)
+            except StoreError as exc:
+                log.warning("round %d: cannot fetch child %s yet: %s", state.round, child, exc)
+                return []
+            # The salt is on disk before the commitment leaves: a crash cannot lose the reveal.
+            entry = BallotEntry(state.round, str(child), score, os.urandom(32).hex(), "scored")
+            self.journal.record_ballot(self.task_id, entry)
+        commitment = commitment_for(
+            self.task_id, state.round, entry.score, bytes.fromhex(entry.salt), self.address
+        )
+        try:
+            self.relay.commit_score(self.task_id, state.round, commitment)
+        except ContractRevert as exc:
+            if exc.name == "DeRelay__AlreadyCommitted":
+                self.journal.advance_ballot(self.task_id, entry, "committed")
+                return []
+            if exc.name in ("DeRelay__CommitClosed", "DeRelay__WrongPhase", "DeRelay__SelfReview"):
+                return []
+            raise
+        self.journal.advance_ballot(self.task_id, entry, "committed")
+        return [f"round {state.round}: committed a score for {entry.child_cid}"]
+
+    def _reveal(self, state: TaskState, entry: BallotEntry) -> list[str]:
+        try:
+            self.relay.reveal_score(
+                self.task_id, state.round, entry.score, bytes.fromhex(entry.salt)
+            )
+        except ContractRevert as exc:
+            if exc.name in ("DeRelay__AlreadyRevealed", "DeRelay__NotCommitted"):
+                self.journal.advance_ballot(self.task_id, entry, "revealed")
+                return []
+            if exc.name in (
+                "DeRelay__RevealClosed",
+                "DeRelay__WrongPhase",
+                "DeRelay__RevealNotOpen",
+            ):
+                return []
+            raise
+        self.journal.advance_ballot(self.task_id, entry, "revealed")
+        return [f"round {state.round}: revealed score {entry.score}"]
+
+    # ------------------------------------------------------------------ keeper
+
+    def _keeper(self, state: TaskState, now: int) -> list[str]:
+        try:
+            if state.phase == Phase.TURN and now > state.deadline:
+                self.relay.skip_turn(self.task_id)
+                return [f"round {state.round}: skipped the expired turn of {state.holder}"]
+            if state.phase == Phase.REVIEW and self._finalizable(state, now):
+                self.relay.finalize(self.task_id)
+                return [f"round {state.round}: finalized the review"]
+        except ContractRevert as exc:
+            if exc.name in RACE_ERRORS:
+                return []
+            raise
+        return []
+
+    def _finalizable(self, state: TaskState, now: int) -> bool:
+        if now > state.reveal_end:
+            return True
+        if now <= state.deadline:
+            return False
+        seats = self.relay.seats(self.task_id)
+        return not any(s.round == state.round and s.ballot == 1 for s in seats)
+
+
+def run_scheduled(worker: Worker, stop_after: Callable[[], bool] | None = None) -> None:
+    """Tick every `poll_seconds` under APScheduler until SIGINT/SIGTERM (or `stop_after()`).
+
+    A tick in progress finishes before the process exits; a transient failure is logged and the
+    next tick tries again, while a mistake the user must fix stops the worker with its message.
+    """
+    stopped = threading.Event()
+    fatal: list[BaseException] = []
+
+    def tick() -> None:
+        try:
+            worker.tick()
+        except (ChainError, StoreError) as exc:
+            log.warning("tick failed, retrying next tick: %s", exc)
+        except BaseException as exc:  # anything else stops the worker, with its message
+            fatal.append(exc)
+            stopped.set()
+        if stop_after is not None and stop_after():
+            stopped.set()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the current tick", signum)
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    scheduler = BackgroundScheduler()
+    scheduler.add_job(
+        tick,
+        "interval",
+        seconds=worker.config.poll_seconds,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+    try:
+        stopped.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if fatal:
+        raise fatal[0]
