@@ -425,8 +425,10 @@ contract DeRelay is ReentrancyGuard {
 
     /// @notice Pay for a task's model (a recorded licence; the weights themselves are public on
     /// IPFS). `royaltyBp` of the payment goes to contributors by shares, the rest to the pool.
-    /// @dev Rounding: contributors receive `delta * totalShares / 1e18` <= the royalty; the
-    /// remainder goes to the pool, so nothing is lost here.
+    /// @dev Rounding: the whole royalty share is set aside for contributors and accPerShare grows
+    /// by floor(royalty * 1e18 / totalShares). What contributors can claim, each account's floor of
+    /// shares * accPerShare / 1e18, never exceeds what was set aside; the difference is dust that
+    /// stays in the contract.
     /// @param taskId The task whose model is paid for.
     function payForModel(uint256 taskId) external payable taskExists(taskId) {
         uint256 usageFee = _configs[taskId].usageFee;
@@ -435,9 +437,8 @@ contract DeRelay is ReentrancyGuard {
         uint256 totalShares = royalty.totalShares;
         uint256 toContributors;
         if (totalShares != 0) {
-            uint256 delta = (msg.value * _configs[taskId].royaltyBp / BP) * ACC_SCALE / totalShares;
-            toContributors = delta * totalShares / ACC_SCALE;
-            royalty.accPerShare += delta;
+            toContributors = msg.value * _configs[taskId].royaltyBp / BP;
+            royalty.accPerShare += toContributors * ACC_SCALE / totalShares;
         }
         _ledgers[taskId].pool = SafeCast.toUint128(_ledgers[taskId].pool + msg.value - toContributors);
         emit ModelPaid(taskId, msg.sender, msg.value, toContributors);
@@ -606,14 +607,15 @@ contract DeRelay is ReentrancyGuard {
     }
 
     /// @notice Give up the caller's validator seat; its stake becomes withdrawable. A validator
-    /// with an unrevealed commitment in the open review must reveal first.
+    /// with a ballot in the open review must wait for its finalization: leaving would withdraw a
+    /// vote after seeing the other reveals.
     /// @param taskId The task.
     function leaveValidator(uint256 taskId) external taskExists(taskId) {
         Validator memory me = _validators[taskId][msg.sender];
         if (me.seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
         Seat storage seat = _seats[taskId][me.seatPlusOne - 1];
         State storage state = _states[taskId];
-        if (state.phase == Phase.Review && seat.round == state.round && seat.ballot == 1) {
+        if (state.phase == Phase.Review && seat.round == state.round && seat.ballot != 0) {
             revert DeRelay__BallotOpen(taskId, state.round);
         }
         _removeValidator(taskId, msg.sender, me, false);
@@ -725,7 +727,7 @@ contract DeRelay is ReentrancyGuard {
             emit RelayerSlashed(taskId, s.round, s.holder, slash, SlashReason.Rejected);
         }
         record.status = verdict;
-        record.score = uint16(median);
+        record.score = verdict == Status.Void ? 0 : uint16(median);
         emit RoundFinalized(taskId, s.round, s.holder, verdict, uint16(median), uint8(reveals), ledger.ref, reward);
 
         _payValidators(taskId, s.round, config, ledger, scores, revealers, reveals, median);
@@ -1127,18 +1129,20 @@ contract DeRelay is ReentrancyGuard {
         return c.shares * (accPerShare - c.accPaid) / ACC_SCALE;
     }
 
-    /// @dev The lower median of `values[0..n)`, n >= 1; sorts that prefix in place (n <= 16).
+    /// @dev The lower median of `values[0..n)`, n >= 1, by insertion sort of a copy (n <= 16):
+    /// `values` stays paired with the revealers it came with.
     function _lowerMedian(uint256[] memory values, uint256 n) private pure returns (uint256) {
-        for (uint256 i = 1; i < n; ++i) {
+        uint256[] memory sorted = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
             uint256 v = values[i];
             uint256 j = i;
-            while (j > 0 && values[j - 1] > v) {
-                values[j] = values[j - 1];
+            while (j > 0 && sorted[j - 1] > v) {
+                sorted[j] = sorted[j - 1];
                 --j;
             }
-            values[j] = v;
+            sorted[j] = v;
         }
-        return values[(n - 1) / 2];
+        return sorted[(n - 1) / 2];
     }
 
     /// @dev Split a binary CIDv1 (0x01, codec raw|dag-pb, 0x12 sha2-256, 0x20 length, digest).

@@ -194,7 +194,15 @@ def _as_bytes(data: bytes | str | None) -> bytes:
 def revert_data(exc: BaseException) -> bytes | str | None:
     """The raw revert data inside whatever exception web3 or eth-tester raised."""
     if isinstance(exc, (ContractCustomError, ContractLogicError, ContractPanicError)):
-        return exc.data if isinstance(exc.data, (bytes, str)) else None
+        if isinstance(exc.data, (bytes, str)):
+            return exc.data
+    for arg in exc.args:
+        # ganache: (message, {"result": "0x<revert data>", ...}); others: {"data": "0x..."}
+        if isinstance(arg, dict):
+            for key in ("result", "data"):
+                value = arg.get(key)
+                if isinstance(value, str) and value.startswith("0x") and len(value) >= 10:
+                    return value
     if type(exc).__name__ == "TransactionFailed" and exc.args:
         # eth-tester: raw bytes, or "execution reverted: b'...'" holding a bytes literal.
         first = exc.args[0]
@@ -259,6 +267,13 @@ class ChainClient:
         except ChainError:
             raise
         except Exception as exc:
+            if revert_data(exc) is None:
+                # Some providers drop the revert data of a failed estimate: replay it as a call.
+                try:
+                    fn.call(tx_fields)
+                except Exception as replayed:
+                    if revert_data(replayed) is not None:
+                        raise self._explain(replayed, action) from exc
             raise self._explain(exc, action) from exc
         tx = fn.build_transaction(
             {

@@ -198,10 +198,16 @@ def start_ganache(
     chain_id: int = 1337,
     accounts: int = 10,
     *,
+    block_time: int = 1,
     timeout: float = 60.0,
     log_path: Path | None = None,
 ) -> RunningService:
-    """Run the dev chain (ganache, instamine, deterministic accounts) on 127.0.0.1:`port`.
+    """Run the dev chain (ganache, deterministic accounts) on 127.0.0.1:`port`.
+
+    It mines a block every `block_time` seconds, like a real chain, so that block time follows
+    the clock even when nobody transacts: a deadline that passed is seen as passed by calls and
+    gas estimates. (With `block_time` 0 it mines only on transactions, and the latest block's
+    timestamp can lag the clock indefinitely.)
 
     With `db_dir` the chain persists there; without it, it lives in memory. Returns once
     eth_chainId answers with `chain_id`.
@@ -222,7 +228,7 @@ def start_ganache(
         "--server.port",
         str(port),
         "--miner.blockTime",
-        "0",
+        str(block_time),
         "--chain.hardfork",
         "shanghai",
         "--wallet.totalAccounts",

@@ -1,0 +1,1299 @@
+"""`derelay simulate`: many participants and behaviours on the real contract, with real training.
+
+Each seed runs one task on a fresh embedded chain (eth-tester, the compiled DeRelay contract) with a
+`LocalStore` for weights. The simulation drives every actor directly rather than polling workers:
+per round it reads the task state once, lets the holder act according to its behaviour, lets the
+validators commit and reveal, moves the chain clock past each window, and has a keeper finalize or
+skip. Everything that moves money happens on chain; the simulation decodes the events of its own
+receipts, and at the end checks its books against `deploy.payouts.task_payouts` to the wei.
+
+Behaviours (relayers): honest (one local epoch on its shard), free_rider (the parent plus noise of
+1e-6: the contract refuses an identical CID), poisoner (label-flipped training or random weights),
+staller (never submits: skipped and slashed by the keeper). Validators: honest (score on their
+held-out shard) or lazy (commit, never reveal: slashed).
+
+Beside the relay, off-chain baselines train on the same honest shards with the same number of
+samples: centralized training, FedAvg and local-only training. Outputs: CSV, PNG plots and a
+markdown report (efficacy, sustainability, fairness).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import random
+import statistics
+import tempfile
+import time
+import tomllib
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from eth_tester import EthereumTester, PyEVMBackend
+from web3 import EthereumTesterProvider, Web3
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from deploy.metrics import (
+    RoyaltyBook,
+    cumulative_profit,
+    fedavg,
+    first_reaching,
+    gini,
+    jain_index,
+    profit_of,
+    relay_reward,
+    value_at,
+)
+from deploy.payouts import Payout, task_payouts
+from deploy.tasks import parse_amount, publish_task
+from trainer.chain import ChainClient
+from trainer.cid import Cid, unixfs_cid
+from trainer.contract import (
+    ETHER,
+    DeRelayContract,
+    Phase,
+    Status,
+    TaskParams,
+    TaskState,
+    commitment_for,
+    decoder_for,
+)
+from trainer.data import Dataset, data_commitment, partition, split_holdout
+from trainer.errors import ConfigError
+from trainer.keys import dev_account
+from trainer.models import apply_weights, build_model, init_weights, load_weights, save_weights
+from trainer.shards import split_dataset
+from trainer.spec import TaskSpec, digits_mlp_spec
+from trainer.steps import relay_card, score_weights, train_child
+from trainer.store import LocalStore
+from trainer.training import TrainConfig, evaluate, train
+
+RELAYER_BEHAVIOURS = ("honest", "free_rider", "poisoner", "staller")
+POISON_MODES = ("label_flip", "random", "alternate")
+FREE_RIDER_NOISE = 1e-6
+DEFAULT_SEED = 0
+# TaskParams fields a simulation may override (the CIDs and genesis score come from publishing).
+OVERRIDABLE = tuple(
+    name
+    for name in TaskParams.field_names()
+    if name not in ("spec_cid", "genesis_cid", "genesis_score")
+)
+AMOUNT_FIELDS = ("compute_cost", "pool", "relayer_stake", "consumer_payment")
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulation: who takes part, how they behave, and the task's parameters.
+
+    Relayers are `honest + free_riders + poisoners + stallers` (K, `participants`). Honest relayers
+    alone hold the queue for the first `warmup` rounds; the others join after it (a poisoner at
+    genesis cannot be told from an honest turn: the model is at chance either way).
+    """
+
+    honest: int = 4
+    free_riders: int = 1
+    poisoners: int = 1
+    stallers: int = 1
+    validators: int = 3  # honest validators
+    lazy_validators: int = 1  # commit, never reveal
+    rounds: int = 40
+    alpha: float | None = 0.5  # Dirichlet concentration of relayer shards; None: IID
+    seeds: tuple[int, ...] = (DEFAULT_SEED,)
+    warmup: int = 8  # rounds with honest relayers only
+    compute_cost: int = ETHER // 1000  # wei a participant spends per turn it trains
+    churn_after: int | None = 5  # unprofitable after this many turns (or reviews): leave
+    poison: str = "alternate"  # label_flip, random, or alternate between the two
+    relayer_stake: int | None = None  # None: twice the task's minStake
+    consumer_payment: int | None = None  # wei a consumer pays each round; None: the usage fee
+    pool: int = 5 * ETHER  # the publisher's initial funding
+    test_fraction: float = 0.5  # share of the held-out split kept as the common test split
+    params: tuple[tuple[str, int], ...] = ()  # TaskParams overrides, (name, value) pairs
+    baselines: bool = True  # also run centralized, FedAvg and local-only training
+
+    def __post_init__(self) -> None:
+        counts = {
+            "honest": self.honest,
+            "free_riders": self.free_riders,
+            "poisoners": self.poisoners,
+            "stallers": self.stallers,
+            "validators": self.validators,
+            "lazy_validators": self.lazy_validators,
+        }
+        for name, value in counts.items():
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"simulation: {name} must be a whole number >= 0, got {value!r}")
+        if self.honest < 1:
+            raise ConfigError("simulation: at least one honest relayer is needed")
+        if self.validators + self.lazy_validators > 16:
+            raise ConfigError("simulation: at most 16 validators (the contract's seat limit)")
+        if not isinstance(self.rounds, int) or self.rounds < 1:
+            raise ConfigError(f"simulation: rounds must be >= 1, got {self.rounds!r}")
+        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise ConfigError(f"simulation: alpha must be > 0 or iid, got {self.alpha!r}")
+        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise ConfigError(f"simulation: seeds must be whole numbers >= 0, got {self.seeds!r}")
+        if self.warmup < 0 or self.compute_cost < 0 or self.pool < 0:
+            raise ConfigError("simulation: warmup, compute_cost and pool must be >= 0")
+        if self.churn_after is not None and self.churn_after < 1:
+            raise ConfigError("simulation: churn_after must be >= 1 (or none)")
+        if self.poison not in POISON_MODES:
+            raise ConfigError(f"simulation: poison must be one of {', '.join(POISON_MODES)}")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError("simulation: test_fraction must be in (0, 1)")
+        for name, _ in self.params:
+            if name not in OVERRIDABLE:
+                raise ConfigError(
+                    f"simulation: unknown task parameter {name!r}; use one of {', '.join(OVERRIDABLE)}"
+                )
+        quorum = self.overrides().get("quorum", TaskParams.__dataclass_fields__["quorum"].default)
+        if self.validators < quorum:
+            raise ConfigError(
+                f"simulation: {self.validators} honest validator(s) cannot reach quorum {quorum}"
+            )
+
+    @property
+    def participants(self) -> int:
+        """K: the number of relayers."""
+        return self.honest + self.free_riders + self.poisoners + self.stallers
+
+    def overrides(self) -> dict[str, int]:
+        """TaskParams overrides, with enough validator seats for every validator."""
+        out = dict(self.params)
+        seats = self.validators + self.lazy_validators
+        default_seats = TaskParams.__dataclass_fields__["max_validators"].default
+        out.setdefault("max_validators", max(default_seats, seats))
+        return out
+
+    def behaviours(self) -> list[str]:
+        """Every relayer's behaviour, in join order: honest first, the others after warm-up."""
+        return (
+            ["honest"] * self.honest
+            + ["free_rider"] * self.free_riders
+            + ["poisoner"] * self.poisoners
+            + ["staller"] * self.stallers
+        )
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any]) -> SimConfig:
+        """From plain values (a TOML document or CLI flags). `participants` = K sets `honest` to
+        K minus the other relayers; `alpha` may be "iid"; amounts may carry ether/gwei units;
+        `seed` is one seed, `seeds` a list; `params` is a table of TaskParams overrides."""
+        known = {f.name for f in fields(cls)} | {"participants", "seed"}
+        unknown = set(doc) - known
+        if unknown:
+            raise ConfigError(
+                f"simulation config: unknown keys {', '.join(sorted(unknown))}; "
+                f"use {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {k: v for k, v in doc.items() if k not in ("participants", "seed")}
+        for name in AMOUNT_FIELDS:
+            if values.get(name) is not None:
+                values[name] = _amount(values[name], name)
+        if "alpha" in values:
+            values["alpha"] = _alpha(values["alpha"])
+        if doc.get("seed") is not None:
+            values["seeds"] = (int(doc["seed"]),)
+        if "seeds" in values:
+            seeds = values["seeds"]
+            values["seeds"] = tuple(
+                int(s) for s in (seeds if isinstance(seeds, list | tuple) else [seeds])
+            )
+        if "churn_after" in values and values["churn_after"] in (0, "none", "off"):
+            values["churn_after"] = None
+        if "params" in values:
+            params = values["params"]
+            if not isinstance(params, Mapping):
+                raise ConfigError("simulation config: params must be a table of name = value")
+            values["params"] = tuple(
+                sorted(
+                    (str(k).replace("-", "_"), _amount(v, f"params.{k}")) for k, v in params.items()
+                )
+            )
+        if doc.get("participants") is not None:
+            k = int(doc["participants"])
+            others = sum(
+                int(values.get(n, cls.__dataclass_fields__[n].default))
+                for n in ("free_riders", "poisoners", "stallers")
+            )
+            if k - others < 1:
+                raise ConfigError(
+                    f"simulation: {k} participants leave no honest relayer beside "
+                    f"{others} free-riders, poisoners and stallers"
+                )
+            values["honest"] = k - others
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"simulation config: {exc}") from None
+
+    @classmethod
+    def from_toml(cls, path: Path, extra: Mapping[str, Any] | None = None) -> SimConfig:
+        """A config from a TOML file, with `extra` (e.g. command-line flags) taking precedence."""
+        try:
+            doc = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read simulation config {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"simulation config {path} is not valid TOML: {exc}") from None
+        doc.update(extra or {})
+        return cls.from_mapping(doc)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON values (amounts as strings of wei)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in AMOUNT_FIELDS and value is not None:
+                value = str(value)
+            elif f.name == "params":
+                value = dict(value)
+            elif f.name == "seeds":
+                value = list(value)
+            out[f.name] = value
+        out["participants"] = self.participants
+        return out
+
+
+def _amount(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"simulation: {name} must be an amount, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return parse_amount(value)
+    raise ConfigError(f"simulation: {name} must be wei or a string like '0.01ether', got {value!r}")
+
+
+def _alpha(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.lower() in ("iid", "none", "0")):
+        return None
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"simulation: alpha must be a number or 'iid', got {value!r}") from None
+    return None if alpha == 0 else alpha
+
+
+# ---------------------------------------------------------------------- results
+
+
+@dataclass
+class RoundRow:
+    """One round as rounds.csv shows it."""
+
+    round: int
+    relayer: str
+    behaviour: str
+    verdict: str  # accepted, rejected, void, skipped
+    median: int  # median of the revealed scores (bp); 0 when skipped
+    reveals: int
+    ref_before: int
+    ref_after: int
+    head_score: int  # on-chain head score after the round (bp)
+    head_accuracy: int  # head's accuracy on the common test split after the round (bp)
+    child_accuracy: int | None  # the submission's accuracy on the test split (bp)
+    gain: int  # child accuracy minus parent accuracy on the test split, accepted turns (bp)
+    samples: int  # samples actually trained on in this turn
+    honest_samples: int  # cumulative samples trained by honest relayers
+    reward: int  # wei
+    slashed: int  # wei the relayer lost this round
+    pool: int  # wei in the pool after the round
+
+
+@dataclass
+class Participant:
+    """One account of the simulation and what happened to it."""
+
+    name: str
+    role: str  # relayer, validator, keeper
+    behaviour: str  # honest, free_rider, poisoner, staller, validator, lazy_validator, keeper
+    address: str
+    relay: DeRelayContract
+    data: Dataset | None = None
+    commitment: bytes = b""
+    turns: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    reviews: int = 0
+    seated: bool = False
+    queued: bool = False
+    left_round: int | None = None
+    left_reason: str = ""
+    contribution: int = 0  # sum of positive test-accuracy gains of its accepted turns (bp)
+    samples: int = 0  # samples it trained on
+
+
+@dataclass
+class Curve:
+    """Accuracy of one method against samples processed (and rounds, where it has rounds)."""
+
+    method: str
+    samples: list[int]
+    accuracy: list[int]  # bp on the common test split
+    rounds: list[int] | None = None
+
+
+@dataclass
+class SeedResult:
+    """Everything one seed's run produced."""
+
+    seed: int
+    out_dir: Path
+    task_id: int
+    genesis_score: int
+    genesis_accuracy: int
+    rows: list[RoundRow]
+    participants: list[Participant]
+    flows: list[tuple[int, str, str, int]]  # (round, address, kind, wei)
+    payouts: list[Payout]
+    curves: dict[str, Curve]
+    params: TaskParams
+    seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- the run
+
+
+EVENT_NAMES = (
+    "RoundFinalized",
+    "ValidatorPaid",
+    "ValidatorSlashed",
+    "RelayerSlashed",
+    "KeeperPaid",
+    "RelayerLeft",
+    "ValidatorLeft",
+    "ModelPaid",
+)
+
+
+def _events(relay: DeRelayContract, receipt: TxReceipt) -> list[tuple[str, dict[str, Any]]]:
+    """The contract's events in a receipt, in log order."""
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    for name in EVENT_NAMES:
+        for event in getattr(relay.contract.events, name)().process_receipt(
+            receipt, errors=DISCARD
+        ):
+            found.append((int(event["logIndex"]), name, dict(event["args"])))
+    return [(name, args) for _, name, args in sorted(found, key=lambda item: item[0])]
+
+
+class Simulation:
+    """One seed of a simulation on a fresh embedded chain."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        seed: int,
+        out_dir: Path,
+        store_dir: Path,
+        echo: Callable[[str], None] = print,
+        spec: TaskSpec | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.out_dir = out_dir
+        self.echo = echo
+        self.spec = spec or digits_mlp_spec()
+        self.rng = random.Random(seed)
+        self.tester = EthereumTester(PyEVMBackend())
+        self.w3 = Web3(EthereumTesterProvider(self.tester))
+        self.store = LocalStore(store_dir)
+        self.flows: list[tuple[int, str, str, int]] = []
+        self.rows: list[RoundRow] = []
+        self._test_cache: dict[bytes, int] = {}
+
+        behaviours = config.behaviours()
+        n_validators = config.validators + config.lazy_validators
+        accounts = [dev_account(i) for i in range(3 + len(behaviours) + n_validators)]
+        funder = self.tester.get_accounts()[0]
+        for acct in accounts:
+            self.tester.send_transaction(
+                {"from": funder, "to": acct.address, "value": 1_000 * ETHER, "gas": 21_000}
+            )
+        decoder = decoder_for()
+        clients = [ChainClient(self.w3, acct, decoder) for acct in accounts]
+        self.publisher = DeRelayContract.deploy(clients[0])
+        published = publish_task(
+            self.publisher,
+            self.store,
+            self.spec,
+            funding=config.pool,
+            overrides=config.overrides(),
+            data_seed=seed,
+        )
+        self.task_id = published.task_id
+        self.genesis_cid = published.genesis_cid
+        self.genesis_score = published.genesis_score
+        self.params = self.publisher.task_params(self.task_id)
+        self.head_bytes = self.store.get(published.genesis_cid)
+
+        # Data: relayer shards of the training part; the held-out part split into the common test
+        # split (nobody trains or reviews on it) and the validators' IID shards.
+        train_part, holdout = split_dataset(self.spec, seed)
+        review_idx, test_idx = split_holdout(len(holdout), config.test_fraction, seed + 1)
+        self.test = holdout.subset(test_idx)
+        review = holdout.subset(review_idx)
+        scheme = "iid" if config.alpha is None else "dirichlet"
+        parts = partition(
+            train_part.y, len(behaviours), scheme=scheme, alpha=config.alpha or 1.0, seed=seed
+        )
+        shards = [train_part.subset(p) for p in parts]
+        vparts = partition(review.y, n_validators, scheme="iid", seed=seed)
+        holdouts = [review.subset(p) for p in vparts]
+        self.genesis_accuracy = self._test_accuracy(self.head_bytes)
+        self.head_accuracy = self.genesis_accuracy
+
+        self.keeper = Participant(
+            "keeper", "keeper", "keeper", clients[1].address, self.publisher.as_account(clients[1])
+        )
+        self.consumer = self.publisher.as_account(clients[2])
+        self.relayers: list[Participant] = []
+        counters: dict[str, int] = defaultdict(int)
+        for i, behaviour in enumerate(behaviours):
+            counters[behaviour] += 1
+            client = clients[3 + i]
+            shard = shards[i]
+            self.relayers.append(
+                Participant(
+                    f"{behaviour}-{counters[behaviour]}",
+                    "relayer",
+                    behaviour,
+                    client.address,
+                    self.publisher.as_account(client),
+                    data=shard,
+                    commitment=data_commitment(shard.X, shard.y),
+                )
+            )
+        self.validators: list[Participant] = []
+        for j in range(n_validators):
+            lazy = j >= config.validators
+            client = clients[3 + len(behaviours) + j]
+            self.validators.append(
+                Participant(
+                    f"{'lazy' if lazy else 'validator'}-{j + 1 - (config.validators if lazy else 0)}",
+                    "validator",
+                    "lazy_validator" if lazy else "validator",
+                    client.address,
+                    self.publisher.as_account(client),
+                    data=holdouts[j],
+                )
+            )
+        self.everyone = [*self.relayers, *self.validators, self.keeper]
+        self.by_address = {p.address: p for p in self.everyone}
+        self.book = RoyaltyBook(self.params.royalty_bp)
+        self._royalty_seen: dict[str, int] = defaultdict(int)
+        self.stake = config.relayer_stake or 2 * self.params.min_stake
+        self.payment = (
+            self.params.usage_fee if config.consumer_payment is None else config.consumer_payment
+        )
+
+    # -------------------------------------------------------------- helpers
+
+    def _now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def _travel(self, timestamp: int) -> None:
+        self.tester.time_travel(max(timestamp, self._now() + 1))
+
+    def _test_accuracy(self, weights: bytes) -> int:
+        key = hashlib.sha256(weights).digest()
+        if key not in self._test_cache:
+            self._test_cache[key] = score_weights(self.spec, weights, self.test)
+        return self._test_cache[key]
+
+    def _flow(self, round_: int, address: str, kind: str, amount: int) -> None:
+        if amount:
+            self.flows.append((round_, address, kind, amount))
+
+    def _profit(self, address: str) -> int:
+        return profit_of((k, a) for _, who, k, a in self.flows if who == address).profit
+
+    def _apply_events(self, round_: int, receipt: TxReceipt) -> dict[str, Any]:
+        """Book the money a receipt moved; return the round's verdict facts."""
+        facts: dict[str, Any] = {}
+        for name, args in _events(self.publisher, receipt):
+            if name == "RoundFinalized":
+                facts.update(
+                    verdict=Status(args["verdict"]).name.lower(),
+                    median=args["median"],
+                    reveals=args["reveals"],
+                    ref=args["ref"],
+                    reward=args["reward"],
+                )
+                self._flow(round_, args["relayer"], "reward", args["reward"])
+                self.book.add_shares(args["relayer"], args["reward"])
+            elif name == "ValidatorPaid":
+                self._flow(round_, args["validator"], "fee", args["fee"])
+            elif name == "KeeperPaid":
+                self._flow(round_, args["keeper"], "bounty", args["bounty"])
+            elif name in ("RelayerSlashed", "ValidatorSlashed"):
+                who = args["relayer"] if name == "RelayerSlashed" else args["validator"]
+                self._flow(round_, who, "slashed", args["amount"])
+                if name == "RelayerSlashed":
+                    facts["slashed"] = facts.get("slashed", 0) + args["amount"]
+            elif name == "RelayerLeft" and args["forced"]:
+                p = self.by_address[args["relayer"]]
+                p.queued, p.left_round, p.left_reason = False, round_, "stake below minStake"
+            elif name == "ValidatorLeft" and args["forced"]:
+                self.by_address[args["validator"]].seated = False
+            elif name == "ModelPaid":
+                mirrored = self.book.pay(args["amount"])
+                if mirrored != args["toContributors"]:
+                    raise AssertionError(
+                        f"royalty mirror disagrees with the chain: {mirrored} != {args['toContributors']}"
+                    )
+        return facts
+
+    def _book_royalties(self, round_: int) -> None:
+        for p in self.everyone:
+            owed = self.book.owed(p.address)
+            self._flow(round_, p.address, "royalty", owed - self._royalty_seen[p.address])
+            self._royalty_seen[p.address] = owed
+
+    # -------------------------------------------------------------- behaviours
+
+    def _make_child(self, p: Participant, round_: int) -> tuple[bytes, int, int, dict[str, Any]]:
+        """(child weights, samples trained, samples claimed, relay card) of a submitting relayer."""
+        assert p.data is not None
+        cfg = TrainConfig.from_spec(self.spec, seed=self.seed * 100_003 + round_)
+        claimed = len(p.data)
+        if p.behaviour == "honest":
+            result = train_child(self.spec, self.head_bytes, p.data, cfg)
+            card = relay_card(
+                self.task_id,
+                round_,
+                str(unixfs_cid(self.head_bytes)),
+                result,
+                cfg,
+                0.0,
+                p.commitment,
+            )
+            return result.weights, result.samples, result.samples, card
+        if p.behaviour == "free_rider":
+            tensors = load_weights(self.head_bytes, self.spec)
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + round_)
+            model = build_model(self.spec)
+            apply_weights(
+                model,
+                {
+                    k: t + FREE_RIDER_NOISE * torch.randn(t.shape, generator=gen)
+                    for k, t in tensors.items()
+                },
+            )
+            return save_weights(model), 0, claimed, {"format": "derelay-relay-card/1"}
+        # poisoner
+        mode = self.config.poison
+        if mode == "alternate":
+            mode = "label_flip" if p.turns % 2 == 0 else "random"
+        if mode == "random":
+            weights = save_weights(init_weights(self.spec, self.rng.randrange(1, 2**31)))
+            return weights, 0, claimed, {"format": "derelay-relay-card/1"}
+        flipped = Dataset(p.data.X, (self.spec.num_classes - 1 - p.data.y).astype(np.int64))
+        result = train_child(self.spec, self.head_bytes, flipped, cfg)
+        card = relay_card(
+            self.task_id, round_, str(unixfs_cid(self.head_bytes)), result, cfg, 0.0, p.commitment
+        )
+        return result.weights, result.samples, result.samples, card
+
+    # -------------------------------------------------------------- rounds
+
+    def _join(self, behaviours: Sequence[str]) -> None:
+        for p in self.relayers:
+            if p.behaviour in behaviours and not p.queued and p.left_round is None:
+                p.relay.join_relay(self.task_id, self.stake)
+                p.queued = True
+
+    def _seat_validators(self) -> None:
+        for v in self.validators:
+            if not v.seated and v.left_round is None:
+                v.relay.register_validator(self.task_id, self.params.validator_stake)
+                v.seated = True
+
+    def run(self) -> SeedResult:
+        started = time.perf_counter()
+        cfg = self.config
+        self._seat_validators()
+        self._join(["honest"])
+        if cfg.warmup == 0:
+            self._join(RELAYER_BEHAVIOURS)
+        state = self.publisher.task_state(self.task_id)
+        honest_samples = 0
+        self.echo(
+            f"seed {self.seed}: task {self.task_id}, genesis {self.genesis_score} bp "
+            f"({self.genesis_accuracy} bp on the test split); {cfg.participants} relayers "
+            f"({', '.join(f'{b} {cfg.behaviours().count(b)}' for b in RELAYER_BEHAVIOURS)}), "
+            f"{cfg.validators} validators + {cfg.lazy_validators} lazy, "
+            f"alpha {cfg.alpha if cfg.alpha is not None else 'iid'}"
+        )
+        for _ in range(cfg.rounds):
+            if state.phase == Phase.IDLE:
+                self.echo(f"round {state.round}: the queue is empty; the relay stopped")
+                break
+            row = self._round(state)
+            if row.behaviour == "honest":
+                honest_samples += row.samples
+            row.honest_samples = honest_samples
+            if cfg.warmup and row.round == cfg.warmup:
+                self._join([b for b in RELAYER_BEHAVIOURS if b != "honest"])
+            self._churn(row)
+            self._seat_validators()
+            state = self.publisher.task_state(self.task_id)
+            row.pool = state.pool
+            row.head_score = state.head_score
+            self.rows.append(row)
+            self.echo(
+                f"  round {row.round:3} {row.behaviour:10} {row.verdict:8} median {row.median:5} "
+                f"ref {row.ref_after:5} test acc {row.head_accuracy:5} "
+                f"reward {row.reward / ETHER:.4f} pool {row.pool / ETHER:.3f}"
+            )
+        payouts = task_payouts(self.publisher, self.task_id)
+        self._check_books(payouts)
+        curves = self._curves()
+        return SeedResult(
+            seed=self.seed,
+            out_dir=self.out_dir,
+            task_id=self.task_id,
+            genesis_score=self.genesis_score,
+            genesis_accuracy=self.genesis_accuracy,
+            rows=self.rows,
+            participants=self.everyone,
+            flows=self.flows,
+            payouts=payouts,
+            curves=curves,
+            params=self.params,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _round(self, state: TaskState) -> RoundRow:
+        round_ = state.round
+        holder = self.by_address[state.holder]
+        holder.turns += 1
+        parent_accuracy = self.head_accuracy
+        row = RoundRow(
+            round=round_,
+            relayer=holder.name,
+            behaviour=holder.behaviour,
+            verdict="skipped",
+            median=0,
+            reveals=0,
+            ref_before=state.ref,
+            ref_after=state.ref,
+            head_score=state.head_score,
+            head_accuracy=parent_accuracy,
+            child_accuracy=None,
+            gain=0,
+            samples=0,
+            honest_samples=0,
+            reward=0,
+            slashed=0,
+            pool=state.pool,
+        )
+        if holder.behaviour == "staller":
+            self._travel(state.deadline + 1)
+            facts = self._apply_events(round_, self.keeper.relay.skip_turn(self.task_id))
+            holder.skipped += 1
+            row.slashed = facts.get("slashed", 0)
+        else:
+            child, trained, claimed, card = self._make_child(holder, round_)
+            if trained:
+                self._flow(round_, holder.address, "compute", self.config.compute_cost)
+            holder.samples += trained
+            row.samples = trained
+            child_cid = self.store.add(child)
+            card_cid = self.store.add(json.dumps(card, sort_keys=True).encode())
+            receipt = holder.relay.submit_relay(
+                self.task_id,
+                round_,
+                Cid.from_bytes(state.head_cid).digest,
+                child_cid.to_bytes(),
+                card_cid.to_bytes(),
+                holder.commitment,
+                max(1, claimed),
+            )
+            commit_end = (
+                int(self.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+                + self.params.commit_window
+            )
+            ballots = []
+            for v in self.validators:
+                if not v.seated:
+                    continue
+                assert v.data is not None
+                lazy = v.behaviour == "lazy_validator"
+                score = (
+                    self.rng.randrange(0, 10_001)
+                    if lazy
+                    else score_weights(self.spec, child, v.data)
+                )
+                salt = self.rng.randbytes(32)
+                v.relay.commit_score(
+                    self.task_id,
+                    round_,
+                    commitment_for(self.task_id, round_, score, salt, v.address),
+                )
+                v.reviews += 1
+                ballots.append((v, score, salt, lazy))
+            self._travel(commit_end + 1)
+            for v, score, salt, lazy in ballots:
+                if not lazy:
+                    v.relay.reveal_score(self.task_id, round_, score, salt)
+            if any(lazy for *_, lazy in ballots):
+                self._travel(commit_end + self.params.reveal_window + 1)
+            facts = self._apply_events(round_, self.keeper.relay.finalize(self.task_id))
+            row.verdict = facts["verdict"]
+            row.median, row.reveals = facts["median"], facts["reveals"]
+            row.ref_after, row.reward = facts["ref"], facts["reward"]
+            row.slashed = facts.get("slashed", 0)
+            row.child_accuracy = self._test_accuracy(child)
+            if row.verdict == "accepted":
+                holder.accepted += 1
+                self.head_bytes = child
+                self.head_accuracy = row.child_accuracy
+                row.gain = row.child_accuracy - parent_accuracy
+                holder.contribution += max(0, row.gain)
+            elif row.verdict == "rejected":
+                holder.rejected += 1
+        row.head_accuracy = self.head_accuracy
+        if self.payment:
+            self._apply_events(round_, self.consumer.pay_for_model(self.task_id, self.payment))
+        self._book_royalties(round_)
+        return row
+
+    def _churn(self, row: RoundRow) -> None:
+        """Participants still unprofitable after `churn_after` turns (reviews) leave."""
+        k = self.config.churn_after
+        if k is None:
+            return
+        for p in self.relayers:
+            if p.queued and p.turns >= k and self._profit(p.address) < 0:
+                try:
+                    p.relay.leave_relay(self.task_id)
+                except Exception:  # the holder cannot leave mid-turn: it tries after its turn
+                    continue
+                p.queued, p.left_round, p.left_reason = False, row.round, "unprofitable"
+        for v in self.validators:
+            if v.left_round is None and v.reviews >= k and self._profit(v.address) < 0:
+                if v.seated:
+                    v.relay.leave_validator(self.task_id)
+                v.seated, v.left_round, v.left_reason = False, row.round, "unprofitable"
+
+    def _check_books(self, payouts: list[Payout]) -> None:
+        """The simulation's books must equal what the chain's events say, to the wei."""
+        for payout in payouts:
+            mine = profit_of((k, a) for _, who, k, a in self.flows if who == payout.address)
+            chain = (
+                payout.relayer_rewards,
+                payout.validator_fees,
+                payout.keeper_bounties,
+                payout.royalties_settled + payout.royalties_pending,
+                payout.slashed,
+            )
+            ours = (mine.rewards, mine.fees, mine.bounties, mine.royalties, mine.stake_lost)
+            if chain != ours:
+                raise AssertionError(
+                    f"books disagree for {payout.address}: chain {chain}, simulation {ours}"
+                )
+
+    # -------------------------------------------------------------- baselines
+
+    def _curves(self) -> dict[str, Curve]:
+        relay = Curve(
+            "relay",
+            [0] + [r.honest_samples for r in self.rows],
+            [self.genesis_accuracy] + [r.head_accuracy for r in self.rows],
+            [0] + [r.round for r in self.rows],
+        )
+        curves = {"relay": relay}
+        budget = relay.samples[-1]
+        if not self.config.baselines or budget == 0:
+            return curves
+        honest = [p.data for p in self.relayers if p.behaviour == "honest" and p.data is not None]
+        genesis = self.head_bytes_genesis()
+        curves["centralized"] = centralized_curve(
+            self.spec, genesis, honest, self.test, budget, self.seed
+        )
+        curves["fedavg"] = fedavg_curve(self.spec, genesis, honest, self.test, budget, self.seed)
+        curves["local"] = local_curve(self.spec, genesis, honest, self.test, budget, self.seed)
+        return curves
+
+    def head_bytes_genesis(self) -> bytes:
+        return self.store.get(self.genesis_cid)
+
+
+# ---------------------------------------------------------------------- baselines (off-chain)
+
+
+def _model_from(spec: TaskSpec, weights: bytes) -> torch.nn.Module:
+    model = build_model(spec)
+    apply_weights(model, load_weights(weights, spec))
+    return model
+
+
+def centralized_curve(
+    spec: TaskSpec, genesis: bytes, shards: Sequence[Dataset], test: Dataset, budget: int, seed: int
+) -> Curve:
+    """One model trained on the pooled shards, a turn-sized chunk at a time (one epoch over each
+    chunk, as a relay turn does), epoch after epoch of the pooled data, until `budget` samples."""
+    pooled = Dataset(np.concatenate([s.X for s in shards]), np.concatenate([s.y for s in shards]))
+    chunk = max(1, round(len(pooled) / len(shards)))
+    model = _model_from(spec, genesis)
+    rng = np.random.default_rng(seed)
+    xs, ys = [0], [evaluate(model, test.X, test.y)]
+    order = np.empty(0, dtype=np.int64)
+    step = 0
+    while xs[-1] < budget:
+        if len(order) < chunk:
+            order = np.concatenate([order, rng.permutation(len(pooled))])
+        take, order = order[:chunk], order[chunk:]
+        part = pooled.subset(np.sort(take))
+        step += 1
+        train(model, part.X, part.y, TrainConfig.from_spec(spec, seed=seed * 100_003 + step))
+        xs.append(xs[-1] + len(part))
+        ys.append(evaluate(model, test.X, test.y))
+    return Curve("centralized", xs, ys)
+
+
+def fedavg_curve(
+    spec: TaskSpec, genesis: bytes, shards: Sequence[Dataset], test: Dataset, budget: int, seed: int
+) -> Curve:
+    """FedAvg: each round every client trains one local epoch from the global model; the global
+    model becomes their average weighted by sample counts. Until `budget` samples."""
+    global_model = _model_from(spec, genesis)
+    xs, ys, rounds = [0], [evaluate(global_model, test.X, test.y)], [0]
+    while xs[-1] < budget:
+        states, weights = [], []
+        for i, shard in enumerate(shards):
+            client = build_model(spec)
+            client.load_state_dict(global_model.state_dict())
+            cfg = TrainConfig.from_spec(spec, seed=seed * 100_003 + 1000 * len(rounds) + i)
+            train(client, shard.X, shard.y, cfg)
+            states.append({k: v.detach().numpy() for k, v in client.state_dict().items()})
+            weights.append(len(shard))
+        average = fedavg(states, weights)
+        global_model.load_state_dict({k: torch.from_numpy(v) for k, v in average.items()})
+        xs.append(xs[-1] + sum(len(s) for s in shards))
+        ys.append(evaluate(global_model, test.X, test.y))
+        rounds.append(len(rounds))
+    return Curve("fedavg", xs, ys, rounds)
+
+
+def local_curve(
+    spec: TaskSpec, genesis: bytes, shards: Sequence[Dataset], test: Dataset, budget: int, seed: int
+) -> Curve:
+    """Local-only: each client trains on its own shard alone, an epoch at a time; the curve is the
+    clients' mean test accuracy against the samples all of them processed together."""
+    models = [_model_from(spec, genesis) for _ in shards]
+    xs, ys = [0], [evaluate(models[0], test.X, test.y)]
+    epoch = 0
+    while xs[-1] < budget:
+        epoch += 1
+        accs = []
+        for i, (model, shard) in enumerate(zip(models, shards, strict=True)):
+            train(
+                model,
+                shard.X,
+                shard.y,
+                TrainConfig.from_spec(spec, seed=seed * 100_003 + 1000 * epoch + i),
+            )
+            accs.append(evaluate(model, test.X, test.y))
+        xs.append(xs[-1] + sum(len(s) for s in shards))
+        ys.append(round(statistics.fmean(accs)))
+    return Curve("local", xs, ys)
+
+
+# ---------------------------------------------------------------------- analysis
+
+
+def summarize(result: SeedResult, config: SimConfig) -> dict[str, Any]:
+    """The figures of one seed: efficacy, sustainability, fairness."""
+    rows = result.rows
+    relay = result.curves["relay"]
+    budget = relay.samples[-1]
+    out: dict[str, Any] = {"seed": result.seed, "rounds": len(rows), "honest_samples": budget}
+    finals = {name: value_at(c.samples, c.accuracy, budget) for name, c in result.curves.items()}
+    finals["relay"] = relay.accuracy[-1]
+    out["final_accuracy"] = finals
+    out["genesis_accuracy"] = result.genesis_accuracy
+    if "centralized" in finals:
+        target = 0.9 * finals["centralized"]
+        out["target_90"] = target
+        reached = first_reaching(relay.rounds or [], relay.accuracy, target)
+        out["relay_rounds_to_90"] = reached
+        out["samples_to_90"] = {
+            name: first_reaching(c.samples, c.accuracy, target) for name, c in result.curves.items()
+        }
+        fed = result.curves["fedavg"]
+        out["fedavg_rounds_to_90"] = first_reaching(fed.rounds or [], fed.accuracy, target)
+
+    def share(behaviour: str, verdict: str) -> tuple[int, int]:
+        turns = [r for r in rows if r.behaviour == behaviour and r.verdict != "skipped"]
+        return sum(r.verdict == verdict for r in turns), len(turns)
+
+    out["honest_accepted"] = share("honest", "accepted")
+    out["poisoned_rejected"] = share("poisoner", "rejected")
+    out["free_rider_accepted"] = share("free_rider", "accepted")
+    stalls = [r for r in rows if r.behaviour == "staller"]
+    out["stalls_slashed"] = (sum(r.slashed > 0 for r in stalls), len(stalls))
+
+    profits: dict[str, Any] = {}
+    by_behaviour: dict[str, list[int]] = defaultdict(list)
+    for p in result.participants:
+        pr = profit_of((k, a) for _, who, k, a in result.flows if who == p.address)
+        profits[p.name] = pr
+        by_behaviour[p.behaviour].append(pr.profit)
+    out["profit_by_behaviour"] = {b: sum(v) for b, v in by_behaviour.items()}
+    out["mean_profit_by_behaviour"] = {b: statistics.fmean(v) for b, v in by_behaviour.items()}
+    honest = [p for p in result.participants if p.behaviour == "honest"]
+    out["honest_in_profit"] = (sum(profits[p.name].profit > 0 for p in honest), len(honest))
+    out["churn"] = {
+        p.name: (p.left_round, p.left_reason)
+        for p in result.participants
+        if p.left_round is not None
+    }
+    pools = [r.pool for r in rows]
+    out["pool"] = {
+        "start": config.pool,
+        "end": pools[-1] if pools else config.pool,
+        "min": min(pools, default=config.pool),
+    }
+
+    per_gain = [profits[p.name].rewards / p.contribution for p in honest if p.contribution > 0]
+    per_sample = [profits[p.name].rewards / p.samples for p in honest if p.samples > 0]
+    out["jain_reward_per_gain"] = jain_index(per_gain)
+    out["jain_reward_per_sample"] = jain_index(per_sample)
+    out["jain_n"] = len(per_gain)
+    relayer_rewards = [profits[p.name].rewards for p in result.participants if p.role == "relayer"]
+    out["gini_rewards_relayers"] = gini(relayer_rewards)
+    out["gini_rewards_honest"] = gini([profits[p.name].rewards for p in honest])
+
+    # The alternative reward rule (gain over max(ref, parent score)) on the same verdicts.
+    params = result.params
+    alt: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r.verdict == "accepted":
+            parent_score = _previous_head_score(rows, r, result.genesis_score)
+            alt[r.behaviour] += relay_reward(
+                r.median, r.ref_before, params.min_gain, params.base_reward,
+                params.reward_per_point, 10**30, parent_score,
+            )  # fmt: skip
+    out["alt_rule_rewards_by_behaviour"] = dict(alt)
+    out["rewards_by_behaviour"] = {
+        b: sum(r.reward for r in rows if r.behaviour == b) for b in RELAYER_BEHAVIOURS
+    }
+    out["seconds"] = result.seconds
+    result.summary = out
+    return out
+
+
+def _previous_head_score(rows: Sequence[RoundRow], row: RoundRow, genesis: int) -> int:
+    index = rows.index(row)
+    return rows[index - 1].head_score if index > 0 else genesis
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def write_outputs(result: SeedResult, config: SimConfig) -> None:
+    """rounds.csv, participants.csv, curves.csv, summary.json and the plots of one seed."""
+    from deploy import plots
+
+    out = result.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "rounds.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        names = [f.name for f in fields(RoundRow)]
+        writer.writerow(names)
+        for r in result.rows:
+            writer.writerow(["" if getattr(r, n) is None else getattr(r, n) for n in names])
+    with (out / "participants.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "name", "address", "role", "behaviour", "turns", "accepted", "rejected",
+                "skipped", "reviews", "samples", "contribution_bp", "rewards_wei", "fees_wei",
+                "bounties_wei", "royalties_wei", "stake_lost_wei", "compute_wei", "profit_wei",
+                "left_round", "left_reason",
+            ]
+        )  # fmt: skip
+        for p in result.participants:
+            pr = profit_of((k, a) for _, who, k, a in result.flows if who == p.address)
+            writer.writerow(
+                [
+                    p.name, p.address, p.role, p.behaviour, p.turns, p.accepted, p.rejected,
+                    p.skipped, p.reviews, p.samples, p.contribution, pr.rewards, pr.fees,
+                    pr.bounties, pr.royalties, pr.stake_lost, pr.compute, pr.profit,
+                    "" if p.left_round is None else p.left_round, p.left_reason,
+                ]
+            )  # fmt: skip
+    with (out / "curves.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "round", "samples", "accuracy_bp"])
+        for curve in result.curves.values():
+            for i, (x, y) in enumerate(zip(curve.samples, curve.accuracy, strict=True)):
+                writer.writerow([curve.method, curve.rounds[i] if curve.rounds else "", x, y])
+    (out / "summary.json").write_text(json.dumps(_jsonable(result.summary), indent=2) + "\n")
+
+    relay = result.curves["relay"]
+    rounds = relay.rounds or []
+    by_rounds = {
+        name: [value_at(c.samples, c.accuracy, s) for s in relay.samples]
+        for name, c in result.curves.items()
+        if name != "relay"
+    }
+    plots.plot_efficacy(
+        out / "accuracy.png",
+        rounds,
+        relay.accuracy,
+        by_rounds,
+        {name: (c.samples, c.accuracy) for name, c in result.curves.items()},
+        title=f"accuracy on the common test split (seed {result.seed})",
+    )
+    groups = {p.address: p.behaviour for p in result.participants}
+    cumulative = cumulative_profit(result.flows, rounds[-1] if rounds else 0, groups)
+    plots.plot_series(
+        out / "profit.png",
+        list(range(len(next(iter(cumulative.values()))))),
+        {b: [v / ETHER for v in series] for b, series in cumulative.items()},
+        xlabel="round",
+        ylabel="cumulative profit (ETH)",
+        title=f"cumulative profit per behaviour (seed {result.seed})",
+    )
+    plots.plot_series(
+        out / "pool.png",
+        [0] + [r.round for r in result.rows],
+        {"pool": [config.pool / ETHER] + [r.pool / ETHER for r in result.rows]},
+        xlabel="round",
+        ylabel="pool balance (ETH)",
+        title=f"pool balance (seed {result.seed})",
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "__dataclass_fields__"):
+        return _jsonable({f.name: getattr(value, f.name) for f in fields(value)})
+    return value
+
+
+def _pct(bp: float | None) -> str:
+    return "n/a" if bp is None else f"{bp / 100:.1f}%"
+
+
+def _ratio(pair: tuple[int, int]) -> str:
+    done, total = pair
+    return f"{done}/{total}" + (f" ({100 * done / total:.0f}%)" if total else "")
+
+
+def _eth(wei: float) -> str:
+    return f"{wei / ETHER:+.4f}"
+
+
+def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]) -> Path:
+    """report.md over every seed, and summary.csv with one row per seed."""
+    lines = [
+        "# DeRelayL simulation report",
+        "",
+        f"Seeds: {', '.join(str(r.seed) for r in results)} (default seed {DEFAULT_SEED}). "
+        f"Real contract on the embedded chain (eth-tester), real training "
+        f"({results[0].params.__class__.__name__ if results else ''} below), digits MLP.",
+        "",
+        f"- relayers K = {config.participants}: honest {config.honest}, free-riders "
+        f"{config.free_riders}, poisoners {config.poisoners} ({config.poison}), stallers {config.stallers}; "
+        f"adversaries join after round {config.warmup}",
+        f"- validators {config.validators} honest + {config.lazy_validators} lazy; rounds {config.rounds}; "
+        f"alpha {config.alpha if config.alpha is not None else 'IID'}; "
+        f"compute cost {config.compute_cost / ETHER:g} ETH per trained turn; churn after "
+        f"{config.churn_after} unprofitable turns; consumer pays "
+        f"{'the usage fee' if config.consumer_payment is None else f'{config.consumer_payment / ETHER:g} ETH'} each round",
+    ]
+    if results:
+        p = results[0].params
+        lines.append(
+            f"- task: tolerance {p.tolerance} bp, emaBp {p.ema_bp}, minGain {p.min_gain} bp, "
+            f"baseReward {p.base_reward / ETHER:g} ETH, rewardPerPoint {p.reward_per_point / ETHER:g} ETH, "
+            f"slashReject {p.slash_reject_bp} bp, slashTimeout {p.slash_timeout_bp} bp, quorum {p.quorum}, "
+            f"validatorFee {p.validator_fee / ETHER:g} ETH, royalty {p.royalty_bp} bp"
+        )
+    lines += [
+        "",
+        "Baselines train on the honest relayers' shards only (the data the relay can learn from), "
+        "with as many samples as the honest relayers processed; accuracy is on a common test split "
+        "that neither training nor review sees.",
+        "",
+        "## Efficacy",
+        "",
+        "| seed | relay | centralized | FedAvg | local-only | relay rounds to 90% | samples to 90% (relay / central / FedAvg / local) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r.summary
+        f = s["final_accuracy"]
+        to90 = s.get("samples_to_90", {})
+        lines.append(
+            f"| {r.seed} | {_pct(f.get('relay'))} | {_pct(f.get('centralized'))} | {_pct(f.get('fedavg'))} "
+            f"| {_pct(f.get('local'))} | {s.get('relay_rounds_to_90') or 'not reached'} | "
+            + " / ".join(
+                str(to90.get(m) or "-") for m in ("relay", "centralized", "fedavg", "local")
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "## Review and behaviours",
+        "",
+        "| seed | honest accepted | poisoned rejected | free-rider copies accepted | stalls slashed |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r.summary
+        lines.append(
+            f"| {r.seed} | {_ratio(s['honest_accepted'])} | {_ratio(s['poisoned_rejected'])} | "
+            f"{_ratio(s['free_rider_accepted'])} | {_ratio(s['stalls_slashed'])} |"
+        )
+    behaviours = sorted({p.behaviour for r in results for p in r.participants})
+    lines += [
+        "",
+        "## Sustainability",
+        "",
+        "Profit = relay rewards + validator fees + keeper bounties + royalties - stake lost - compute "
+        "cost (ETH; stakes come back except what is slashed).",
+        "",
+        "| seed | "
+        + " | ".join(behaviours)
+        + " | honest in profit | pool start -> end (min) | churn |",
+        "|---|" + "---|" * len(behaviours) + "---|---|---|",
+    ]
+    for r in results:
+        s = r.summary
+        cells = [_eth(s["profit_by_behaviour"].get(b, 0)) for b in behaviours]
+        pool = s["pool"]
+        churn = ", ".join(f"{n} @{rd} ({why})" for n, (rd, why) in s["churn"].items()) or "none"
+        lines.append(
+            f"| {r.seed} | " + " | ".join(cells) + f" | {_ratio(s['honest_in_profit'])} | "
+            f"{pool['start'] / ETHER:.3f} -> {pool['end'] / ETHER:.3f} ({pool['min'] / ETHER:.3f}) | {churn} |"
+        )
+    lines += [
+        "",
+        "Per participant: `seed-*/participants.csv`; over time: `seed-*/profit.png`, `seed-*/pool.png`.",
+        "",
+        "## Fairness",
+        "",
+        "Jain's index of reward per unit of contribution among honest relayers (contribution: the "
+        "sum of positive test-accuracy gains of a relayer's accepted turns; also per sample "
+        "trained), Gini of relay rewards.",
+        "",
+        "| seed | Jain (per gain) | Jain (per sample) | Gini (all relayers) | Gini (honest) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r.summary
+        lines.append(
+            f"| {r.seed} | {s['jain_reward_per_gain']:.3f} (n={s['jain_n']}) | "
+            f"{s['jain_reward_per_sample']:.3f} | {s['gini_rewards_relayers']:.3f} | "
+            f"{s['gini_rewards_honest']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Reward rule",
+        "",
+        "The contract pays `gain = max(0, median - ref)`, where `ref` is an EMA of accepted medians "
+        "that lags the head. A copy of a head that scores above `ref` therefore earns the gap the "
+        "previous turns opened. Rewards per behaviour (ETH), on chain and under the alternative "
+        "`gain = max(0, median - max(ref, parent score))` replayed on the same verdicts:",
+        "",
+        "| seed | " + " | ".join(f"{b} (chain / alt)" for b in RELAYER_BEHAVIOURS) + " |",
+        "|---|" + "---|" * len(RELAYER_BEHAVIOURS),
+    ]
+    for r in results:
+        s = r.summary
+        cells = [
+            f"{s['rewards_by_behaviour'].get(b, 0) / ETHER:.4f} / {s['alt_rule_rewards_by_behaviour'].get(b, 0) / ETHER:.4f}"
+            for b in RELAYER_BEHAVIOURS
+        ]
+        lines.append(f"| {r.seed} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Wall time: " + ", ".join(f"seed {r.seed} {r.seconds:.1f} s" for r in results) + ".",
+        "",
+        "Files per seed: `rounds.csv`, `participants.csv`, `curves.csv`, `summary.json`, "
+        "`accuracy.png`, `profit.png`, `pool.png`. Every amount in the CSVs is checked against the "
+        "chain's events (`deploy.payouts.task_payouts`) to the wei before it is written.",
+        "",
+    ]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    with (out_dir / "summary.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "seed", "relay_bp", "centralized_bp", "fedavg_bp", "local_bp",
+                "relay_rounds_to_90", "honest_accepted", "honest_turns", "poisoned_rejected",
+                "poisoned_turns", "jain_per_gain", "gini_relayers", "seconds",
+            ]
+        )  # fmt: skip
+        for r in results:
+            s = r.summary
+            f = s["final_accuracy"]
+            writer.writerow(
+                [
+                    r.seed, f.get("relay"), f.get("centralized"), f.get("fedavg"), f.get("local"),
+                    s.get("relay_rounds_to_90"), *s["honest_accepted"], *s["poisoned_rejected"],
+                    f"{s['jain_reward_per_gain']:.4f}", f"{s['gini_rewards_relayers']:.4f}",
+                    f"{r.seconds:.1f}",
+                ]
+            )  # fmt: skip
+    return path
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def simulate(
+    config: SimConfig, out_dir: Path, echo: Callable[[str], None] = print
+) -> list[SeedResult]:
+    """Run every seed of `config`; write per-seed outputs under out_dir/seed-<s>/ and report.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(config.to_json_dict(), indent=2) + "\n")
+    results = []
+    for seed in config.seeds:
+        with tempfile.TemporaryDirectory(prefix="derelay-sim-") as store_dir:
+            sim = Simulation(config, seed, out_dir / f"seed-{seed}", Path(store_dir), echo=echo)
+            result = sim.run()
+        summarize(result, config)
+        write_outputs(result, config)
+        results.append(result)
+    report = write_report(out_dir, config, results)
+    echo(f"report: {report}")
+    return results
+
+
+__all__ = [
+    "SimConfig",
+    "SeedResult",
+    "Simulation",
+    "simulate",
+    "summarize",
+    "centralized_curve",
+    "fedavg_curve",
+    "local_curve",
+]

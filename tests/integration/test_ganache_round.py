@@ -1,0 +1,86 @@
+"""One full round on ganache over JSON-RPC: deploy, join, submit, commit, reveal, finalize,
+withdraw, each a signed transaction from its own account."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from deploy.deployer import deploy_contract, load_deployment
+from trainer.chain import ChainClient, connect
+from trainer.contract import DeRelayContract, Phase, Status, TaskParams, commitment_for, decoder_for
+from trainer.keys import dev_account
+
+pytestmark = pytest.mark.integration
+ETH = 10**18
+
+
+def _cid(label: str) -> bytes:
+    return bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(label.encode()).digest()
+
+
+def _advance(w3, seconds: int) -> None:
+    w3.provider.make_request("evm_increaseTime", [seconds])
+    w3.provider.make_request("evm_mine", [])
+
+
+def test_one_round_over_json_rpc(ganache_node, tmp_path):
+    # prepare: separate signing accounts for publisher, relayer, two validators and a keeper
+    w3 = connect(ganache_node.url)
+    decoder = decoder_for()
+    publisher, relayer, v1, v2, keeper = (
+        ChainClient(w3, dev_account(i), decoder) for i in range(5)
+    )
+    deployed, record = deploy_contract(publisher, tmp_path / "deployments")
+    assert (
+        load_deployment(w3, tmp_path / "deployments").address == deployed.address == record.address
+    )
+    params = TaskParams(
+        spec_cid=_cid("spec"),
+        genesis_cid=_cid("genesis"),
+        genesis_score=5000,
+        quorum=2,
+        max_validators=3,
+    )
+    task = deployed.create_task(params, funding=2 * ETH)
+    views = {name: DeRelayContract(c, record.address) for name, c in
+             [("relayer", relayer), ("v1", v1), ("v2", v2), ("keeper", keeper)]}  # fmt: skip
+
+    # act: a whole accepted round
+    views["v1"].register_validator(task, params.validator_stake)
+    views["v2"].register_validator(task, params.validator_stake)
+    views["relayer"].join_relay(task, params.min_stake)
+    state = deployed.task_state(task)
+    assert (state.phase, state.holder) == (Phase.TURN, relayer.address)
+    views["relayer"].submit_relay(
+        task, state.round, state.head_cid[4:], _cid("child"), _cid("card"), bytes(32), 500
+    )
+    salts = {"v1": (5600, os.urandom(32)), "v2": (5400, os.urandom(32))}
+    for name, (score, salt) in salts.items():
+        view = views[name]
+        view.commit_score(
+            task, state.round, commitment_for(task, state.round, score, salt, view.client.address)
+        )
+    _advance(w3, params.commit_window + 1)
+    for name, (score, salt) in salts.items():
+        views[name].reveal_score(task, state.round, score, salt)
+    views["keeper"].finalize(task)
+
+    # check: verdict, reward, fees, bounty, and ether out
+    entry = deployed.lineage(task, 1, 1)[0]
+    assert (entry.status, entry.score, entry.relayer) == (Status.ACCEPTED, 5400, relayer.address)
+    gain = 5400 - 5000
+    reward = params.base_reward + params.reward_per_point * gain
+    assert deployed.withdrawable(relayer.address) == reward
+    assert deployed.withdrawable(v1.address) == params.validator_fee
+    assert (
+        deployed.withdrawable(keeper.address)
+        == params.validator_fee * params.keeper_bounty_bp // 10_000
+    )
+    before = relayer.balance()
+    receipt = views["relayer"].withdraw()
+    gas_cost = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert relayer.balance() == before + reward - gas_cost
+    assert deployed.withdrawable(relayer.address) == 0
