@@ -1,0 +1,105 @@
+"""A real relay across processes: ganache and the dev IPFS node, `derelay` commands as a user
+types them, 3 relayer and 2 validator worker processes with their own keys and data shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trainer.chain import ChainClient, connect
+from trainer.contract import DeRelayContract, Status, decoder_for
+from trainer.keys import dev_account
+
+pytestmark = pytest.mark.integration
+DERELAY = str(Path(sys.executable).parent / "derelay")
+ACCEPTED_ROUNDS = 4
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run([DERELAY, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"derelay {' '.join(args)} failed: {done.stderr}"
+    return done.stdout
+
+
+def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
+    # prepare: deploy and publish a digits-MLP task with short windows
+    env = {**os.environ, "DERELAY_RPC": ganache_node.url, "DERELAY_IPFS": ipfs_node.url}
+    run(["deploy", "--dev-account", "0"], env, tmp_path)
+    created = run(
+        ["task", "create", "--dev-account", "0", "--fund", "3ether",
+         "--param", "turn_duration=120", "--param", "commit_window=6", "--param", "reveal_window=8"],
+        env, tmp_path,
+    )  # fmt: skip
+    assert "task 1 created" in created
+    w3 = connect(ganache_node.url)
+    relay_address = json.loads((tmp_path / "deployments" / "1337.json").read_text())["address"]
+    reader = DeRelayContract(ChainClient(w3, dev_account(9), decoder_for()), relay_address)
+    genesis_score = reader.task_state(1).head_score
+
+    # act: five worker processes until four turns are accepted
+    workers = []
+    for i in range(3):
+        args = ["worker", "--dev-account", str(i + 1), "--task", "1", "--roles", "relayer,keeper",
+                "--shard", f"{i + 1}/3", "--alpha", "0", "--journal", f"relayer{i}.json", "--poll", "0.5"]  # fmt: skip
+        workers.append(args)
+    for i in range(2):
+        args = ["worker", "--dev-account", str(i + 4), "--task", "1", "--roles", "validator",
+                "--holdout-shard", f"{i + 1}/2", "--journal", f"validator{i}.json", "--poll", "0.5"]  # fmt: skip
+        workers.append(args)
+    processes = []
+    logs = []
+    for k, args in enumerate(workers):
+        log = (tmp_path / f"worker{k}.log").open("w")
+        logs.append(log)
+        processes.append(subprocess.Popen([DERELAY, "-v", *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        deadline = time.monotonic() + 240
+        while reader.task_state(1).accepted_count < ACCEPTED_ROUNDS:
+            assert time.monotonic() < deadline, "the relay did not accept 4 turns in 240 s"
+            assert all(p.poll() is None for p in processes), "a worker died: see worker*.log"
+            time.sleep(1)
+    finally:
+        for p in processes:
+            p.send_signal(signal.SIGTERM)
+        exit_codes = [p.wait(timeout=60) for p in processes]
+        for log in logs:
+            log.close()
+
+    # check: clean stops, a better head, payouts that match the chain to the wei
+    assert exit_codes == [0] * 5, [(tmp_path / f"worker{k}.log").read_text()[-2000:] for k in range(5)]
+    state = reader.task_state(1)
+    assert state.head_score > genesis_score
+    lineage = json.loads(run(["lineage", "1", "--json"], env, tmp_path))
+    assert sum(e["status"] == "accepted" for e in lineage) == state.accepted_count
+    relayers = {e["relayer"] for e in lineage if e["status"] == "accepted"}
+    assert len(relayers) >= 2  # turns rotate between processes
+
+    rows = json.loads(run(["payouts", "1", "--json"], env, tmp_path))
+    by_address = {r["address"]: r for r in rows}
+    credited = 0
+    for r in rows:
+        settled = sum(int(r[k]) for k in ("relayer_rewards", "validator_fees", "keeper_bounties", "royalties_settled"))
+        assert int(r["withdrawable"]) == settled, r  # nobody withdrew or left yet: every credit is still there
+        credited += settled
+    rewards = sum(e["args"]["reward"] for e in reader.events("RoundFinalized", taskId=1))
+    assert sum(int(r["relayer_rewards"]) for r in rows) == rewards
+    slashed = sum(int(r["slashed"]) for r in rows)
+    assert state.pool == 3 * 10**18 + slashed - credited  # the pool paid exactly what was credited
+
+    relayer = dev_account(1).address
+    owed = int(by_address[relayer]["withdrawable"])
+    assert owed > 0
+    before = w3.eth.get_balance(relayer)
+    out = run(["withdraw", "--dev-account", "1", "--task", "1"], env, tmp_path)
+    assert "withdrew" in out
+    after = w3.eth.get_balance(relayer)
+    assert before + owed - 10**16 < after <= before + owed  # the ether moved, less gas
+    assert reader.withdrawable(relayer) == 0
+    assert all(e["status"] in {s.name.lower() for s in Status} for e in lineage)
