@@ -675,7 +675,11 @@ contract DeRelay is ReentrancyGuard {
     // ------------------------------------------------------------------ verdict
 
     /// @notice End the review of the submission: after the reveal window, or early once the commit
-    /// window has passed and every committed validator has revealed. Pays the caller
+    /// window has passed and every committed validator has revealed. Fewer than `quorum` reveals:
+    /// void. Else accepted when the median is not 0 and median + tolerance >= ref, rejected
+    /// otherwise. A median of 0 means the child is unusable (validators score weights that do not
+    /// load, do not fit the spec or hold NaN as 0): accepting it would give every later relayer a
+    /// head it cannot train, whatever the tolerance. Pays the caller
     /// `validatorFee * keeperBountyBp / 10000` from the pool and starts the next turn.
     /// @param taskId The task.
     function finalize(uint256 taskId) external {
@@ -715,7 +719,7 @@ contract DeRelay is ReentrancyGuard {
         uint256 reward;
         if (reveals < config.quorum) {
             verdict = Status.Void;
-        } else if (median + config.tolerance >= ledger.ref) {
+        } else if (median != 0 && median + config.tolerance >= ledger.ref) {
             verdict = Status.Accepted;
             reward = _accept(taskId, s, ledger, config, child, median);
         } else {

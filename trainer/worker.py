@@ -136,23 +136,23 @@ class Worker:
             stake = self.config.relayer_stake or self._params.min_stake
             self.relay.join_relay(self.task_id, stake)
             return [f"joined the relay of task {self.task_id} with stake {stake} wei"]
-        if state.phase != Phase.TURN or state.holder != self.address or now > state.deadline:
-            return []
-        return self._turn(state)
-
-    def _turn(self, state: TaskState) -> list[str]:
-        assert self.train_data is not None
-        head = Cid.from_bytes(state.head_cid)
         entry = self.journal.turn(self.task_id, state.round)
-        if entry is not None and entry.phase in ("submitted", "abandoned"):
-            return []
-        if entry is None or entry.parent_cid != str(head):
-            entry = self._train(state.round, head)
-        if entry.phase == "submitting" and self._already_submitted(entry):
+        if entry is not None and entry.phase == "submitting" and self._already_submitted(entry):
+            # Sent before a crash, and it landed: never send it again.
             self.journal.advance_turn(self.task_id, entry, "submitted")
             return [
                 f"round {state.round}: submission {entry.child_cid} had landed before a restart"
             ]
+        if state.phase != Phase.TURN or state.holder != self.address or now > state.deadline:
+            return []
+        return self._turn(state, entry)
+
+    def _turn(self, state: TaskState, entry: TurnEntry | None) -> list[str]:
+        head = Cid.from_bytes(state.head_cid)
+        if entry is not None and entry.phase in ("submitted", "abandoned"):
+            return []
+        if entry is None or entry.parent_cid != str(head):
+            entry = self._train(state.round, head)
         entry = self.journal.advance_turn(self.task_id, entry, "submitting")
         try:
             self.relay.submit_relay(

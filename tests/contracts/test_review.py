@@ -10,6 +10,7 @@ from tests.contracts.conftest import (
     Actors,
     Invariant,
     Vote,
+    cid_of,
     commit,
     events_in,
     make_task,
@@ -393,3 +394,25 @@ def test_the_verdict_accepts_within_tolerance_of_ref(
     (event,) = events_in(holder, result.finalize_receipt, "RoundFinalized")
     assert (event["verdict"], event["median"]) == (verdict, median)  # ref 5000, tolerance 100
     assert holder.record(task, result.child[4:])[3] == verdict
+
+
+def test_a_median_of_zero_is_never_accepted_whatever_the_tolerance(chain: Chain, actors: Actors):
+    # Validators score unusable weights (not loadable, wrong shape, NaN) as 0: such a head would
+    # stop the relay, so even a tolerance wider than ref cannot let it in.
+    task = make_task(actors, genesis_score=800, tolerance=10_000)
+    holder = actors.relayers[0]
+    holder.join_relay(task, 2 * ETH)
+    seat(actors.validators[:2], task)
+
+    result = play_round(
+        chain,
+        task,
+        holder,
+        "garbage",
+        [Vote(v, 0) for v in actors.validators[:2]],
+        keeper=actors.keeper,
+    )
+
+    (finalized,) = events_in(actors.keeper, result.finalize_receipt, "RoundFinalized")
+    assert finalized["verdict"] == Status.REJECTED
+    assert actors.keeper.head(task) == (cid_of("genesis"), 800)

@@ -1,0 +1,237 @@
+"""The worker on the embedded chain: crash safety through the journal, and bad weights.
+
+A "crash" is an exception thrown out of the worker at the named point; the restarted worker is a
+new `Worker` over the same journal, store and chain, as after a kill -9 and a restart.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deploy.tasks import publish_task
+from trainer import steps
+from trainer.cid import Cid
+from trainer.contract import DeRelayContract, Phase, Status
+from trainer.errors import CidError
+from trainer.journal import Journal
+from trainer.models import init_weights, save_weights
+from trainer.shards import ShardPlan, relayer_shards, validator_shards
+from trainer.spec import digits_mlp_spec
+from trainer.store import LocalStore
+from trainer.worker import Roles, Worker, WorkerConfig
+
+ETH = 10**18
+RELAYER = Roles(relayer=True, validator=False, keeper=False)
+VALIDATOR = Roles(relayer=False, validator=True, keeper=False)
+KEEPER = Roles(relayer=False, validator=False, keeper=True)
+
+
+class Crash(BaseException):
+    """Stands for kill -9: not an Exception, so nothing in the worker catches it."""
+
+
+class Setup:
+    """A published digits task, a store, data shards, and a way to (re)start workers."""
+
+    def __init__(self, chain, relay: DeRelayContract, clients, tmp_path: Path) -> None:
+        self.chain = chain
+        self.store = LocalStore(tmp_path / "store")
+        self.spec = digits_mlp_spec()
+        overrides = dict(min_stake=ETH, validator_stake=ETH, quorum=2, max_validators=3)
+        self.published = publish_task(relay, self.store, self.spec, 5 * ETH, overrides)
+        self.task = self.published.task_id
+        plan = ShardPlan(relayers=2, validators=2, alpha=None, seed=0)
+        self.shards = relayer_shards(self.spec, plan)
+        self.holdouts = validator_shards(self.spec, plan)
+        self.relay = relay
+        self.clients = clients
+        self.tmp = tmp_path
+
+    def worker(self, index: int, roles: Roles, shard: int = 0) -> Worker:
+        client = self.clients[index]
+        view = self.relay.as_account(client)
+        journal = Journal(self.tmp / f"journal-{index}.json")
+        config = WorkerConfig(self.task, roles)
+        return Worker(
+            view,
+            self.store,
+            self.spec,
+            config,
+            journal,
+            train_data=self.shards[shard] if roles.relayer else None,
+            holdout=self.holdouts[shard] if roles.validator else None,
+        )
+
+    def state(self):
+        return self.relay.task_state(self.task)
+
+    def past_commit_end(self) -> None:
+        self.chain.advance(self.state().deadline - self.chain.now() + 1)
+
+
+@pytest.fixture
+def setup(chain, relay, clients, tmp_path) -> Setup:
+    return Setup(chain, relay, clients, tmp_path)
+
+
+def _submissions(setup: Setup) -> list:
+    return setup.relay.full_lineage(setup.task)[1:]
+
+
+def test_a_restarted_relayer_reuses_its_pinned_child(setup, monkeypatch):
+    # prepare: the relayer joins, trains, pins, and dies just before sending its submission
+    relayer = setup.worker(1, RELAYER)
+    relayer.tick()  # joins; the turn starts
+    monkeypatch.setattr(
+        DeRelayContract, "submit_relay", lambda *a, **k: (_ for _ in ()).throw(Crash())
+    )
+    with pytest.raises(Crash):
+        relayer.tick()
+    monkeypatch.undo()
+    pinned = relayer.journal.turn(setup.task, 1)
+    assert pinned is not None and setup.store.has(Cid.parse(pinned.child_cid))
+
+    # act: restart; training again would be a bug
+    monkeypatch.setattr("trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained"))
+    restarted = setup.worker(1, RELAYER)
+    restarted.tick()
+
+    # check: exactly one submission, of the pinned child
+    (submission,) = _submissions(setup)
+    assert str(Cid.from_bytes(submission.cid)) == pinned.child_cid
+    assert restarted.journal.turn(setup.task, 1).phase == "submitted"
+
+
+def test_a_submission_sent_before_a_crash_is_not_sent_again(setup, monkeypatch):
+    # prepare: the transaction leaves, then the worker dies before it sees the receipt
+    relayer = setup.worker(1, RELAYER)
+    relayer.tick()
+    original = DeRelayContract.submit_relay
+
+    def send_then_crash(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise Crash()
+
+    monkeypatch.setattr(DeRelayContract, "submit_relay", send_then_crash)
+    with pytest.raises(Crash):
+        relayer.tick()
+    monkeypatch.undo()
+    nonce = setup.chain.w3.eth.get_transaction_count(setup.clients[1].address)
+
+    # act
+    restarted = setup.worker(1, RELAYER)
+    restarted.tick()
+
+    # check: no second transaction, and the journal knows
+    assert setup.chain.w3.eth.get_transaction_count(setup.clients[1].address) == nonce
+    assert len(_submissions(setup)) == 1
+    assert restarted.journal.turn(setup.task, 1).phase == "submitted"
+
+
+def test_a_commitment_sent_before_a_crash_is_still_revealed(setup, monkeypatch):
+    # prepare: a submission under review; the validator's commit leaves, then it dies
+    relayer, other = setup.worker(1, RELAYER), setup.worker(6, VALIDATOR, shard=1)
+    validator = setup.worker(5, VALIDATOR)
+    validator.tick()  # takes a seat
+    other.tick()
+    relayer.tick()  # joins
+    relayer.tick()  # submits
+    original = DeRelayContract.commit_score
+
+    def commit_then_crash(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise Crash()
+
+    monkeypatch.setattr(DeRelayContract, "commit_score", commit_then_crash)
+    with pytest.raises(Crash):
+        validator.tick()
+    monkeypatch.undo()
+    other.tick()
+    salt = validator.journal.ballot(setup.task, 1).salt
+
+    # act: restart; past the commit window it must reveal with the journaled salt
+    restarted = setup.worker(5, VALIDATOR)
+    restarted.tick()  # AlreadyCommitted: the journal catches up
+    setup.past_commit_end()
+    restarted.tick()
+    other.tick()
+    setup.worker(10, KEEPER).tick()
+
+    # check
+    (event,) = setup.relay.events("ScoreRevealed", validator=setup.clients[5].address)
+    assert event["args"]["score"] == restarted.journal.ballot(setup.task, 1).score
+    assert restarted.journal.ballot(setup.task, 1).salt == salt
+    assert _submissions(setup)[0].status == Status.ACCEPTED
+    assert setup.relay.events("ValidatorSlashed") == []
+
+
+def _nan_weights(spec) -> bytes:
+    model = init_weights(spec, 1)
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    return save_weights(model)
+
+
+def _wrong_shape_weights(spec) -> bytes:
+    return save_weights(
+        init_weights(replace(spec, arch_args=replace(spec.arch_args, hidden=(7,))), 1)
+    )
+
+
+def _pickle_weights(spec) -> bytes:
+    return pickle.dumps({"net.0.weight": np.zeros((64, 64))})
+
+
+@pytest.mark.parametrize("make_bad", [_nan_weights, _wrong_shape_weights, _pickle_weights])
+def test_invalid_child_weights_score_zero_and_are_rejected(setup, make_bad):
+    # prepare: a relayer submits garbage by hand
+    validators = [setup.worker(5, VALIDATOR), setup.worker(6, VALIDATOR, shard=1)]
+    for v in validators:
+        v.tick()
+    holder = setup.relay.as_account(setup.clients[1])
+    holder.join_relay(setup.task, ETH)
+    bad = setup.store.add(make_bad(setup.spec))
+    card = setup.store.add(b"{}")
+    state = setup.state()
+    holder.submit_relay(
+        setup.task, 1, state.head_cid[4:], bad.to_bytes(), card.to_bytes(), bytes(32), 1
+    )
+
+    # act: the validators review it, a keeper finalizes
+    for v in validators:
+        v.tick()
+    setup.past_commit_end()
+    for v in validators:
+        v.tick()
+    setup.worker(10, KEEPER).tick()
+
+    # check: scored 0 by both, rejected, the relayer slashed; the head did not move
+    scores = [e["args"]["score"] for e in setup.relay.events("ScoreRevealed")]
+    assert scores == [0, 0]
+    assert _submissions(setup)[0].status == Status.REJECTED
+    assert setup.relay.events("RelayerSlashed")[0]["args"]["amount"] > 0
+    assert setup.state().head_cid == setup.published.genesis_cid.to_bytes()
+
+
+def test_a_tampered_head_is_never_trained_on(setup, monkeypatch):
+    # prepare: the genesis block on disk no longer matches its CID
+    relayer = setup.worker(1, RELAYER)
+    relayer.tick()
+    block = setup.store.root / "blocks" / str(setup.published.genesis_cid)
+    data = bytearray(block.read_bytes())
+    data[100] ^= 0xFF
+    block.write_bytes(bytes(data))
+    monkeypatch.setattr(steps, "train", lambda *a, **k: pytest.fail("trained on tampered bytes"))
+
+    # act / check
+    with pytest.raises(CidError):
+        relayer.tick()
+    assert relayer.journal.turn(setup.task, 1) is None
+    assert _submissions(setup) == []
+    assert setup.state().phase == Phase.TURN
