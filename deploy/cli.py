@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,6 @@ from typing import Any
 
 import click
 from eth_account.signers.local import LocalAccount
-from trainer.cid import Cid
-from trainer.store import ContentStore, KuboStore, LocalStore
 
 from deploy.deployer import DEPLOYMENTS_DIR, deploy_contract, load_deployment
 from deploy.payouts import task_payouts
@@ -27,11 +26,13 @@ from deploy.tasks import (
     publish_task,
     read_spec_file,
 )
-from trainer.chain import ChainClient, chain_id, connect, describe_endpoint
+from trainer.chain import ChainClient, TxOptions, chain_id, connect, describe_endpoint
+from trainer.cid import Cid
 from trainer.contract import ETHER, DeRelayContract, decoder_for
 from trainer.errors import ConfigError, DeRelayError
 from trainer.keys import create_keystore, load_account
 from trainer.spec import digits_mlp_spec
+from trainer.store import ContentStore, KuboStore, LocalStore
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_STORE = Path(".derelay/store")
@@ -93,7 +94,14 @@ def signer(rpc: str, keystore: Path | None, dev_account: int | None) -> tuple[Ch
     w3 = connect(rpc)
     cid = chain_id(w3)
     account: LocalAccount = load_account(cid, keystore, dev_account)
-    return ChainClient(w3, account, decoder_for()), cid
+    timeout = os.environ.get("DERELAY_RECEIPT_TIMEOUT")
+    try:
+        options = TxOptions(receipt_timeout=float(timeout)) if timeout else TxOptions()
+    except ValueError:
+        raise ConfigError(
+            f"DERELAY_RECEIPT_TIMEOUT={timeout!r} is not a number of seconds"
+        ) from None
+    return ChainClient(w3, account, decoder_for(), options), cid
 
 
 def open_contract(
@@ -115,8 +123,6 @@ def open_contract(
 
 
 def _env_key() -> bool:
-    import os
-
     return bool(os.environ.get("DERELAY_PRIVATE_KEY"))
 
 
@@ -659,7 +665,9 @@ def demo(out: Path, rounds: int, seed: int) -> None:
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeatable; default 0).")
 @click.option("--warmup", type=int, help="Rounds before the adversaries join.")
 @click.option("--compute-cost", help="Cost of one trained turn, e.g. 0.001ether.")
-@click.option("--churn-after", type=int, help="Unprofitable after this many turns: leave (0: never).")
+@click.option(
+    "--churn-after", type=int, help="Unprofitable after this many turns: leave (0: never)."
+)
 @click.option("--poison", type=click.Choice(["label_flip", "random", "alternate"]))
 @click.option(
     "--param", "params", multiple=True, help="Override a task parameter: name=value (repeatable)."

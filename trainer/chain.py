@@ -299,10 +299,15 @@ class ChainClient:
             raise self._explain(exc, action) from exc
         self._next_nonce = int(tx["nonce"]) + 1
         try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self.options.receipt_timeout, poll_latency=0.1
+            receipt = with_retries(
+                lambda: self.w3.eth.wait_for_transaction_receipt(
+                    tx_hash, timeout=self.options.receipt_timeout, poll_latency=0.1
+                )
             )
-        except TimeExhausted as exc:
+        except (TimeExhausted, ChainError) as exc:
+            # The node may have lost it (a restart empties the mempool): ask for the nonce again
+            # next time rather than leave a gap that would hold every later transaction back.
+            self._next_nonce = None
             raise ChainError(
                 f"{action}: no receipt for 0x{tx_hash.hex()} after {self.options.receipt_timeout:.0f} s; "
                 "it may still be mined: check it before sending again"
