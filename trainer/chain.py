@@ -28,6 +28,7 @@ from web3.exceptions import (
 from web3.types import TxReceipt
 
 from trainer.errors import ChainError, ContractRevert
+from trainer.failpoints import failpoint
 
 EMBEDDED = "embedded"
 # Chain ids on which the well-known dev accounts may sign: ganache/anvil/hardhat and eth-tester.
@@ -298,6 +299,7 @@ class ChainClient:
             self._next_nonce = None
             raise self._explain(exc, action) from exc
         self._next_nonce = int(tx["nonce"]) + 1
+        failpoint(f"after-send:{action}")
         try:
             receipt = with_retries(
                 lambda: self.w3.eth.wait_for_transaction_receipt(

@@ -28,6 +28,7 @@ from trainer.cid import Cid
 from trainer.contract import DeRelayContract, Phase, TaskState, commitment_for
 from trainer.data import Dataset, data_commitment
 from trainer.errors import ChainError, ContractRevert, DeRelayError, StoreError
+from trainer.failpoints import failpoint
 from trainer.journal import BallotEntry, Journal, TurnEntry
 from trainer.spec import TaskSpec
 from trainer.steps import relay_card, score_weights, train_child
@@ -185,9 +186,11 @@ class Worker:
         started = time.perf_counter()
         parent = self.store.get(head)
         fetch_seconds = time.perf_counter() - started
+        failpoint("after-download")
         cfg = TrainConfig.from_spec(
             self.spec, seed=self.config.seed + round_, device=self.config.device
         )
+        failpoint("before-training")
         result = train_child(self.spec, parent, self.train_data, cfg, progress=self.config.progress)
         commitment = data_commitment(self.train_data.X, self.train_data.y)
         child = self.store.add(result.weights)
@@ -205,6 +208,7 @@ class Worker:
             phase="trained",
         )
         self.journal.record_turn(self.task_id, entry)
+        failpoint("after-pin")
         return entry
 
     def _already_submitted(self, entry: TurnEntry) -> bool:
@@ -227,6 +231,13 @@ class Worker:
         if state.phase != Phase.REVIEW or state.holder == self.address:
             return []
         entry = self.journal.ballot(self.task_id, state.round)
+        if (
+            entry is not None
+            and entry.phase == "scored"
+            and self._committed_on_chain(state, account.seat)
+        ):
+            # The commitment landed before a crash: the journal catches up, the reveal follows.
+            entry = self.journal.advance_ballot(self.task_id, entry, "committed")
         if now <= state.deadline and (entry is None or entry.phase == "scored"):
             return self._commit(state, entry)
         if (
@@ -236,6 +247,10 @@ class Worker:
         ):
             return self._reveal(state, entry)
         return []
+
+    def _committed_on_chain(self, state: TaskState, seat: int) -> bool:
+        ballot = self.relay.seats(self.task_id)[seat]
+        return ballot.round == state.round and ballot.ballot != 0
 
     def _commit(self, state: TaskState, entry: BallotEntry | None) -> list[str]:
         assert self.holdout is not None
@@ -262,6 +277,7 @@ class Worker:
             if exc.name in ("DeRelay__CommitClosed", "DeRelay__WrongPhase", "DeRelay__SelfReview"):
                 return []
             raise
+        failpoint("after-commit")
         self.journal.advance_ballot(self.task_id, entry, "committed")
         return [f"round {state.round}: committed a score for {entry.child_cid}"]
 

@@ -134,7 +134,10 @@ def test_a_submission_sent_before_a_crash_is_not_sent_again(setup, monkeypatch):
     assert restarted.journal.turn(setup.task, 1).phase == "submitted"
 
 
-def test_a_commitment_sent_before_a_crash_is_still_revealed(setup, monkeypatch):
+@pytest.mark.parametrize(
+    "restart_late", [False, True], ids=["restart-in-commit-window", "restart-after-it"]
+)
+def test_a_commitment_sent_before_a_crash_is_still_revealed(setup, monkeypatch, restart_late):
     # prepare: a submission under review; the validator's commit leaves, then it dies
     relayer, other = setup.worker(1, RELAYER), setup.worker(6, VALIDATOR, shard=1)
     validator = setup.worker(5, VALIDATOR)
@@ -155,11 +158,14 @@ def test_a_commitment_sent_before_a_crash_is_still_revealed(setup, monkeypatch):
     other.tick()
     salt = validator.journal.ballot(setup.task, 1).salt
 
-    # act: restart; past the commit window it must reveal with the journaled salt
+    # act: restart (in the commit window, or after it); then it must reveal with the journaled salt
+    if restart_late:
+        setup.past_commit_end()
     restarted = setup.worker(5, VALIDATOR)
-    restarted.tick()  # AlreadyCommitted: the journal catches up
-    setup.past_commit_end()
-    restarted.tick()
+    restarted.tick()  # the journal catches up with the chain (and reveals, when late)
+    if not restart_late:
+        setup.past_commit_end()
+        restarted.tick()
     other.tick()
     setup.worker(10, KEEPER).tick()
 
