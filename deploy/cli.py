@@ -706,15 +706,17 @@ def simulate_cmd(
     default=Path("out/bench"),
     show_default=True,
 )
-@click.option("--full", is_flag=True, help="The long version (500 relayers queued).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The long version (500 queued, 1000 share holders, ganache and IPFS).",
+)
 def bench(out: Path, full: bool) -> None:
-    """Performance figures: gas per function and per round (markdown and JSON in --out)."""
-    from bench.gas import report
+    """Every performance figure, side by side in one run: gas, content store, turn latency,
+    scale. Writes bench.md and bench.json into --out."""
+    from bench.run import run_bench
 
-    table = report(queue_sizes=(10, 500) if full else (10, 100))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gas.md").write_text(table + "\n")
-    click.echo(table)
+    click.echo(run_bench(out, full, echo=click.echo))
 
 
 @cli.command()

@@ -1,0 +1,44 @@
+"""The gas budget: every external function of DeRelay stays within 5% of its committed baseline.
+
+The baseline (bench/gas-baseline.json) is what `bench.gas.scripted_gas` measured when it was last
+written on purpose; this test replays the same script on the embedded chain. A function that got
+dearer fails here with its figures; if the increase is deliberate, regenerate the baseline with
+`python -m bench.gas --write-baseline` and commit it with the change that explains it.
+"""
+
+from __future__ import annotations
+
+from bench.gas import (
+    BASELINE_PATH,
+    BUDGET_KEYS,
+    UPDATE_HINT,
+    budget_problems,
+    load_baseline,
+    scripted_gas,
+)
+from tests.conftest import TEST_KEYS
+
+
+def test_the_budget_replays_with_the_baseline_accounts():
+    # Addresses reach calldata through the commitments: the same accounts, the same gas.
+    assert BUDGET_KEYS == TEST_KEYS
+
+
+def test_every_function_stays_within_its_gas_budget(chain, clients, relay):
+    baseline = load_baseline()
+    measured = scripted_gas(relay, clients, chain.advance)
+    problems = budget_problems(measured, baseline)
+    assert not problems, (
+        f"gas over budget ({BASELINE_PATH.name}):\n  " + "\n  ".join(problems) + f"\n{UPDATE_HINT}"
+    )
+
+
+def test_the_budget_check_reports_increases_and_gaps():
+    baseline = {"tolerance": 0.05, "gas": {"finalize": 100_000, "withdraw": 30_000, "gone": 1}}
+    measured = {"finalize": 105_000, "withdraw": 31_600, "new": 5}
+    problems = budget_problems(measured, baseline)
+    assert problems == [
+        "new: 5 gas, no baseline",
+        "withdraw: 31600 gas, +5.3% over its baseline 30000 (allowed +5%)",
+        "gone: in the baseline but no longer measured",
+    ]
