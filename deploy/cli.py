@@ -382,23 +382,7 @@ def lineage(rpc: str, deployments: Path, task_id: int, as_json: bool) -> None:
     relay = open_contract(rpc, deployments)
     entries = relay.full_lineage(task_id)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "index": e.index,
-                        "cid": str(Cid.from_bytes(e.cid)),
-                        "relayer": e.relayer,
-                        "round": e.round,
-                        "submitted_at": e.submitted_at,
-                        "status": e.status.name.lower(),
-                        "score": e.score,
-                    }
-                    for e in entries
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
         return
     for e in entries:
         click.echo(

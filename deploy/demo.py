@@ -22,7 +22,6 @@ from web3 import EthereumTesterProvider, Web3
 from deploy.payouts import Payout, task_payouts
 from deploy.tasks import publish_task
 from trainer.chain import ChainClient
-from trainer.cid import Cid
 from trainer.contract import ETHER, DeRelayContract, Phase, Status, decoder_for
 from trainer.journal import Journal
 from trainer.keys import dev_account
@@ -210,17 +209,7 @@ def _write_outputs(result: DemoResult, relay: DeRelayContract) -> None:
     (out / "payouts.json").write_text(
         json.dumps([p.to_json() for p in result.payouts], indent=2) + "\n"
     )
-    lineage = [
-        {
-            "index": e.index,
-            "cid": str(Cid.from_bytes(e.cid)),
-            "relayer": e.relayer,
-            "round": e.round,
-            "status": e.status.name.lower(),
-            "score": e.score,
-        }
-        for e in relay.full_lineage(result.task_id)
-    ]
+    lineage = [e.to_json() for e in relay.full_lineage(result.task_id)]
     (out / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
     plot_accuracy(
         out / "accuracy.png",

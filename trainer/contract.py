@@ -13,6 +13,7 @@ from eth_utils import keccak, to_checksum_address
 from web3.types import TxReceipt
 
 from trainer.chain import ChainClient, RevertDecoder, with_retries
+from trainer.cid import Cid
 from trainer.errors import ChainError
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "contracts" / "artifacts"
@@ -179,6 +180,18 @@ class LineageEntry:
     submitted_at: int
     status: Status
     score: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: the CID as text, the status by name."""
+        return {
+            "index": self.index,
+            "cid": str(Cid.from_bytes(self.cid)),
+            "relayer": self.relayer,
+            "round": self.round,
+            "submitted_at": self.submitted_at,
+            "status": self.status.name.lower(),
+            "score": self.score,
+        }
 
 
 @dataclass(frozen=True)
