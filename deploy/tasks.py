@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from trainer.cid import Cid
-from trainer.store import ContentStore
-
 from trainer.contract import DeRelayContract, TaskParams
 from trainer.errors import ConfigError, SpecError
 from trainer.models import init_weights, save_weights
 from trainer.shards import split_dataset
 from trainer.spec import TaskSpec
 from trainer.steps import score_weights
+from trainer.store import ContentStore
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 
+
 def failpoint(name: str) -> None:
     """Die here, by SIGKILL, if `DERELAY_FAILPOINT` names this point."""
     if os.environ.get("DERELAY_FAILPOINT") == name:
