@@ -493,17 +493,28 @@ contract DeRelay is ReentrancyGuard {
         emit StakeAdded(taskId, msg.sender, msg.value, stake);
     }
 
-    /// @notice Leave a task's queue; the stake becomes withdrawable. The holder of a turn or of a
-    /// submission under review cannot leave until it is finalized or skipped.
+    /// @notice Leave a task's queue; the stake becomes withdrawable. The holder may give up a turn
+    /// it has not used, before its deadline (the next turn starts at once); a holder under review
+    /// or past its deadline must wait for the verdict or the skip.
     /// @param taskId The task.
     function leaveRelay(uint256 taskId) external taskExists(taskId) {
         Relayer storage me = _relayers[taskId][msg.sender];
         if (me.next == address(0)) revert DeRelay__NotQueued(taskId, msg.sender);
-        if (_states[taskId].holder == msg.sender) revert DeRelay__HolderCannotLeave(taskId, msg.sender);
+        State memory s = _states[taskId];
+        bool holding = s.holder == msg.sender;
+        uint256 turnDuration = _configs[taskId].turnDuration;
+        if (holding && (s.phase != Phase.Turn || block.timestamp > uint256(s.phaseStart) + turnDuration)) {
+            revert DeRelay__HolderCannotLeave(taskId, msg.sender);
+        }
         uint256 refund = me.stake;
+        address next = me.next;
         _unlink(taskId, msg.sender);
         withdrawable[msg.sender] += refund;
         emit RelayerLeft(taskId, msg.sender, refund, false);
+        if (holding) {
+            s.holder = next == msg.sender ? address(0) : next;
+            _startTurn(taskId, s, turnDuration);
+        }
     }
 
     /// @notice After the holder's deadline passes with no submission, anyone may skip its turn:
@@ -980,7 +991,8 @@ contract DeRelay is ReentrancyGuard {
         revert DeRelay__WrongPhase(taskId, phase, required);
     }
 
-    /// @dev Accept the child: new head, reward from the pool, royalty shares, ref moves towards the median.
+    /// @dev Accept the child: new head, reward from the pool for the gain over max(ref, parent's
+    /// score), royalty shares, ref moves towards the median.
     function _accept(
         uint256 taskId,
         State memory s,
@@ -990,7 +1002,10 @@ contract DeRelay is ReentrancyGuard {
         uint256 median
     ) private returns (uint256 reward) {
         uint256 ref = ledger.ref;
-        uint256 gain = median > ref ? median - ref : 0;
+        // Gain is measured over the higher of ref and the parent's score: ref lags the head, so a
+        // copy of a head above ref would otherwise be paid for gains that earlier turns made.
+        uint256 bar = ref > ledger.headScore ? ref : ledger.headScore;
+        uint256 gain = median > bar ? median - bar : 0;
         reward = (gain >= config.minGain ? uint256(config.baseReward) : 0) + uint256(config.rewardPerPoint) * gain;
         if (reward > ledger.pool) reward = ledger.pool;
 

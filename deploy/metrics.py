@@ -97,10 +97,11 @@ def lower_median(scores: Sequence[int]) -> int:
 
 
 def verdict(median: int, reveals: int, ref: int, tolerance: int, quorum: int) -> str:
-    """ "void" (fewer reveals than quorum), "accepted" (median + tolerance >= ref) or "rejected"."""
+    """ "void" (fewer reveals than quorum), "accepted" (a non-zero median with median + tolerance
+    >= ref: a median of 0 means unusable weights) or "rejected", as the contract's `finalize`."""
     if reveals < quorum:
         return "void"
-    return "accepted" if median + tolerance >= ref else "rejected"
+    return "accepted" if median != 0 and median + tolerance >= ref else "rejected"
 
 
 def next_ref(ref: int, median: int, ema_bp: int) -> int:
@@ -117,13 +118,12 @@ def relay_reward(
     base_reward: int,
     reward_per_point: int,
     pool: int,
-    parent_score: int | None = None,
+    parent_score: int,
 ) -> int:
-    """The reward of an accepted turn. With `parent_score` None, the contract's rule:
-    gain = max(0, median - ref). With a parent score, the alternative that pays only the gain over
-    max(ref, parent score), so a copy of the head earns nothing (see the simulation report)."""
-    bar = ref if parent_score is None else max(ref, parent_score)
-    gain = max(0, median - bar)
+    """The reward of an accepted turn, as the contract computes it: gain = max(0, median -
+    max(ref, parent score)); baseReward once gain >= minGain, plus rewardPerPoint per point of
+    gain, capped by the pool. A copy of the head scores what the head scored, and earns nothing."""
+    gain = max(0, median - max(ref, parent_score))
     reward = (base_reward if gain >= min_gain else 0) + reward_per_point * gain
     return min(pool, reward)
 

@@ -11,6 +11,7 @@ from tests.contracts.conftest import (
     make_task,
     next_tx_at,
     reverts,
+    submit,
 )
 from trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase
 
@@ -154,15 +155,47 @@ def test_leave_when_not_queued_reverts(chain: Chain, actors: Actors, task: int):
         b.leave_relay(task)
 
 
-def test_holder_cannot_leave(chain: Chain, actors: Actors, task: int):
+def test_holder_may_give_up_an_unused_turn_before_its_deadline(
+    chain: Chain, actors: Actors, task: int
+):
     a, b = actors.relayers[:2]
     a.join_relay(task, ETH)
     b.join_relay(task, ETH)
 
-    with reverts("DeRelay__HolderCannotLeave", task, addr(a)):
-        a.leave_relay(task)
+    a.leave_relay(task)
 
-    assert order(a, task) == [addr(a), addr(b)]
+    state = a.task_state(task)
+    assert (state.holder, state.round, state.phase) == (addr(b), 2, Phase.TURN)
+    assert order(a, task) == [addr(b)]
+    assert a.withdrawable(addr(a)) == ETH
+
+
+def test_a_lone_holder_leaving_makes_the_relay_idle(chain: Chain, actors: Actors, task: int):
+    a = actors.relayers[0]
+    a.join_relay(task, ETH)
+
+    a.leave_relay(task)
+
+    state = a.task_state(task)
+    assert (state.holder, state.phase, state.queue_length) == (ZERO_ADDRESS, Phase.IDLE, 0)
+
+
+def test_holder_cannot_leave_past_its_deadline_or_under_review(
+    chain: Chain, actors: Actors, task: int
+):
+    a, b = actors.relayers[:2]
+    a.join_relay(task, 2 * ETH)  # stays above minStake after the timeout slash
+    b.join_relay(task, ETH)
+    next_tx_at(chain, a.task_state(task).deadline + 1)
+    with reverts("DeRelay__HolderCannotLeave", task, addr(a)):
+        a.leave_relay(task)  # it must be skipped, and slashed, instead
+    actors.keeper.skip_turn(task)
+    submit(b, task, "child-1")
+
+    with reverts("DeRelay__HolderCannotLeave", task, addr(b)):
+        b.leave_relay(task)
+
+    assert order(a, task) == [addr(b), addr(a)]
 
 
 def test_rotation_order_over_several_rounds(chain: Chain, actors: Actors):

@@ -142,7 +142,8 @@ def test_ref_is_an_ema_of_accepted_medians(chain: Chain, actors: Actors, task: i
         refs.append(alice.task_state(task).ref)
         rewards.append(reward_of(alice, result))
 
-    # ref += (m - ref) * 5000 / 10000, rounded toward the old ref; the rejected c4 leaves it alone
+    # ref += (m - ref) * 5000 / 10000, rounded toward the old ref; the rejected c4 leaves it alone.
+    # Gain is over max(ref, parent's score).
     assert refs == [5150, 5125, 5162, 5162, 5181]
     milli = ETH // 1000
     assert rewards == [
@@ -150,7 +151,7 @@ def test_ref_is_an_ema_of_accepted_medians(chain: Chain, actors: Actors, task: i
         0,
         100 * milli + 75 * milli,
         0,
-        100 * milli + 38 * milli,
+        0,  # 5200 is 38 over ref but no better than its parent (5200): a copy would score the same
     ]
     state = alice.task_state(task)
     assert (state.accepted_count, state.head_score) == (4, 5200)
@@ -290,7 +291,7 @@ def test_royalties_split_by_shares_over_several_payments(
     turn(a, "a-1", 5300, 400 * milli)  # ref 5000 -> 5150
     pay(ETH)  # all of the royalty to a
     assert model.pending(addr(a)) == ETH // 2
-    turn(b, "b-1", 5250, 200 * milli)  # ref -> 5200; b does not share in the earlier payment
+    turn(b, "b-1", 5400, 200 * milli)  # 100 over the parent; ref -> 5275; b missed the payment
     assert consumer.account(task, addr(b)).pending_royalties == 0
     pay(3 * ETH // 10)  # a : b = 2 : 1
 
@@ -304,9 +305,9 @@ def test_royalties_split_by_shares_over_several_payments(
     assert events_in(b, b.claim_royalties(task), "RoyaltiesSettled") == []  # nothing more owed
     invariant.check()
 
-    turn(c, "c-1", 5233, 133 * milli)  # ref -> 5216
+    turn(c, "c-1", 5433, 133 * milli)  # ref -> 5354
     pay(777 * ETH // 1000)
-    turn(a, "a-2", 5300, 184 * milli)  # a's share change settles its royalties first
+    turn(a, "a-2", 5517, 184 * milli)  # a's share change settles its royalties first
     assert model.settled[addr(a)] > 0
     assert a.account(task, addr(a)).pending_royalties == 0
     pay(ETH // 100 + 7)
@@ -335,3 +336,19 @@ def test_rounding_dust_never_goes_negative(
     actors.consumer.pay_for_model(task, ETH // 100)
 
     invariant.check()  # dust is -1 wei: alice is owed 1 wei more than the contract set aside
+
+
+def test_a_copy_of_a_head_above_ref_earns_nothing(chain: Chain, actors: Actors, task: int):
+    # ref lags the head: after a big gain the head is far above ref, and a free-rider that
+    # resubmits the head (with noise, so the CID is new) scores what the head scores.
+    alice, bob = actors.relayers[:2]
+    alice.join_relay(task, 2 * ETH)
+    bob.join_relay(task, 2 * ETH)
+    seat(actors.validators[:2], task)
+    unanimous(chain, actors, task, alice, "big-gain", 6000)
+    assert alice.task_state(task).ref < 6000
+
+    copy = unanimous(chain, actors, task, bob, "copy-of-head", 6000)
+
+    assert reward_of(bob, copy) == 0
+    assert bob.task_state(task).head_score == 6000

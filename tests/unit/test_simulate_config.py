@@ -1,0 +1,102 @@
+"""SimConfig: defaults, TOML and flag parsing, validation (no chain, no training)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from deploy.simulate import DEFAULT_SEED, SimConfig
+from trainer.contract import ETHER
+from trainer.errors import ConfigError
+
+
+def test_defaults_are_frozen_and_seeded():
+    config = SimConfig()
+    assert config.seeds == (DEFAULT_SEED,)
+    assert config.participants == config.honest + 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.rounds = 3  # type: ignore[misc]
+
+
+def test_participants_sets_honest_to_the_rest():
+    config = SimConfig.from_mapping({"participants": 10, "free_riders": 2, "poisoners": 1})
+    assert (config.honest, config.free_riders, config.poisoners, config.stallers) == (6, 2, 1, 1)
+    assert config.participants == 10
+    assert config.behaviours()[:6] == ["honest"] * 6
+
+
+def test_participants_must_leave_an_honest_relayer():
+    with pytest.raises(ConfigError, match="no honest relayer"):
+        SimConfig.from_mapping({"participants": 3})
+
+
+@pytest.mark.parametrize("value, expected", [("iid", None), (0, None), ("0.1", 0.1), (100, 100.0)])
+def test_alpha_forms(value, expected):
+    assert SimConfig.from_mapping({"alpha": value}).alpha == expected
+
+
+def test_amounts_take_units_and_params_become_pairs():
+    config = SimConfig.from_mapping(
+        {
+            "compute_cost": "0.002ether",
+            "pool": "2ether",
+            "seed": 5,
+            "churn_after": 0,
+            "params": {"tolerance": 900, "base-reward": "0.02ether"},
+        }
+    )
+    assert config.compute_cost == 2 * ETHER // 1000
+    assert config.pool == 2 * ETHER
+    assert config.seeds == (5,)
+    assert config.churn_after is None
+    assert dict(config.params) == {"tolerance": 900, "base_reward": 2 * ETHER // 100}
+    assert config.overrides()["max_validators"] >= config.validators + config.lazy_validators
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"rounds": 0}, "rounds"),
+        ({"bogus": 1}, "unknown keys"),
+        ({"alpha": "lots"}, "alpha"),
+        ({"poison": "virus"}, "poison"),
+        ({"params": {"genesis_score": 5}}, "unknown task parameter"),
+        ({"validators": 1}, "quorum"),
+        ({"honest": 0}, "honest"),
+        ({"validators": 15, "lazy_validators": 2}, "16"),
+        ({"seeds": [-1]}, "seeds"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(doc, message):
+    with pytest.raises(ConfigError, match=message):
+        SimConfig.from_mapping(doc)
+
+
+def test_toml_with_flags_taking_precedence(tmp_path):
+    path = tmp_path / "sim.toml"
+    path.write_text(
+        'rounds = 12\nalpha = "iid"\nseeds = [1, 2, 3]\n[params]\ntolerance = 800\nema_bp = 5000\n'
+    )
+    config = SimConfig.from_toml(path, {"rounds": 20, "params": {"tolerance": 1200}})
+    assert config.rounds == 20
+    assert config.alpha is None
+    assert config.seeds == (1, 2, 3)
+    assert dict(config.params) == {"tolerance": 1200, "ema_bp": 5000}
+
+
+def test_bad_toml_is_one_clear_error(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("rounds = = 3\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        SimConfig.from_toml(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        SimConfig.from_toml(tmp_path / "missing.toml")
+
+
+def test_json_dict_round_trips_the_settings():
+    config = SimConfig.from_mapping({"params": {"tolerance": 700}, "seeds": [3, 4]})
+    doc = config.to_json_dict()
+    assert doc["params"] == {"tolerance": 700}
+    assert doc["seeds"] == [3, 4]
+    assert doc["compute_cost"] == str(config.compute_cost)
