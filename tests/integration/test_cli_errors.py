@@ -20,7 +20,12 @@ DERELAY = str(Path(sys.executable).parent / "derelay")
 def fails(args: list[str], cwd: Path, **env: str) -> str:
     """Run derelay, expect a user error; return its one line."""
     done = subprocess.run(
-        [DERELAY, *args], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+        [DERELAY, *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
@@ -73,8 +78,12 @@ def test_bad_amount_and_nothing_to_withdraw(ganache_node, tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "not an amount" in fails(["task", "fund", "1", "lots", "--dev-account", "0"], tmp_path, **env)
-    assert "UnknownTask" in fails(["task", "fund", "7", "1ether", "--dev-account", "0"], tmp_path, **env)
+    assert "not an amount" in fails(
+        ["task", "fund", "1", "lots", "--dev-account", "0"], tmp_path, **env
+    )
+    assert "UnknownTask" in fails(
+        ["task", "fund", "7", "1ether", "--dev-account", "0"], tmp_path, **env
+    )
     line = fails(["withdraw", "--dev-account", "8"], tmp_path, **env)
     assert "NothingToWithdraw" in line and "nothing is owed" in line
 
@@ -83,7 +92,12 @@ def test_missing_dataset_file_for_a_worker(ganache_node, ipfs_node, tmp_path):
     env = {"DERELAY_RPC": ganache_node.url, "DERELAY_IPFS": ipfs_node.url}
     for args in (["deploy", "--dev-account", "0"], ["task", "create", "--dev-account", "0"]):
         done = subprocess.run(
-            [DERELAY, *args], cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+            [DERELAY, *args],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
     line = fails(

@@ -27,7 +27,9 @@ def test_demo_outputs_agree_with_each_other(tmp_path):
 
     # the payouts (rebuilt from events) match the rewards the rounds reported
     payouts = json.loads((out / "payouts.json").read_text())
-    assert sum(int(p["relayer_rewards"]) for p in payouts) == sum(int(r["reward_wei"]) for r in rows)
+    assert sum(int(p["relayer_rewards"]) for p in payouts) == sum(
+        int(r["reward_wei"]) for r in rows
+    )
     for relayer in {r["relayer"] for r in rows if int(r["reward_wei"]) > 0}:
         (row,) = [p for p in payouts if p["address"] == relayer]
         assert int(row["earned"]) > 0 and int(row["slashed"]) == 0

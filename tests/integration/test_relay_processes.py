@@ -23,7 +23,9 @@ ACCEPTED_ROUNDS = 4
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    done = subprocess.run([DERELAY, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [DERELAY, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"derelay {' '.join(args)} failed: {done.stderr}"
     return done.stdout
 
@@ -58,7 +60,11 @@ def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
     for k, args in enumerate(workers):
         log = (tmp_path / f"worker{k}.log").open("w")
         logs.append(log)
-        processes.append(subprocess.Popen([DERELAY, "-v", *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [DERELAY, "-v", *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
     try:
         deadline = time.monotonic() + 240
         while reader.task_state(1).accepted_count < ACCEPTED_ROUNDS:
@@ -73,7 +79,9 @@ def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
             log.close()
 
     # check: clean stops, a better head, payouts that match the chain to the wei
-    assert exit_codes == [0] * 5, [(tmp_path / f"worker{k}.log").read_text()[-2000:] for k in range(5)]
+    assert exit_codes == [0] * 5, [
+        (tmp_path / f"worker{k}.log").read_text()[-2000:] for k in range(5)
+    ]
     state = reader.task_state(1)
     assert state.head_score > genesis_score
     lineage = json.loads(run(["lineage", "1", "--json"], env, tmp_path))
@@ -85,8 +93,13 @@ def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
     by_address = {r["address"]: r for r in rows}
     credited = 0
     for r in rows:
-        settled = sum(int(r[k]) for k in ("relayer_rewards", "validator_fees", "keeper_bounties", "royalties_settled"))
-        assert int(r["withdrawable"]) == settled, r  # nobody withdrew or left yet: every credit is still there
+        settled = sum(
+            int(r[k])
+            for k in ("relayer_rewards", "validator_fees", "keeper_bounties", "royalties_settled")
+        )
+        assert int(r["withdrawable"]) == settled, (
+            r
+        )  # nobody withdrew or left yet: every credit is still there
         credited += settled
     rewards = sum(e["args"]["reward"] for e in reader.events("RoundFinalized", taskId=1))
     assert sum(int(r["relayer_rewards"]) for r in rows) == rewards

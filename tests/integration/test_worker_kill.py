@@ -26,19 +26,32 @@ RELAYER, VALIDATORS, KEEPER = 1, (2, 3), 4
 def deployment(ganache_node, ipfs_node, tmp_path_factory):
     base = tmp_path_factory.mktemp("kill")
     env = {**os.environ, "DERELAY_RPC": ganache_node.url, "DERELAY_IPFS": ipfs_node.url}
-    done = subprocess.run([DERELAY, "deploy", "--dev-account", "0"], env=env, cwd=base, capture_output=True, text=True)
+    done = subprocess.run(
+        [DERELAY, "deploy", "--dev-account", "0"], env=env, cwd=base, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     address = json.loads((base / "deployments" / "1337.json").read_text())["address"]
-    reader = DeRelayContract(ChainClient(connect(ganache_node.url), dev_account(9), decoder_for()), address)
+    reader = DeRelayContract(
+        ChainClient(connect(ganache_node.url), dev_account(9), decoder_for()), address
+    )
     return base, env, reader
 
 
-def _worker(base: Path, env: dict[str, str], account: int, task: int, roles: list[str], failpoint: str | None):
+def _worker(
+    base: Path,
+    env: dict[str, str],
+    account: int,
+    task: int,
+    roles: list[str],
+    failpoint: str | None,
+):
     args = [DERELAY, "-v", "worker", "--dev-account", str(account), "--task", str(task), "--poll", "0.5",
             "--journal", f"journal-{task}-{account}.json", *roles]  # fmt: skip
     log = (base / f"worker-{task}-{account}.log").open("a")
     extra = {"DERELAY_FAILPOINT": failpoint} if failpoint else {}
-    return subprocess.Popen(args, env={**env, **extra}, cwd=base, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        args, env={**env, **extra}, cwd=base, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,14 +77,18 @@ def test_killed_then_restarted(deployment, point, victim):
         VALIDATORS[1]: ["--roles", "validator", "--holdout-shard", "2/2"],
         KEEPER: ["--roles", "keeper"],
     }
-    processes = {a: _worker(base, env, a, task, r, point if a == victim else None) for a, r in roles.items()}
+    processes = {
+        a: _worker(base, env, a, task, r, point if a == victim else None) for a, r in roles.items()
+    }
     try:
         # the victim dies by SIGKILL at the failpoint
         assert processes[victim].wait(timeout=120) == -signal.SIGKILL
         processes[victim] = _worker(base, env, victim, task, roles[victim], None)
         deadline = time.monotonic() + 150
         while reader.task_state(task).accepted_count < 1:
-            assert time.monotonic() < deadline, f"round 1 of task {task} was not accepted after the restart"
+            assert time.monotonic() < deadline, (
+                f"round 1 of task {task} was not accepted after the restart"
+            )
             time.sleep(1)
     finally:
         for p in processes.values():
