@@ -5,13 +5,21 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-all bench artifacts lint clean
 
-install: $(VENV)/.installed ganache/node_modules/.installed
+SLITHER_VENV ?= .venv-slither
+
+install: $(VENV)/.installed ganache/node_modules/.installed $(SLITHER_VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# Slither pins web3 below 8, so it gets an environment of its own (tests/contracts/test_slither.py).
+$(SLITHER_VENV)/.installed: requirements-slither.lock
+	python3 -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/pip install -q -r requirements-slither.lock
 	touch $@
 
 ganache/node_modules/.installed: ganache/package-lock.json ganache/package.json
@@ -38,4 +46,4 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) ganache/node_modules
+	rm -rf $(VENV) $(SLITHER_VENV) ganache/node_modules

@@ -494,8 +494,9 @@ contract DeRelay is ReentrancyGuard {
     }
 
     /// @notice Leave a task's queue; the stake becomes withdrawable. The holder may give up a turn
-    /// it has not used, before its deadline (the next turn starts at once); a holder under review
-    /// or past its deadline must wait for the verdict or the skip.
+    /// it has not used, before its deadline (the next turn starts at once), losing the timeout
+    /// slash when others wait behind it (nothing when alone); a holder under review or past its
+    /// deadline must wait for the verdict or the skip.
     /// @param taskId The task.
     function leaveRelay(uint256 taskId) external taskExists(taskId) {
         Relayer storage me = _relayers[taskId][msg.sender];
@@ -508,6 +509,14 @@ contract DeRelay is ReentrancyGuard {
         }
         uint256 refund = me.stake;
         address next = me.next;
+        if (holding && next != msg.sender) {
+            // Giving up a turn others wait behind costs what being skipped costs: otherwise a
+            // holder could sit out its whole turn, leave at the last second and rejoin, for free.
+            uint256 slash = refund * _configs[taskId].slashTimeoutBp / BP;
+            refund -= slash;
+            _ledgers[taskId].pool += uint128(slash);
+            emit RelayerSlashed(taskId, s.round, msg.sender, slash, SlashReason.Timeout);
+        }
         _unlink(taskId, msg.sender);
         withdrawable[msg.sender] += refund;
         emit RelayerLeft(taskId, msg.sender, refund, false);
