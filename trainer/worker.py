@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
+import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from trainer.chain import with_retries
 from trainer.cid import Cid
 from trainer.contract import DeRelayContract, Phase, TaskState, commitment_for
 from trainer.data import Dataset, data_commitment
@@ -78,7 +80,7 @@ class WorkerConfig:
 def chain_now(relay: DeRelayContract) -> int:
     """The earliest timestamp the next block can carry: after the latest block, and not before
     the wall clock (a chain whose clock was moved ahead, like the demo's, stays ahead)."""
-    latest = int(relay.client.w3.eth.get_block("latest")["timestamp"])
+    latest = int(with_retries(lambda: relay.client.w3.eth.get_block("latest"))["timestamp"])
     return max(latest + 1, int(time.time()))
 
 
@@ -337,7 +339,8 @@ def run_scheduled(worker: Worker, stop_after: Callable[[], bool] | None = None) 
     def tick() -> None:
         try:
             worker.tick()
-        except (ChainError, StoreError) as exc:
+        except (ChainError, StoreError, requests.RequestException, OSError) as exc:
+            # A node that went away mid-tick: transient, whichever call noticed it first.
             log.warning("tick failed, retrying next tick: %s", exc)
         except BaseException as exc:  # anything else stops the worker, with its message
             fatal.append(exc)
