@@ -829,8 +829,8 @@ class RelayMachine(RuleBasedStateMachine):
         self.model = m
         for who in relayers[: p.max_queue]:
             self.join(who, "min")
-        for who in validators:
-            self.register_validator(who, "min")
+        for k, who in enumerate(validators):  # a double stake survives a no-reveal slash
+            self.register_validator(who, "double" if k % 2 else "min")
 
     # ------------------------------------------------------------------ relay queue
 
@@ -1154,13 +1154,16 @@ class RelayMachine(RuleBasedStateMachine):
     # whole example) rarely line up a whole review: submit, commits, the commit window's end,
     # reveals, finalize. `progress` takes the next step the relay needs, whatever the phase.
 
-    def progress(self, offsets: list[int], modes: list[str], late: bool, stall: bool) -> None:
+    def progress(
+        self, offsets: list[int], modes: list[str], late: bool, stall: bool, pay: bool
+    ) -> None:
         """The relay's next step: the holder submits (or, `stall`ing, lets its turn run out and
         is skipped, maybe by itself), validators commit `offsets` from ref, reveal by `modes`, the keeper
         finalizes. The clock lands on each window's last second before it moves past it (unless
         `late`), and there the action the edge still forbids is tried first: a skip on the turn's
         deadline, a reveal and a finalize on the commit window's end, a finalize on the reveal
-        window's end (with a ballot still unrevealed)."""
+        window's end (with a ballot still unrevealed). Before a submission the consumer may `pay`
+        for the model, so that royalties accrue between one contributor's rewards."""
         m = self.model
         assert m is not None
         ts = self.next_timestamp()
@@ -1177,6 +1180,8 @@ class RelayMachine(RuleBasedStateMachine):
             elif stall:
                 self.advance("turn", 1 if late or ts == m.deadline else 0)
             else:
+                if pay and m.total_shares:
+                    self.pay_for_model(CONSUMER, 3 * m.p.usage_fee + 7)
                 self.submit(AUTO, "fresh")
         elif ts <= m.commit_end:
             ready = [i for i in SEAT_SEEKERS if not m.expect_commit(self.addr[i], m.round, ts)]
@@ -1202,13 +1207,15 @@ class RelayMachine(RuleBasedStateMachine):
         else:
             self.finalize(KEEPER)
 
-    def relay_moves_on(self, offsets: list[int], modes: list[str], late: bool, stall: bool) -> None:
-        self.progress(offsets, modes, late, stall)
+    def relay_moves_on(
+        self, offsets: list[int], modes: list[str], late: bool, stall: bool, pay: bool
+    ) -> None:
+        self.progress(offsets, modes, late, stall, pay)
 
     # The same rule under PROGRESS_COPIES names: Hypothesis picks among rules uniformly, and its
     # swarm testing turns each name off for whole examples at random.
     for _copy in range(PROGRESS_COPIES):
-        locals()[f"relay_moves_on_{_copy}"] = rule(offsets=OFFSETS, modes=MODES, late=st.booleans(), stall=STALL)(relay_moves_on)  # fmt: skip
+        locals()[f"relay_moves_on_{_copy}"] = rule(offsets=OFFSETS, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_moves_on)  # fmt: skip
     del _copy
 
     # ------------------------------------------------------------------ observation
