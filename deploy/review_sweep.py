@@ -25,8 +25,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from deploy.metrics import BP, lower_median, next_ref, verdict
-from deploy.simulate import SimConfig, deal_data, genesis_of, make_child, simulate
+from deploy.metrics import BP, first_reaching, lower_median, next_ref, verdict
+from deploy.simulate import (
+    SimConfig,
+    centralized_curve,
+    deal_data,
+    genesis_of,
+    make_child,
+    simulate,
+)
 from trainer.contract import TaskParams
 from trainer.spec import TaskSpec, digits_mlp_spec
 from trainer.steps import score_weights
@@ -44,6 +51,7 @@ class Turn:
     median: int
     ref_before: int
     head_accuracy: int  # test accuracy of the head after the turn (bp)
+    samples: int  # samples trained on in the turn (0 for a stall or random weights)
 
 
 REVIEWS = ("contract", "oracle", "none")
@@ -87,13 +95,14 @@ def mirror_relay(
         who = queue.popleft()
         behaviour = behaviours[who]
         turns[who] += 1
-        ref_before, median, outcome = ref, 0, "skipped"
+        ref_before, median, outcome, samples = ref, 0, "skipped", 0
         if behaviour == "staller":
             stakes[who] -= stakes[who] * params["slash_timeout_bp"] // BP
         else:
-            child = make_child(
+            work = make_child(
                 spec, config, behaviour, head, deal.shards[who], seed, round_, turns[who]
-            ).weights
+            )
+            child, samples = work.weights, work.result.samples if work.result else 0
             honest_validators = deal.holdouts[: config.validators]
             median = lower_median([score_weights(spec, child, h) for h in honest_validators])
             if review == "contract":
@@ -113,7 +122,7 @@ def mirror_relay(
             queue.append(who)
         if round_ == config.warmup:
             queue.extend(late)
-        out.append(Turn(round_, behaviour, outcome, median, ref_before, head_accuracy))
+        out.append(Turn(round_, behaviour, outcome, median, ref_before, head_accuracy, samples))
     return out
 
 
@@ -308,7 +317,9 @@ def confirm_on_chain(
         )
         (result,) = simulate(config, out_dir / f"k{k}-a{alpha}-s{seed}", echo=lambda line: None)
         turns = [
-            Turn(r.round, r.behaviour, r.verdict, r.median, r.ref_before, r.head_accuracy)
+            Turn(
+                r.round, r.behaviour, r.verdict, r.median, r.ref_before, r.head_accuracy, r.samples
+            )
             for r in result.rows
         ]
         no_review = mirror_relay(spec, config, seed, review="oracle")
@@ -336,6 +347,113 @@ def check_mirror(spec: TaskSpec, config: SimConfig, out_dir: Path) -> bool:
         for t in mirror_relay(spec, config, config.seeds[0])
     ]
     return chain == mirror
+
+
+def plain_sgd(spec: TaskSpec) -> TaskSpec:
+    """The reference experiment's training: the spec's SGD with no proximal term."""
+    return replace(spec, train=replace(spec.train, prox_mu=0.0))
+
+
+def passes_until(
+    spec: TaskSpec, config: SimConfig, seed: int, review: str, target: float
+) -> float | None:
+    """Passes over the honest relayers' data (samples their turns trained, rejected turns
+    included, over the samples they hold) until the head first reaches `target`; None if never."""
+    deal = deal_data(spec, config, seed)
+    honest = [s for s, b in zip(deal.shards, config.behaviours(), strict=True) if b == "honest"]
+    xs, ys = [0], [score_weights(spec, genesis_of(spec, seed)[0], deal.test)]
+    for t in mirror_relay(spec, config, seed, review=review):
+        xs.append(xs[-1] + (t.samples if t.behaviour == "honest" else 0))
+        ys.append(t.head_accuracy)
+    reached = first_reaching(xs, ys, target)
+    return None if reached is None else reached / sum(len(s) for s in honest)
+
+
+@dataclass(frozen=True)
+class PassesResult:
+    """Passes to `share` of centralized accuracy for one (K, alpha, seed)."""
+
+    k: int
+    alpha: float
+    seed: int
+    target: float  # bp: share x centralized's final accuracy (mean of its last 5 points)
+    centralized: float | None
+    plain: float | None  # honest relayers, plain SGD, no review
+    reviewed: float | None  # honest relayers, the spec's training, the contract's review
+    reviewed_poisoned: float | None  # the same with one of the K a poisoner
+
+
+def passes_cell(
+    spec: TaskSpec,
+    k: int,
+    alpha: float,
+    seed: int,
+    params: dict[str, int],
+    max_passes: int,
+    share: float = 0.95,
+) -> PassesResult:
+    """The issue's efficiency check: the relay under review against the plain relay, both measured
+    in passes over the data to `share` of centralized training's accuracy."""
+    honest = replace(
+        cell_config(k, alpha, seed, max_passes, 0),
+        honest=k,
+        poisoners=0,
+        params=tuple(sorted(params.items())),
+    )
+    poisoned = replace(
+        cell_config(k, alpha, seed, max_passes, 2), params=tuple(sorted(params.items()))
+    )
+    plain = plain_sgd(spec)
+    deal = deal_data(spec, honest, seed)
+    held = sum(len(shard) for shard in deal.shards)
+    genesis, _ = genesis_of(spec, seed)
+    central = centralized_curve(plain, genesis, deal.shards, deal.test, 20 * held, seed)
+    target = share * statistics.fmean(central.accuracy[-5:])
+    reached = first_reaching(central.samples, central.accuracy, target)
+    return PassesResult(
+        k,
+        alpha,
+        seed,
+        target,
+        None if reached is None else reached / held,
+        passes_until(plain, honest, seed, "none", target),
+        passes_until(spec, honest, seed, "contract", target),
+        passes_until(spec, poisoned, seed, "contract", target),
+    )
+
+
+def _mean_passes(values: Sequence[float | None], cap: int) -> str:
+    capped = [cap if v is None else v for v in values]
+    return f"{'>' if None in values else ''}{statistics.fmean(capped):.2f}"
+
+
+def _passes_ratio(values: Sequence[float | None], plain: Sequence[float | None]) -> str:
+    reached = [v for v in values if v is not None]
+    reached_plain = [v for v in plain if v is not None]
+    if len(reached) < len(values) or len(reached_plain) < len(plain):
+        return "-"
+    return f"{statistics.fmean(reached) / statistics.fmean(reached_plain):.2f}"
+
+
+def render_passes(results: Sequence[PassesResult], max_passes: int) -> list[str]:
+    """Per (K, alpha): the mean over seeds of each method's passes (a seed that never reaches the
+    target within `max_passes` counts as `max_passes` and is marked with >)."""
+    lines = [
+        "| K | alpha | centralized | plain relay | relay with review | ratio | with a poisoner | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for k, alpha in sorted({(r.k, r.alpha) for r in results}):
+        group = [r for r in results if (r.k, r.alpha) == (k, alpha)]
+        plain = [r.plain for r in group]
+        reviewed = [r.reviewed for r in group]
+        poisoned = [r.reviewed_poisoned for r in group]
+        lines.append(
+            f"| {k} | {alpha:g} | {_mean_passes([r.centralized for r in group], max_passes)} | "
+            f"{_mean_passes(plain, max_passes)} | {_mean_passes(reviewed, max_passes)} | "
+            f"{_passes_ratio(reviewed, plain)} | {_mean_passes(poisoned, max_passes)} | "
+            f"{_passes_ratio(poisoned, plain)} |"
+        )
+    return lines + [""]
 
 
 def render(title: str, aggregates: Sequence[Aggregate]) -> list[str]:
@@ -366,6 +484,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds-per-k", type=int, default=8)
     parser.add_argument("--warmup-per-k", type=int, default=2)
     parser.add_argument("--chain", action="store_true", help="Confirm the best set on chain.")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=0,
+        help="Also measure passes over the data to 95%% of centralized, up to this many (0: skip).",
+    )
     args = parser.parse_args(argv)
     spec = digits_mlp_spec()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -416,6 +540,26 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.rounds_per_k, args.warmup_per_k, args.out / "chain",
         )  # fmt: skip
         lines += render(f"{best}, on chain", aggregate(cells))
+    if args.passes:
+        defaults = {"tolerance": DEFAULTS["tolerance"], "ema_bp": DEFAULTS["ema_bp"]}
+        found = [
+            passes_cell(spec, k, alpha, seed, defaults, args.passes)
+            for k, alpha, seed in itertools.product(args.ks, args.alphas, args.seeds)
+        ]
+        lines += [
+            f"### Passes over the data to 95% of centralized accuracy ({current}, up to "
+            f"{args.passes} passes)",
+            "",
+            f"Centralized and the plain relay train with plain SGD (the spec's, proximal term "
+            f"off); the relay with review trains as the spec recommends (prox_mu "
+            f"{spec.train.prox_mu:g}). Ratio: relay with review over the plain relay, where every "
+            "seed reached the target.",
+            "",
+            *render_passes(found, args.passes),
+        ]
+        (args.out / "passes.json").write_text(
+            json.dumps([r.__dict__ for r in found], indent=1) + "\n"
+        )
     (args.out / "review.md").write_text("\n".join(lines) + "\n")
     raw = {name: [c.__dict__ for c in cells] for name, cells in results.items()}
     (args.out / "sweep.json").write_text(json.dumps(raw, indent=1) + "\n")
@@ -426,4 +570,11 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["mirror_relay", "check_mirror", "sweep", "confirm_on_chain", "aggregate"]
+__all__ = [
+    "mirror_relay",
+    "check_mirror",
+    "sweep",
+    "confirm_on_chain",
+    "aggregate",
+    "passes_cell",
+]
