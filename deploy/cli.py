@@ -11,8 +11,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from eth_account.signers.local import LocalAccount
@@ -31,6 +32,7 @@ from trainer.cid import Cid
 from trainer.contract import ETHER, DeRelayContract, decoder_for
 from trainer.errors import ConfigError, DeRelayError
 from trainer.keys import create_keystore, load_account
+from trainer.limits import DEFAULT_LIMITS, Limits, parse_size
 from trainer.spec import digits_mlp_spec
 from trainer.store import ContentStore, KuboStore, LocalStore
 
@@ -84,14 +86,51 @@ def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+class ByteSize(click.ParamType):
+    """A size in bytes: 65536, 64KiB, 512MiB, 1GiB."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-<limit> SIZE for each field of `Limits`, also read from $DERELAY_MAX_<LIMIT>."""
+    for item in reversed(fields(Limits)):
+        what = item.name.removesuffix("_bytes").replace("_", " ")
+        fn = click.option(
+            f"--max-{item.name.replace('_', '-')}",
+            item.name,
+            type=ByteSize(),
+            envvar=f"DERELAY_MAX_{item.name.upper()}",
+            show_envvar=True,
+            help=f"Largest {what} accepted, e.g. 16MiB (default {item.default} bytes).",
+        )(fn)
+    return fn
+
+
+def limits() -> Limits:
+    """The size limits on untrusted input set for this command line."""
+    return click.get_current_context().find_object(Limits) or DEFAULT_LIMITS
+
+
 def open_store(ipfs: str | None, store_dir: Path) -> ContentStore:
     """The content store the options name."""
-    return KuboStore(ipfs) if ipfs else LocalStore(store_dir)
+    max_bytes = limits().content_bytes
+    return (
+        KuboStore(ipfs, max_bytes=max_bytes) if ipfs else LocalStore(store_dir, max_bytes=max_bytes)
+    )
 
 
 def signer(rpc: str, keystore: Path | None, dev_account: int | None) -> tuple[ChainClient, int]:
     """A signing client on `rpc`, and the chain id."""
-    w3 = connect(rpc)
+    w3 = connect(rpc, max_reply_bytes=limits().rpc_reply_bytes)
     cid = chain_id(w3)
     account: LocalAccount = load_account(cid, keystore, dev_account)
     timeout = os.environ.get("DERELAY_RECEIPT_TIMEOUT")
@@ -114,7 +153,7 @@ def open_contract(
     if keystore is None and dev_account is None and not _env_key():
         from eth_account import Account
 
-        w3 = connect(rpc)
+        w3 = connect(rpc, max_reply_bytes=limits().rpc_reply_bytes)
         client = ChainClient(w3, Account.create(), decoder_for())
     else:
         client, _ = signer(rpc, keystore, dev_account)
@@ -134,11 +173,18 @@ def eth(wei: int) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@limit_options
 @click.version_option(package_name="derelay")
-def cli(verbose: int) -> None:
-    """DeRelayL: train one model in turns, paid on-chain, weights on IPFS."""
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, **sizes: int | None) -> None:
+    """DeRelayL: train one model in turns, paid on-chain, weights on IPFS.
+
+    The --max-* limits bound what is read from others (specs, weights, store content, RPC
+    replies); they go before the command, e.g. `derelay --max-weights-bytes 16MiB worker ...`.
+    """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ctx.obj = Limits(**{name: size for name, size in sizes.items() if size is not None})
 
 
 # ---------------------------------------------------------------------- build and services
@@ -289,7 +335,7 @@ def task_create(
     data_seed: int,
 ) -> None:
     """Publish a task: spec and genesis weights to the store, parameters and pool to the chain."""
-    spec = read_spec_file(spec_file) if spec_file else digits_mlp_spec()
+    spec = read_spec_file(spec_file, limits().spec_bytes) if spec_file else digits_mlp_spec()
     relay = open_contract(rpc, deployments, keystore, dev_account)
     published = publish_task(
         relay,
@@ -484,10 +530,10 @@ def model_get(
     relay = open_contract(rpc, deployments, keystore, dev_account)
     store = open_store(ipfs, store_dir)
     params = relay.task_params(task_id)
-    spec = load_spec(store, params.spec_cid)
+    spec = load_spec(store, params.spec_cid, limits())
     head_cid, score = relay.head(task_id)
-    weights = store.get(Cid.from_bytes(head_cid))
-    load_weights(weights, spec)
+    weights = store.get(Cid.from_bytes(head_cid), max_bytes=limits().weights_bytes)
+    load_weights(weights, spec, limits().weights_bytes)
     amount = parse_amount(pay) if pay else params.usage_fee
     relay.pay_for_model(task_id, amount)
     tmp = out.with_name(out.name + ".tmp")
@@ -566,7 +612,7 @@ def worker(
     role_set = Roles.parse(roles)
     relay = open_contract(rpc, deployments, keystore, dev_account)
     store = open_store(ipfs, store_dir)
-    spec = load_spec(store, relay.task_params(task_id).spec_cid)
+    spec = load_spec(store, relay.task_params(task_id).spec_cid, limits())
     train_data = holdout = None
     if role_set.relayer:
         if data_path is not None:
@@ -594,6 +640,7 @@ def worker(
         device=device,
         poll_seconds=poll,
         progress=progress,
+        weights_bytes=limits().weights_bytes,
     )
     runner = Worker(relay, store, spec, config, Journal(journal_path), train_data, holdout)
     logging.getLogger("derelay").setLevel(min(logging.getLogger().level, logging.INFO))
@@ -716,19 +763,25 @@ def dashboard(rpc: str, deployments: Path, task_id: int | None, port: int, host:
     run_dashboard(rpc, deployments, task_id, port, host=host, echo=click.echo)
 
 
-def main() -> None:
-    """Entry point: run the CLI, turning DeRelayL errors into one line."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI (on `argv`, default the process's); every error ends in one line
+    on stderr, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=argv, prog_name="derelay", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        _exit("aborted", 130)
+    except click.UsageError as exc:
+        help_hint = f" (see `{exc.ctx.command_path} -h`)" if exc.ctx else ""
+        _exit(f"error: {exc.format_message()}{help_hint}", exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _exit(f"error: {exc.format_message()}", exc.exit_code)
     except DeRelayError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _exit(f"error: {exc}", 1)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        _exit("interrupted", 130)
+
+
+def _exit(line: str, status: int) -> NoReturn:
+    """Print `line` as one line on stderr (a path or value quoted in it may hold line breaks)."""
+    click.echo(line.replace("\r", "\\r").replace("\n", "\\n"), err=True)
+    sys.exit(status)

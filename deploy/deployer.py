@@ -8,13 +8,16 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from eth_utils import is_address
 from web3 import Web3
 
 from trainer.chain import ChainClient, chain_id
 from trainer.contract import ARTIFACTS_DIR, DeRelayContract
-from trainer.errors import DeploymentError
+from trainer.errors import DeploymentError, one_line
+from trainer.limits import loads_json, read_prefix
 
 DEPLOYMENTS_DIR = Path(os.environ.get("DERELAY_DEPLOYMENTS", "deployments"))
+_MAX_RECORD_BYTES = 64 * 1024  # a record is about 400 bytes
 
 
 @dataclass(frozen=True)
@@ -60,18 +63,24 @@ def write_deployment(record: Deployment, directory: Path = DEPLOYMENTS_DIR) -> P
 
 
 def load_deployment(w3: Web3, directory: Path = DEPLOYMENTS_DIR) -> Deployment:
-    """The deployment record for the chain `w3` is connected to."""
+    """The deployment record for the chain `w3` is connected to; records are shared, so it is
+    read as untrusted input."""
     cid = chain_id(w3)
     path = directory / f"{cid}.json"
-    if not path.exists():
+    try:
+        record = Deployment(**loads_json(read_prefix(path, _MAX_RECORD_BYTES)))
+    except (FileNotFoundError, NotADirectoryError):
         raise DeploymentError(
             f"no deployment for chain {cid} in {directory}/: run `derelay deploy` against this chain"
-        )
-    try:
-        data = json.loads(path.read_text())
-        record = Deployment(**data)
+        ) from None
+    except OSError as exc:  # a name too long, a folder where the record should be, ...
+        raise DeploymentError(
+            f"cannot read {one_line(str(path), 160)}: {exc.strerror}; check --deployments"
+        ) from None
     except (ValueError, TypeError) as exc:
         raise DeploymentError(f"{path} is not a valid deployment record: deploy again") from exc
     if record.chain_id != cid:
-        raise DeploymentError(f"{path} names chain {record.chain_id}, not {cid}: deploy again")
+        raise DeploymentError(f"{path} does not name chain {cid}: deploy again")
+    if not (isinstance(record.address, str) and is_address(record.address)):
+        raise DeploymentError(f"{path} names no contract address: deploy again")
     return record

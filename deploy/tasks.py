@@ -10,6 +10,7 @@ from typing import Any
 from trainer.cid import Cid
 from trainer.contract import DeRelayContract, TaskParams
 from trainer.errors import ConfigError, SpecError
+from trainer.limits import DEFAULT_LIMITS, Limits, read_prefix
 from trainer.models import init_weights, save_weights
 from trainer.shards import split_dataset
 from trainer.spec import TaskSpec
@@ -27,18 +28,19 @@ class PublishedTask:
     genesis_score: int
 
 
-def load_spec(store: ContentStore, cid_bytes: bytes) -> TaskSpec:
-    """Fetch (verified) and parse a task's spec."""
-    return TaskSpec.from_json(store.get(Cid.from_bytes(cid_bytes)))
+def load_spec(store: ContentStore, cid_bytes: bytes, limits: Limits = DEFAULT_LIMITS) -> TaskSpec:
+    """Fetch (verified, at most `limits.spec_bytes`) and parse a task's spec."""
+    data = store.get(Cid.from_bytes(cid_bytes), max_bytes=limits.spec_bytes)
+    return TaskSpec.from_json(data, limits.spec_bytes)
 
 
-def read_spec_file(path: Path) -> TaskSpec:
+def read_spec_file(path: Path, max_bytes: int = DEFAULT_LIMITS.spec_bytes) -> TaskSpec:
     """A spec from a local JSON file."""
     try:
-        data = path.read_bytes()
+        data = read_prefix(path, max_bytes)
     except OSError as exc:
         raise SpecError(f"cannot read spec file {path}: {exc.strerror}; check the path") from exc
-    return TaskSpec.from_json(data)
+    return TaskSpec.from_json(data, max_bytes)
 
 
 def parse_param_overrides(items: list[str]) -> dict[str, int]:

@@ -8,27 +8,31 @@ the contract's custom errors into `ContractRevert` exceptions whose message says
 from __future__ import annotations
 
 import ast
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
+import urllib3
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from eth_utils import function_abi_to_4byte_selector, is_address, to_checksum_address
+from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
     ContractPanicError,
     TimeExhausted,
 )
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, RPCResponse, TxReceipt
 
-from trainer.errors import ChainError, ContractRevert
+from trainer.errors import ChainError, ContractRevert, one_line
 from trainer.failpoints import failpoint
+from trainer.limits import DEFAULT_LIMITS, loads_json
 
 EMBEDDED = "embedded"
 # Chain ids on which the well-known dev accounts may sign: ganache/anvil/hardhat and eth-tester.
@@ -74,7 +78,11 @@ REVERT_HINTS: dict[str, str] = {
 }
 
 
-def connect(rpc: str = EMBEDDED, timeout: float = 30.0) -> Web3:
+def connect(
+    rpc: str = EMBEDDED,
+    timeout: float = 30.0,
+    max_reply_bytes: int = DEFAULT_LIMITS.rpc_reply_bytes,
+) -> Web3:
     """A Web3 for `rpc`: "embedded" (in-process eth-tester chain) or an HTTP(S) JSON-RPC URL.
 
     Checks that the endpoint answers with a chain id, so a wrong URL fails here, in one line.
@@ -82,25 +90,141 @@ def connect(rpc: str = EMBEDDED, timeout: float = 30.0) -> Web3:
     if rpc == EMBEDDED:
         w3 = Web3(EthereumTesterProvider())
     elif rpc.startswith(("http://", "https://")):
-        w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
+        w3 = Web3(BoundedHTTPProvider(rpc, timeout, max_reply_bytes))
     else:
-        raise ChainError(f"unsupported RPC {rpc!r}: pass an http(s):// URL or 'embedded'")
+        raise ChainError(
+            f"unsupported RPC {one_line(rpc, 100)!r}: pass an http(s):// URL or 'embedded'"
+        )
     chain_id(w3)
     return w3
 
 
+class BoundedHTTPProvider(HTTPProvider):
+    """An HTTP JSON-RPC provider that trusts the endpoint no more than the network.
+
+    A reply longer than `max_reply_bytes`, slower than `timeout` in all, with an HTTP error status,
+    or that is not a JSON-RPC reply to this very request (wrong id, neither result nor error)
+    raises ChainError before web3 reads it. Connection failures and timeouts are left to
+    `with_retries`; web3's own retries are off, so that one policy applies.
+    """
+
+    def __init__(self, endpoint_uri: str, timeout: float, max_reply_bytes: int) -> None:
+        super().__init__(endpoint_uri, exception_retry_configuration=None)
+        self.timeout = timeout
+        self.max_reply_bytes = max_reply_bytes
+        self._session = requests.Session()
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        request = self.encode_rpc_request(method, params)
+        body = self._post(method, request)
+        try:
+            reply = loads_json(body)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            raise ChainError(
+                f"the RPC endpoint answered {method} with {len(body)} bytes that are not JSON "
+                f"({one_line(repr(body[:60]))}): is --rpc the URL of an Ethereum JSON-RPC node?"
+            ) from None
+        _check_reply(reply, method, json.loads(request)["id"])
+        return cast(RPCResponse, reply)
+
+    def _post(self, method: str, request: bytes) -> bytes:
+        deadline = time.monotonic() + self.timeout
+        body = bytearray()
+        try:
+            with self._session.post(
+                str(self.endpoint_uri),
+                data=request,
+                headers=self.get_request_headers(),
+                timeout=self.timeout,
+                stream=True,
+            ) as response:
+                # read1 returns what has arrived, so a reply trickling in still meets the deadline.
+                while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                    body += chunk
+                    if len(body) > self.max_reply_bytes:
+                        raise ChainError(
+                            f"the RPC endpoint answered {method} with more than "
+                            f"{self.max_reply_bytes} bytes, the limit: raise --max-rpc-reply-bytes "
+                            "only for a node you trust"
+                        )
+                    if time.monotonic() > deadline:
+                        raise requests.Timeout(f"the reply took over {self.timeout:g} s")
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.Timeout(str(exc)) from None
+        except urllib3.exceptions.ProtocolError as exc:  # the connection broke mid-reply
+            raise requests.ConnectionError(str(exc)) from None
+        except (requests.ConnectionError, requests.Timeout):
+            raise
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise ChainError(
+                f"the RPC endpoint sent an unreadable answer to {method} "
+                f"({type(exc).__name__}: {one_line(str(exc), 100)}): check --rpc and try again"
+            ) from None
+        if response.status_code != 200:
+            raise ChainError(
+                f"the RPC endpoint answered {method} with HTTP {response.status_code} "
+                f"({one_line(body[:200].decode('utf-8', 'replace'), 100) or 'no reason given'}): "
+                "check that --rpc names a working Ethereum JSON-RPC node"
+            )
+        return bytes(body)
+
+
+def _check_reply(reply: Any, method: str, request_id: Any) -> None:
+    """Raise ChainError unless `reply` is a JSON-RPC 2.0 reply object to request `request_id`."""
+    problem = ""
+    if not isinstance(reply, dict):
+        problem = f"a JSON {type(reply).__name__} instead of a reply object"
+    elif reply.get("id") != request_id or type(reply.get("id")) is not type(request_id):
+        problem = f"the id {one_line(repr(reply.get('id')), 40)} of another request"
+    elif ("result" in reply) == ("error" in reply):
+        problem = "a reply with neither or both of result and error"
+    elif "error" in reply:
+        error = reply["error"]
+        if not (
+            isinstance(error, dict)
+            and type(error.get("code")) is int
+            and isinstance(error.get("message"), str)
+        ):
+            problem = "an error that is not an object with an integer code and a message"
+    if problem:
+        raise ChainError(
+            f"the RPC endpoint answered {method} with {problem}: "
+            "is --rpc the URL of an Ethereum JSON-RPC node?"
+        )
+
+
 def chain_id(w3: Web3) -> int:
     """The chain id, with an unreachable or non-Ethereum endpoint turned into one clear error."""
+    return rpc_int(lambda: w3.eth.chain_id, "chain id", low=1)
+
+
+def rpc_read(call: Callable[[], T], what: str) -> T:
+    """`with_retries(call)` for a read that cannot revert: an answer web3 cannot use (a result of
+    the wrong type, an error object, a block that is not there) becomes one ChainError."""
     try:
-        value = with_retries(lambda: w3.eth.chain_id)
+        return with_retries(call)
     except ChainError:
         raise
     except Exception as exc:  # a malformed reply is as fatal as no reply
+        detail = one_line(str(exc), 120) or type(exc).__name__
         raise ChainError(
-            f"the RPC endpoint gave no valid chain id ({exc}): is it an Ethereum node?"
+            f"the RPC endpoint gave no valid {what} ({detail}): is it an Ethereum node?"
         ) from exc
-    if not isinstance(value, int) or value <= 0:
-        raise ChainError(f"the RPC endpoint answered chain id {value!r}: is it an Ethereum node?")
+
+
+def rpc_int(call: Callable[[], Any], what: str, low: int = 0) -> int:
+    """`rpc_read` of a quantity, checked by `quantity`."""
+    return quantity(rpc_read(call, what), what, low)
+
+
+def quantity(value: Any, what: str, low: int = 0) -> int:
+    """`value` if it is an integer in [low, 2**256), as every EVM quantity is; else ChainError."""
+    if type(value) is not int or not low <= value < 2**256:
+        # repr() of an int of over 4300 digits raises ValueError: such a value is shown by size
+        shown = f"a {value.bit_length()}-bit integer" if type(value) is int else repr(value)
+        raise ChainError(
+            f"the RPC endpoint answered {what} {one_line(shown, 60)}: is it an Ethereum node?"
+        )
     return value
 
 
@@ -142,27 +266,33 @@ class RevertDecoder:
     def decode(self, data: bytes | str | None, action: str) -> ContractRevert:
         """A readable `ContractRevert` for revert `data` raised by `action`."""
         raw = _as_bytes(data)
-        if len(raw) >= 4 and raw[:4] in self._errors:
-            item = self._errors[raw[:4]]
-            types = [_abi_type(i) for i in item["inputs"]]
-            try:
-                values = abi_decode(types, raw[4:])
-            except Exception:  # garbage after a known selector: report it as such
-                return ContractRevert(f"{action} reverted with malformed {item['name']} data")
+        item = self._errors.get(raw[:4]) or _BUILTIN_ERRORS.get(raw[:4])
+        if len(raw) < 4 or item is None:
+            return ContractRevert(f"{action} reverted without a reason (out of gas or a bad call?)")
+        types = [_abi_type(i) for i in item["inputs"]]
+        try:
+            values = abi_decode(types, raw[4:])
+        except Exception:  # garbage after a known selector: report it as such
+            return ContractRevert(f"{action} reverted with malformed {item['name']} data")
+        if item["name"] == "Error":
+            message = f"{action} reverted: {values[0]}"
+        elif item["name"] == "Panic":
+            message = f"{action} reverted with panic 0x{values[0]:x}"
+        else:
             shown = ", ".join(
                 f"{i['name']}={_show(v, i['type'])}"
                 for i, v in zip(item["inputs"], values, strict=True)
             )
             hint = REVERT_HINTS.get(item["name"], "")
             message = f"{action} reverted: {item['name']}({shown})" + (f": {hint}" if hint else "")
-            return ContractRevert(message, item["name"], tuple(values))
-        if raw[:4] == bytes.fromhex("08c379a0"):
-            (reason,) = abi_decode(["string"], raw[4:])
-            return ContractRevert(f"{action} reverted: {reason}", "Error", (reason,))
-        if raw[:4] == bytes.fromhex("4e487b71"):
-            (code,) = abi_decode(["uint256"], raw[4:])
-            return ContractRevert(f"{action} reverted with panic 0x{code:x}", "Panic", (code,))
-        return ContractRevert(f"{action} reverted without a reason (out of gas or a bad call?)")
+        return ContractRevert(one_line(message), item["name"], tuple(values))
+
+
+# Solidity's own revert payloads: require(..., "reason") and panics (overflow, assert, ...).
+_BUILTIN_ERRORS: dict[bytes, dict[str, Any]] = {
+    bytes.fromhex("08c379a0"): {"name": "Error", "inputs": [{"name": "reason", "type": "string"}]},
+    bytes.fromhex("4e487b71"): {"name": "Panic", "inputs": [{"name": "code", "type": "uint256"}]},
+}
 
 
 def _abi_type(item: dict[str, Any]) -> str:
@@ -263,29 +393,7 @@ class ChainClient:
         transaction that reverts on chain is replayed as a call to decode its reason.
         """
         tx_fields: dict[str, Any] = {"from": self.address, "value": value}
-        try:
-            gas = with_retries(lambda: fn.estimate_gas(tx_fields))
-        except ChainError:
-            raise
-        except Exception as exc:
-            if revert_data(exc) is None:
-                # Some providers drop the revert data of a failed estimate: replay it as a call.
-                try:
-                    fn.call(tx_fields)
-                except Exception as replayed:
-                    if revert_data(replayed) is not None:
-                        raise self._explain(replayed, action) from exc
-            raise self._explain(exc, action) from exc
-        tx = fn.build_transaction(
-            {
-                **tx_fields,
-                "gas": int(gas * self.options.gas_margin) + 10_000,
-                "nonce": self._nonce(),
-                "chainId": self.w3.eth.chain_id,
-                **self._fees(),
-            }
-        )
-        return self.send(tx, action)
+        return self.send(self._build(fn, tx_fields, action), action)
 
     def send(self, tx: dict[str, Any], action: str) -> TxReceipt:
         """Sign and send a built transaction; wait for its receipt; raise if it reverted."""
@@ -301,17 +409,13 @@ class ChainClient:
         self._next_nonce = int(tx["nonce"]) + 1
         failpoint(f"after-send:{action}")
         try:
-            receipt = with_retries(
-                lambda: self.w3.eth.wait_for_transaction_receipt(
-                    tx_hash, timeout=self.options.receipt_timeout, poll_latency=0.1
-                )
-            )
-        except (TimeExhausted, ChainError) as exc:
+            receipt = rpc_read(lambda: self._receipt(tx_hash), "transaction receipt")
+        except ChainError as exc:
             # The node may have lost it (a restart empties the mempool): ask for the nonce again
             # next time rather than leave a gap that would hold every later transaction back.
             self._next_nonce = None
             raise ChainError(
-                f"{action}: no receipt for 0x{tx_hash.hex()} after {self.options.receipt_timeout:.0f} s; "
+                f"{action}: no receipt for 0x{tx_hash.hex()} ({exc}); "
                 "it may still be mined: check it before sending again"
             ) from exc
         if receipt["status"] != 1:
@@ -320,42 +424,81 @@ class ChainClient:
 
     def deploy(self, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> tuple[str, TxReceipt]:
         """Deploy a contract; return its checksum address and the deployment receipt."""
-        factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
-        ctor = factory.constructor(*args)
-        gas = with_retries(lambda: ctor.estimate_gas({"from": self.address}))
-        tx = ctor.build_transaction(
-            {
-                "from": self.address,
-                "gas": int(gas * self.options.gas_margin) + 10_000,
-                "nonce": self._nonce(),
-                "chainId": self.w3.eth.chain_id,
-                **self._fees(),
-            }
-        )
-        receipt = self.send(tx, "deploy")
-        address = receipt["contractAddress"]
-        if address is None:
-            raise ChainError("deployment receipt names no contract address")
+        ctor = self.w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args)
+        receipt = self.send(self._build(ctor, {"from": self.address}, "deploy"), "deploy")
+        address = receipt.get("contractAddress")
+        if not isinstance(address, str) or not is_address(address):
+            raise ChainError(
+                f"the deployment receipt names no contract address ({one_line(repr(address), 60)})"
+            )
         return to_checksum_address(address), receipt
 
     def balance(self, address: str | None = None) -> int:
         """Ether balance in wei of `address` (default: this account)."""
-        return int(with_retries(lambda: self.w3.eth.get_balance(address or self.address)))
+        return rpc_int(lambda: self.w3.eth.get_balance(address or self.address), "balance")
+
+    def _build(
+        self, fn: ContractFunction | ContractConstructor, tx_fields: dict[str, Any], action: str
+    ) -> dict[str, Any]:
+        """The transaction of `fn`, with gas estimated (a revert raises `ContractRevert`), nonce,
+        chain id and fees."""
+        try:
+            gas = with_retries(lambda: fn.estimate_gas(tx_fields))
+        except ChainError:
+            raise
+        except Exception as exc:
+            if revert_data(exc) is None and isinstance(fn, ContractFunction):
+                # Some providers drop the revert data of a failed estimate: replay it as a call.
+                try:
+                    fn.call(tx_fields)
+                except Exception as replayed:
+                    if revert_data(replayed) is not None:
+                        raise self._explain(replayed, action) from exc
+            raise self._explain(exc, action) from exc
+        gas = quantity(gas, f"{action} gas estimate", low=1)
+        return dict(
+            fn.build_transaction(
+                {
+                    **tx_fields,
+                    "gas": int(gas * self.options.gas_margin) + 10_000,
+                    "nonce": self._nonce(),
+                    "chainId": chain_id(self.w3),
+                    **self._fees(),
+                }
+            )
+        )
+
+    def _receipt(self, tx_hash: HexBytes) -> TxReceipt:
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self.options.receipt_timeout, poll_latency=0.1
+            )
+        except TimeExhausted:
+            raise ChainError(f"none after {self.options.receipt_timeout:.0f} s") from None
+        if not (
+            receipt.get("status") in (0, 1)
+            and type(receipt.get("blockNumber")) is int
+            and isinstance(receipt.get("transactionHash"), bytes)
+        ):
+            raise ChainError("a malformed receipt: is the RPC endpoint an Ethereum node?")
+        return receipt
 
     def _nonce(self) -> int:
         if self._next_nonce is None:
-            self._next_nonce = int(
-                with_retries(lambda: self.w3.eth.get_transaction_count(self.address, "pending"))
+            self._next_nonce = rpc_int(
+                lambda: self.w3.eth.get_transaction_count(self.address, "pending"), "nonce"
             )
         return self._next_nonce
 
     def _fees(self) -> dict[str, int]:
-        block = with_retries(lambda: self.w3.eth.get_block("latest"))
-        base_fee = block.get("baseFeePerGas")
+        base_fee = rpc_read(
+            lambda: self.w3.eth.get_block("latest").get("baseFeePerGas"), "latest block"
+        )
         if base_fee is None:
-            return {"gasPrice": int(with_retries(lambda: self.w3.eth.gas_price))}
+            return {"gasPrice": rpc_int(lambda: self.w3.eth.gas_price, "gas price")}
+        base_fee = quantity(base_fee, "base fee")
         tip = self.options.tip_wei
-        return {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
+        return {"maxFeePerGas": 2 * base_fee + tip, "maxPriorityFeePerGas": tip}
 
     def _explain(self, exc: BaseException, action: str) -> ChainError:
         data = revert_data(exc)
@@ -369,6 +512,4 @@ class ChainClient:
             return ChainError(
                 f"{action}: insufficient funds in {self.address} for the value and gas: fund this account"
             )
-        return ChainError(
-            f"{action} failed: {message.splitlines()[0] if message else type(exc).__name__}"
-        )
+        return ChainError(f"{action} failed: {one_line(message, 200) or type(exc).__name__}")

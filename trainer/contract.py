@@ -12,7 +12,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 from web3.types import TxReceipt
 
-from trainer.chain import ChainClient, RevertDecoder, with_retries
+from trainer.chain import ChainClient, RevertDecoder, rpc_read
 from trainer.cid import Cid
 from trainer.errors import ChainError
 
@@ -228,7 +228,7 @@ class DeRelayContract:
         self.address = to_checksum_address(address)
         self.contract = client.w3.eth.contract(address=self.address, abi=self.abi)
         self.deploy_receipt: TxReceipt | None = None
-        code = with_retries(lambda: client.w3.eth.get_code(self.address))
+        code = rpc_read(lambda: bytes(client.w3.eth.get_code(self.address)), "contract code")
         if len(code) == 0:
             raise ChainError(
                 f"no contract at {self.address} on this chain: deploy with `derelay deploy`"
@@ -429,14 +429,13 @@ class DeRelayContract:
     ) -> list[Any]:
         """Decoded logs of event `name`, optionally filtered by indexed arguments."""
         event = getattr(self.contract.events, name)()
-        return list(
-            with_retries(
-                lambda: event.get_logs(
-                    from_block=from_block,
-                    to_block=to_block,
-                    argument_filters=filters or None,
+        return rpc_read(
+            lambda: list(
+                event.get_logs(
+                    from_block=from_block, to_block=to_block, argument_filters=filters or None
                 )
-            )
+            ),
+            f"{name} events",
         )
 
 

@@ -7,6 +7,12 @@ prints it as one line. Code catches the narrowest class that it can handle.
 from __future__ import annotations
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """Untrusted or multi-line text for a message: whitespace runs made one space, cut short."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class DeRelayError(Exception):
     """Root of every error DeRelayL raises on purpose."""
 

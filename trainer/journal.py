@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import JournalError
+from trainer.errors import JournalError, one_line
+from trainer.limits import loads_json
 
 JOURNAL_VERSION = 1
 KEEP_ROUNDS = 64  # entries older than this many rounds are dropped on save
@@ -55,19 +57,16 @@ class Journal:
 
     def _load(self) -> None:
         try:
-            document = json.loads(self.path.read_text())
-            if document.get("version") != JOURNAL_VERSION:
-                raise ValueError(f"version {document.get('version')!r}")
-            self._turns = dict(document["turns"])
-            self._ballots = dict(document["ballots"])
-            for entry in self._turns.values():
-                TurnEntry(**entry)
-            for entry in self._ballots.values():
-                BallotEntry(**entry)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            document = loads_json(self.path.read_bytes())
+            if not isinstance(document, dict) or document.get("version") != JOURNAL_VERSION:
+                raise ValueError(f"not a version-{JOURNAL_VERSION} journal")
+            self._turns = _table(document["turns"], TurnEntry)
+            self._ballots = _table(document["ballots"], BallotEntry)
+        except (OSError, ValueError, KeyError, RecursionError) as exc:
             raise JournalError(
-                f"journal {self.path} is unreadable ({exc}): move it aside only if no turn or "
-                "commitment is in flight, since it holds the salts of unrevealed scores"
+                f"journal {self.path} is unreadable ({one_line(str(exc), 120)}): move it aside "
+                "only if no turn or commitment is in flight, since it holds the salts of "
+                "unrevealed scores"
             ) from exc
 
     @staticmethod
@@ -126,3 +125,36 @@ class Journal:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+_KEY = re.compile(r"\d{1,20}:\d{1,20}")
+_HEX32 = re.compile(r"[0-9a-f]{64}")
+_PHASES = {
+    TurnEntry: {"trained", "submitting", "submitted", "abandoned"},
+    BallotEntry: {"scored", "committed", "revealed"},
+}
+
+
+def _table(value: Any, kind: type[TurnEntry] | type[BallotEntry]) -> dict[str, dict[str, Any]]:
+    """One table of the document, checked: "task:round" keys, entries of `kind` with exactly its
+    fields, each of its type (bool is not int), a known phase and 32-byte hex where hex is due."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{kind.__name__} table is not an object")
+    types = {item.name: item.type for item in fields(kind)}  # "int" or "str"
+    for key, entry in value.items():
+        ok = (
+            _KEY.fullmatch(key)
+            and isinstance(entry, dict)
+            and entry.keys() == types.keys()
+            and all(type(entry[name]).__name__ == types[name] for name in types)
+            and entry["round"] == int(key.split(":")[1])
+            and entry["phase"] in _PHASES[kind]
+            and all(
+                _HEX32.fullmatch(entry[name])
+                for name in ("salt", "data_commitment")
+                if name in entry
+            )
+        )
+        if not ok:
+            raise ValueError(f"{kind.__name__} {key[:40]!r} is malformed")
+    return dict(value)

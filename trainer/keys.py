@@ -14,9 +14,11 @@ from eth_account.signers.local import LocalAccount
 
 from trainer.chain import DEV_CHAIN_IDS
 from trainer.errors import KeyStoreError
+from trainer.limits import loads_json, read_prefix
 
 KEY_ENV = "DERELAY_PRIVATE_KEY"
 PASSWORD_ENV = "DERELAY_KEYSTORE_PASSWORD"
+_MAX_KEYSTORE_BYTES = 64 * 1024  # a V3 keystore is about 500 bytes
 # The mnemonic `ganache --wallet.deterministic` uses; its accounts are public knowledge, which is
 # why they may sign only on dev chain ids.
 DEV_MNEMONIC = "myth like bonus scare over problem client lizard pioneer submit female collect"
@@ -70,15 +72,18 @@ def load_account(
 
 def _from_keystore(path: Path, env: os._Environ[str] | dict[str, str]) -> LocalAccount:
     try:
-        document = json.loads(path.read_text())
+        data = read_prefix(path, _MAX_KEYSTORE_BYTES)
+        document = loads_json(data) if len(data) <= _MAX_KEYSTORE_BYTES else None
     except FileNotFoundError as exc:
         raise KeyStoreError(
             f"keystore {path} does not exist: create one with `derelay account new`"
         ) from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise KeyStoreError(
             f"keystore {path} is not a readable JSON keystore: check the path"
         ) from exc
+    if not isinstance(document, dict):
+        raise KeyStoreError(f"keystore {path} is not a JSON keystore object: check the path")
     password = env.get(PASSWORD_ENV)
     if password is None:
         if not os.isatty(0):

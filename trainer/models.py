@@ -22,11 +22,11 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
-from trainer.errors import WeightsError
+from trainer.errors import WeightsError, one_line
+from trainer.limits import DEFAULT_LIMITS
 from trainer.spec import CnnArgs, MlpArgs, TaskSpec
 
 WEIGHTS_FORMAT = "derelay-weights/1"  # the metadata tag save_weights writes
-MAX_WEIGHTS_BYTES = 64 * 1024 * 1024  # above any spec's MAX_PARAMS float32 file
 
 
 class _Mlp(nn.Module):
@@ -121,7 +121,7 @@ def save_weights(model: nn.Module) -> bytes:
 
 
 def load_weights(
-    data: bytes, spec: TaskSpec, max_bytes: int = MAX_WEIGHTS_BYTES
+    data: bytes, spec: TaskSpec, max_bytes: int = DEFAULT_LIMITS.weights_bytes
 ) -> dict[str, Tensor]:
     """Parse untrusted weights bytes and check them against the spec; CPU float32 tensors."""
     if len(data) > max_bytes:
@@ -133,15 +133,16 @@ def load_weights(
         tensors = safetensors.torch.load(bytes(data))
     except (SafetensorError, KeyError, ValueError, TypeError) as exc:  # KeyError: unknown dtype
         raise WeightsError(
-            f"not a safetensors file: {exc}; weights are never unpickled, "
+            f"not a safetensors file: {one_line(str(exc), 160)}; weights are never unpickled, "
             "save them with safetensors"
         ) from None
     expected = spec.param_shapes()
     missing, unexpected = expected.keys() - tensors.keys(), tensors.keys() - expected.keys()
     if missing or unexpected:
         raise WeightsError(
-            f"weights do not match the spec: missing {sorted(missing)}, "
-            f"unexpected {sorted(unexpected)[:10]}; use weights made for this task's spec"
+            f"weights do not match the spec: missing {one_line(str(sorted(missing)), 120)}, "
+            f"unexpected {one_line(str(sorted(unexpected)), 120)}; "
+            "use weights made for this task's spec"
         )
     for name, shape in expected.items():
         t = tensors[name]

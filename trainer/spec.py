@@ -16,10 +16,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trainer.errors import SpecError
+from trainer.errors import SpecError, one_line
+from trainer.limits import DEFAULT_LIMITS, loads_json
 
 SPEC_VERSION = 1
-MAX_SPEC_BYTES = 64 * 1024  # a spec is a few hundred bytes; anything near this is an attack
 MAX_PARAMS = 10_000_000  # 40 MB of float32 weights: beyond what a relay turn should move
 MAX_FEATURES = 1 << 20  # product of input_shape
 MAX_CLASSES = 1000
@@ -33,7 +33,8 @@ DIGITS_CLASSES = 10
 
 
 def _fail(detail: str) -> SpecError:
-    return SpecError(f"invalid task spec: {detail}; fix the spec JSON")
+    # `detail` may quote a value from the spec: a 5000-character name stays one short line.
+    return SpecError(f"invalid task spec: {one_line(detail, 240)}; fix the spec JSON")
 
 
 def _check_int(where: str, value: int, lo: int, hi: int) -> None:
@@ -237,22 +238,20 @@ class TaskSpec:
         ).encode("ascii")
 
     @classmethod
-    def from_json(cls, data: bytes) -> TaskSpec:
+    def from_json(cls, data: bytes, max_bytes: int = DEFAULT_LIMITS.spec_bytes) -> TaskSpec:
         """Parse and validate untrusted spec bytes; any problem raises one SpecError."""
         if not isinstance(data, bytes | bytearray):
             raise SpecError(f"a task spec must be bytes, got {type(data).__name__}")
-        if len(data) > MAX_SPEC_BYTES:
+        if len(data) > max_bytes:
             raise SpecError(
-                f"task spec is {len(data)} bytes, over the {MAX_SPEC_BYTES}-byte limit; "
+                f"task spec is {len(data)} bytes, over the {max_bytes}-byte limit; "
                 "check that the spec CID names a spec"
             )
         try:
-            doc = json.loads(
-                bytes(data).decode("utf-8"),
-                object_pairs_hook=_no_duplicates,
-                parse_constant=_no_constant,
+            doc = loads_json(
+                bytes(data), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
             )
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise SpecError(
                 f"task spec is not valid JSON ({str(exc)[:100]}); check that the spec CID "
                 "names a spec"
@@ -291,7 +290,7 @@ def _int(where: str, value: Any) -> int:
 
 
 def _float(where: str, value: Any) -> float:
-    if type(value) not in (int, float):
+    if type(value) not in (int, float) or abs(value) > 1e300:  # float() of a huge int overflows
         raise _fail(f"{where} must be a number, got {json.dumps(value)[:40]}")
     return float(value)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from trainer import __version__
 from trainer.data import Dataset
 from trainer.errors import WeightsError
+from trainer.limits import DEFAULT_LIMITS
 from trainer.models import apply_weights, build_model, load_weights, save_weights
 from trainer.spec import TaskSpec
 from trainer.training import TrainConfig, evaluate, train
@@ -28,11 +29,16 @@ class ChildResult:
 
 
 def train_child(
-    spec: TaskSpec, parent: bytes, data: Dataset, cfg: TrainConfig, progress: bool = False
+    spec: TaskSpec,
+    parent: bytes,
+    data: Dataset,
+    cfg: TrainConfig,
+    progress: bool = False,
+    max_weights_bytes: int = DEFAULT_LIMITS.weights_bytes,
 ) -> ChildResult:
     """Load the parent's weights (checked against the spec), train on `data`, save the child."""
     model = build_model(spec)
-    apply_weights(model, load_weights(parent, spec))
+    apply_weights(model, load_weights(parent, spec, max_weights_bytes))
     report = train(model, data.X, data.y, cfg, progress=progress)
     return ChildResult(
         weights=save_weights(model),
@@ -44,14 +50,19 @@ def train_child(
     )
 
 
-def score_weights(spec: TaskSpec, weights: bytes, holdout: Dataset) -> int:
+def score_weights(
+    spec: TaskSpec,
+    weights: bytes,
+    holdout: Dataset,
+    max_weights_bytes: int = DEFAULT_LIMITS.weights_bytes,
+) -> int:
     """Accuracy in bp of `weights` on `holdout`; weights that fail validation score 0.
 
     A child that is not safetensors, does not fit the spec or holds NaN is garbage: scoring it 0
     gets it rejected, and its relayer slashed, instead of stalling the review.
     """
     try:
-        tensors = load_weights(weights, spec)
+        tensors = load_weights(weights, spec, max_weights_bytes)
     except WeightsError:
         return 0
     model = build_model(spec)

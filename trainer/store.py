@@ -9,7 +9,6 @@ for raise `CidError`, so nothing downstream ever sees content the chain did not 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sys
@@ -24,9 +23,9 @@ import requests
 from tqdm import tqdm
 
 from trainer.cid import CHUNK_SIZE, DAG_PB, RAW, Cid, decode_file_node, unixfs_blocks, unixfs_cid
-from trainer.errors import CidError, ConfigError, StoreError
+from trainer.errors import CidError, ConfigError, StoreError, one_line
+from trainer.limits import DEFAULT_LIMITS, loads_json
 
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 DEFAULT_IPFS_URL = "http://127.0.0.1:5001"
 
@@ -55,7 +54,7 @@ def as_cid(cid: Cid | str) -> Cid:
 def _too_large(cid: Cid, size: int, limit: int) -> StoreError:
     return StoreError(
         f"{cid} holds {size} bytes, more than the limit of {limit}: "
-        "raise max_bytes only if you trust whoever named this CID"
+        "raise the size limit only if you trust whoever named this CID"
     )
 
 
@@ -77,7 +76,7 @@ def _progress(total: int | None, desc: str, enabled: bool | None) -> tqdm:
 class ContentStore(ABC):
     """Content-addressed storage: add bytes, get them back verified by CID, pin, test presence."""
 
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int = DEFAULT_LIMITS.content_bytes
 
     @abstractmethod
     def add(self, data: bytes) -> Cid:
@@ -125,7 +124,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class LocalStore(ContentStore):
     """Blocks as files under `root/blocks`, one per block, named by CID; pins under `root/pins`."""
 
-    def __init__(self, root: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: str | Path, *, max_bytes: int = DEFAULT_LIMITS.content_bytes) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self._blocks = self.root / "blocks"
@@ -283,15 +282,10 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _connection_reason(exc: requests.ConnectionError) -> str:
     """The OS-level reason inside requests' long connection error, e.g. 'Connection refused'."""
     m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-    return m[1].strip() if m else _one_line(str(exc), 120)
+    return m[1].strip() if m else one_line(str(exc), 120)
 
 
 class _MultipartBody:
@@ -337,7 +331,7 @@ class KuboStore(ContentStore):
         connect_timeout: float = 5.0,
         tries: int = 3,
         backoff: float = 0.5,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int = DEFAULT_LIMITS.content_bytes,
         progress: bool | None = None,
     ) -> None:
         """`timeout` bounds each wait for the node; connection failures are tried `tries` times
@@ -371,11 +365,11 @@ class KuboStore(ContentStore):
         with self._call("add", _ADD_PARAMS, data=body, headers=headers) as resp:
             lines = [line for line in resp.text.splitlines() if line.strip()]
         try:
-            reply = json.loads(lines[-1])
+            reply = loads_json(lines[-1].encode())
             got = Cid.parse(reply["Hash"])
         except (IndexError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(
-                f"IPFS node at {self.url} gave an unreadable answer to add: {_one_line(str(exc))}"
+                f"IPFS node at {self.url} gave an unreadable answer to add: {one_line(str(exc))}"
             ) from None
         except CidError as exc:
             raise StoreError(
@@ -411,7 +405,7 @@ class KuboStore(ContentStore):
             except requests.RequestException as exc:
                 raise StoreError(
                     f"IPFS node at {self.url} broke off sending {cid} after {received} bytes "
-                    f"({_one_line(str(exc), 120)}): check that it is running and try again"
+                    f"({one_line(str(exc), 120)}): check that it is running and try again"
                 ) from None
         if announced is not None and received != announced:
             raise StoreError(
@@ -444,7 +438,7 @@ class KuboStore(ContentStore):
 
     def _json(self, resp: requests.Response, endpoint: str) -> dict[str, object]:
         try:
-            reply = resp.json()
+            reply = loads_json(resp.content)
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
@@ -495,16 +489,16 @@ class KuboStore(ContentStore):
                 ) from None
             except requests.RequestException as exc:
                 raise StoreError(
-                    f"IPFS request {endpoint} to {self.url} failed: {_one_line(str(exc))}"
+                    f"IPFS request {endpoint} to {self.url} failed: {one_line(str(exc))}"
                 ) from None
         if resp.status_code == 200 or (missing_ok and resp.status_code == 500):
             return resp
         with resp:
             try:
-                message = str(resp.json().get("Message", ""))
+                message = str(loads_json(resp.content).get("Message", ""))
             except (ValueError, AttributeError):
                 message = resp.text
         raise StoreError(
             f"IPFS node at {self.url} refused {endpoint} (HTTP {resp.status_code}): "
-            f"{_one_line(message) or 'no reason given'}"
+            f"{one_line(message) or 'no reason given'}"
         )

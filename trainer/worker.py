@@ -25,13 +25,14 @@ from types import FrameType
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from trainer.chain import with_retries
+from trainer.chain import rpc_int
 from trainer.cid import Cid
 from trainer.contract import DeRelayContract, Phase, TaskState, commitment_for
 from trainer.data import Dataset, data_commitment
 from trainer.errors import ChainError, ContractRevert, DeRelayError, StoreError
 from trainer.failpoints import failpoint
 from trainer.journal import BallotEntry, Journal, TurnEntry
+from trainer.limits import DEFAULT_LIMITS
 from trainer.spec import TaskSpec
 from trainer.steps import relay_card, score_weights, train_child
 from trainer.store import ContentStore
@@ -75,12 +76,13 @@ class WorkerConfig:
     device: str = "cpu"  # where training runs: cpu, cuda or auto
     poll_seconds: float = 2.0  # time between ticks under the scheduler
     progress: bool = False  # progress bars for training
+    weights_bytes: int = DEFAULT_LIMITS.weights_bytes  # largest head or child weights file loaded
 
 
 def chain_now(relay: DeRelayContract) -> int:
     """The earliest timestamp the next block can carry: after the latest block, and not before
     the wall clock (a chain whose clock was moved ahead, like the demo's, stays ahead)."""
-    latest = int(with_retries(lambda: relay.client.w3.eth.get_block("latest"))["timestamp"])
+    latest = rpc_int(lambda: relay.client.w3.eth.get_block("latest")["timestamp"], "block time")
     return max(latest + 1, int(time.time()))
 
 
@@ -175,6 +177,7 @@ class Worker:
                 "DeRelay__StaleParent",
                 "DeRelay__WrongRound",
                 "DeRelay__TurnExpired",
+                "DeRelay__NotHolder",  # a keeper skipped the turn while it was being sent
                 "DeRelay__ChildSeen",
             ):
                 self.journal.advance_turn(self.task_id, entry, "abandoned")
@@ -193,7 +196,14 @@ class Worker:
             self.spec, seed=self.config.seed + round_, device=self.config.device
         )
         failpoint("before-training")
-        result = train_child(self.spec, parent, self.train_data, cfg, progress=self.config.progress)
+        result = train_child(
+            self.spec,
+            parent,
+            self.train_data,
+            cfg,
+            progress=self.config.progress,
+            max_weights_bytes=self.config.weights_bytes,
+        )
         commitment = data_commitment(self.train_data.X, self.train_data.y)
         child = self.store.add(result.weights)
         self.store.pin(child)
@@ -260,7 +270,8 @@ class Worker:
             child_entry = self.relay.lineage(self.task_id, state.submission_count - 1, 1)[0]
             child = Cid.from_bytes(child_entry.cid)
             try:
-                score = score_weights(self.spec, self.store.get(child), self.holdout)
+                weights = self.store.get(child)
+                score = score_weights(self.spec, weights, self.holdout, self.config.weights_bytes)
             except StoreError as exc:
                 log.warning("round %d: cannot fetch child %s yet: %s", state.round, child, exc)
                 return []
@@ -276,7 +287,12 @@ class Worker:
             if exc.name == "DeRelay__AlreadyCommitted":
                 self.journal.advance_ballot(self.task_id, entry, "committed")
                 return []
-            if exc.name in ("DeRelay__CommitClosed", "DeRelay__WrongPhase", "DeRelay__SelfReview"):
+            if exc.name in (
+                "DeRelay__CommitClosed",
+                "DeRelay__WrongPhase",
+                "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
+                "DeRelay__SelfReview",
+            ):
                 return []
             raise
         failpoint("after-commit")
@@ -295,6 +311,7 @@ class Worker:
             if exc.name in (
                 "DeRelay__RevealClosed",
                 "DeRelay__WrongPhase",
+                "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
                 "DeRelay__RevealNotOpen",
             ):
                 return []

@@ -8,7 +8,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
-from trainer.chain import RevertDecoder, connect, revert_data
+from trainer.chain import RevertDecoder, connect, quantity, revert_data
 from trainer.contract import load_abi
 from trainer.errors import ChainError
 
@@ -65,3 +65,30 @@ def test_eth_tester_revert_text_is_parsed_into_bytes():
     assert revert_data(TransactionFailed(f"execution reverted: {raw!r}")) == raw
     assert revert_data(TransactionFailed("execution reverted: 0xdeadbeef")) == "0xdeadbeef"
     assert revert_data(TransactionFailed("something else")) is None
+
+
+@pytest.mark.parametrize(("selector", "payload"), [("08c379a0", bytes(40)), ("4e487b71", bytes(5))])
+def test_malformed_reason_or_panic_data_is_reported_as_such(selector, payload):
+    # A node may send any bytes after the selector: decoding them used to raise InvalidPointer.
+    decoder = RevertDecoder(load_abi())
+    error = decoder.decode(bytes.fromhex(selector) + payload, "x")
+    assert str(error).startswith("x reverted with malformed ")
+
+
+def test_a_long_reason_stays_one_short_line():
+    decoder = RevertDecoder(load_abi())
+    reason = bytes.fromhex("08c379a0") + encode(["string"], ["line\n" * 2000])
+    message = str(decoder.decode(reason, "x"))
+    assert "\n" not in message and len(message) <= 300
+
+
+@pytest.mark.parametrize(
+    "value",
+    [-1, 2**256, 16**5000, "0x1", None, True],
+    ids=["negative", "2**256", "16**5000", "text", "none", "bool"],
+)
+def test_a_quantity_out_of_range_is_a_chain_error(value):
+    # web3 turns a hex result of any length into an int; repr() of one over 4300 digits used to
+    # raise ValueError while the message was being written
+    with pytest.raises(ChainError, match="answered gas price .*: is it an Ethereum node"):
+        quantity(value, "gas price")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import pytest
 
 from trainer.errors import JournalError
@@ -10,6 +13,10 @@ from trainer.journal import BallotEntry, Journal, TurnEntry
 
 def _turn(round_: int, phase: str = "trained") -> TurnEntry:
     return TurnEntry(round_, "bparent", "bchild", "bcard", 100, "00" * 32, phase)
+
+
+def _ballot() -> BallotEntry:
+    return BallotEntry(4, "bchild", 8123, "ab" * 32, "scored")
 
 
 def test_entries_survive_a_reopen(tmp_path):
@@ -47,4 +54,33 @@ def test_a_corrupt_journal_is_refused_with_advice(tmp_path):
     path = tmp_path / "j.json"
     path.write_text("{not json")
     with pytest.raises(JournalError, match="salts"):
+        Journal(path)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [1],
+        {"version": 1, "turns": [], "ballots": {}},
+        {"version": 1, "turns": {"1:x": {}}, "ballots": {}},
+        {"version": 1, "turns": {"1:3": {**asdict(_turn(3)), "round": "3"}}, "ballots": {}},
+        {"version": 1, "turns": {"1:3": {**asdict(_turn(3)), "round": True}}, "ballots": {}},
+        {"version": 1, "turns": {"1:4": asdict(_turn(3))}, "ballots": {}},
+        {"version": 1, "turns": {"1:3": asdict(_turn(3, "exploded"))}, "ballots": {}},
+        {"version": 1, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "salt": "zz"}}},
+        {"version": 1, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "extra": 1}}},
+    ],
+)
+def test_a_journal_of_the_wrong_shape_is_refused_with_advice(tmp_path, document):
+    # These used to escape as AttributeError, or to load and fail later in the worker.
+    path = tmp_path / "j.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(JournalError, match="unreadable .* salts"):
+        Journal(path)
+
+
+def test_a_deeply_nested_journal_is_refused(tmp_path):
+    path = tmp_path / "j.json"
+    path.write_bytes(b"[" * 200_000)
+    with pytest.raises(JournalError, match="nested deeper"):
         Journal(path)

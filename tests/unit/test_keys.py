@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,23 @@ def test_missing_keystore_and_bad_env_key_are_clear(tmp_path):
 def test_env_key_is_used_on_any_chain():
     key = "0x" + "11" * 32
     assert load_account(1, environ={KEY_ENV: key}).key.hex().endswith("11" * 32)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [(b"[1]", "not a JSON keystore object"), (b"[" * 60_000, "not a readable JSON keystore")],
+)
+def test_a_keystore_that_is_not_an_object_is_a_keystore_error(tmp_path, content, fragment):
+    # prepare: JSON of the wrong shape; the deep one would overflow the C parser's stack
+    path = tmp_path / "me.json"
+    path.write_bytes(content)
+
+    # act, check
+    with pytest.raises(KeyStoreError, match=fragment):
+        load_account(1, path, environ={PASSWORD_ENV: "pw"})
+
+
+def test_an_endless_keystore_file_is_not_read_to_its_end():
+    # /dev/zero never ends: reading it whole used to hang and exhaust memory
+    with pytest.raises(KeyStoreError, match="not a JSON keystore object"):
+        load_account(1, Path("/dev/zero"), environ={PASSWORD_ENV: "pw"})

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from trainer.errors import SpecError
+from trainer.limits import DEFAULT_LIMITS
 from trainer.spec import (
-    MAX_SPEC_BYTES,
     CnnArgs,
     MlpArgs,
     NoArgs,
@@ -242,9 +242,32 @@ def test_non_finite_number_inside_an_otherwise_valid_spec(number):
 def test_size_limit():
     doc = _doc()
     doc["name"] = "x"
-    data = _encode(doc).replace(b'"name": "x"', b'"name": "x"' + b" " * MAX_SPEC_BYTES)
+    data = _encode(doc).replace(b'"name": "x"', b'"name": "x"' + b" " * DEFAULT_LIMITS.spec_bytes)
     with pytest.raises(SpecError, match="limit"):
         TaskSpec.from_json(data)
+
+
+def test_a_lower_size_limit_is_honoured():
+    data = digits_mlp_spec().to_json()
+    with pytest.raises(SpecError, match=f"{len(data)} bytes, over the {len(data) - 1}-byte limit"):
+        TaskSpec.from_json(data, max_bytes=len(data) - 1)
+    assert TaskSpec.from_json(data, max_bytes=len(data)) == digits_mlp_spec()
+
+
+@pytest.mark.parametrize("field", ["train.lr", "eval_fraction"])
+def test_a_float_field_holding_a_huge_integer_is_a_spec_error(field):
+    # float(10**400) overflows: it used to escape as an OverflowError
+    doc = _set(_doc(), field, 10**400)
+    with pytest.raises(SpecError, match="must be a number"):
+        TaskSpec.from_json(_encode(doc))
+
+
+def test_deep_nesting_is_refused_before_parsing():
+    # In a process that imported web3 the recursion limit is 100000, so the C parser would
+    # overflow the stack on this instead of raising RecursionError.
+    data = b"[" * 60_000 + b"]" * 60_000
+    with pytest.raises(SpecError, match="nested deeper than 32 levels"):
+        TaskSpec.from_json(data, max_bytes=len(data))
 
 
 def test_non_bytes_input():

@@ -241,3 +241,89 @@ def test_a_tampered_head_is_never_trained_on(setup, monkeypatch):
     assert relayer.journal.turn(setup.task, 1) is None
     assert _submissions(setup) == []
     assert setup.state().phase == Phase.TURN
+
+
+def _send_late(monkeypatch, method: str, move_on) -> None:
+    """Make the `method` transaction leave only after `move_on()` has moved the relay on, as when
+    gas estimation stalls on a loaded node while other workers act (seen under load)."""
+    original = getattr(DeRelayContract, method)
+
+    def late(self, *args, **kwargs):
+        move_on()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeRelayContract, method, late)
+
+
+def _past(setup: Setup, timestamp: int) -> None:
+    setup.chain.advance(timestamp - setup.chain.now() + 1)
+
+
+def test_a_submission_sent_after_its_turn_was_skipped_is_abandoned(setup, monkeypatch):
+    # prepare: two relayers queued; while the holder's submission is on its way, a keeper skips
+    holder, next_ = setup.worker(1, RELAYER), setup.worker(2, RELAYER, shard=1)
+    holder.tick()
+    next_.tick()
+    keeper = setup.worker(10, KEEPER)
+    _send_late(
+        monkeypatch,
+        "submit_relay",
+        lambda: (_past(setup, setup.state().deadline), keeper.tick()),
+    )
+
+    # act
+    actions = holder.tick()
+
+    # check: the lost turn is abandoned in the journal, not a failed tick
+    assert actions and "turn abandoned" in actions[0] and "NotHolder" in actions[0]
+    assert holder.journal.turn(setup.task, 1).phase == "abandoned"
+    assert setup.state().round == 2 and _submissions(setup) == []
+
+
+def test_a_commit_sent_after_the_review_ended_is_a_lost_race(setup, monkeypatch):
+    # prepare: round 1 under review, one validator committed; the other's commit is slow
+    holder, next_ = setup.worker(1, RELAYER), setup.worker(2, RELAYER, shard=1)
+    late, other = setup.worker(5, VALIDATOR), setup.worker(6, VALIDATOR, shard=1)
+    keeper = setup.worker(10, KEEPER)
+    for worker in (late, other, holder, next_, holder, other):
+        worker.tick()  # seats, joins, the submission of round 1, one commitment
+
+    def review_ends_and_another_begins() -> None:
+        _past(setup, setup.state().deadline)
+        other.tick()  # reveals
+        keeper.tick()  # finalizes round 1: void, one reveal
+        next_.tick()  # submits round 2
+
+    _send_late(monkeypatch, "commit_score", review_ends_and_another_begins)
+
+    # act
+    actions = late.tick()
+
+    # check
+    assert actions == []
+    assert (setup.state().round, setup.state().phase) == (2, Phase.REVIEW)
+
+
+def test_a_reveal_sent_after_the_review_ended_is_a_lost_race(setup, monkeypatch):
+    # prepare: round 1 in its reveal window, both validators committed, one revealed
+    holder, next_ = setup.worker(1, RELAYER), setup.worker(2, RELAYER, shard=1)
+    late, other = setup.worker(5, VALIDATOR), setup.worker(6, VALIDATOR, shard=1)
+    keeper = setup.worker(10, KEEPER)
+    for worker in (late, other, holder, next_, holder, late, other):
+        worker.tick()  # seats, joins, the submission of round 1, both commitments
+    setup.past_commit_end()
+    other.tick()
+
+    def review_ends_and_another_begins() -> None:
+        _past(setup, setup.state().reveal_end)
+        keeper.tick()  # finalizes round 1
+        next_.tick()  # submits round 2
+
+    _send_late(monkeypatch, "reveal_score", review_ends_and_another_begins)
+
+    # act
+    actions = late.tick()
+
+    # check
+    assert actions == []
+    assert (setup.state().round, setup.state().phase) == (2, Phase.REVIEW)

@@ -1,0 +1,58 @@
+"""A small load run: worker processes sharing one ganache finish their rounds, nothing is stuck,
+and the report agrees with the chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.load import LoadConfig, render, run_load
+from trainer.chain import ChainClient, connect
+from trainer.contract import DeRelayContract, decoder_for
+from trainer.keys import dev_account
+
+pytestmark = pytest.mark.integration
+
+
+def test_small_load_run_finishes_and_matches_the_chain(ganache_node, tmp_path):
+    # prepare: 8 workers (ganache_node funds dev accounts 0..9) on 2 tasks in 2 processes, with
+    # windows short enough for a quick test and long enough for 8 workers on 2 cores
+    config = LoadConfig(
+        workers=8,
+        tasks=2,
+        rounds=3,
+        processes=2,
+        validators=2,
+        poll=1.0,
+        commit_window=8,
+        reveal_window=8,
+        max_seconds=150,
+    )
+
+    # act
+    report = run_load(config, ganache_node.url, tmp_path, echo=lambda line: None)
+
+    # check: every task reached its rounds, none stuck, nothing failed beyond handled reverts
+    assert report["ok"], render(report)
+    assert report["stuck_tasks"] == 0
+    assert report["workers"] == 8
+    assert [t["finalized"] >= 3 for t in report["tasks"]] == [True, True]
+    assert report["failures"]["crashes"] == {}
+    assert report["failures"]["tick_failures"] == {}
+    assert report["transactions"]["failed"] == {}
+    assert report["turns"]["per_minute"] > 0
+    # the report agrees with the chain
+    w3 = connect(ganache_node.url)
+    reader = DeRelayContract(ChainClient(w3, dev_account(9), decoder_for()), report["contract"])
+    for task in report["tasks"]:
+        state = reader.task_state(task["task_id"])
+        finalized = reader.events("RoundFinalized", taskId=task["task_id"])
+        assert task["round"] == state.round
+        assert task["finalized"] == len(finalized)
+        assert task["accepted"] == state.accepted_count
+        assert task["finalized"] + task["skipped"] == state.round - 1
+    transactions = report["transactions"]
+    assert transactions["sent"] == transactions["nonces"]  # every counted send was mined
+    assert transactions["sent"] == sum(transactions["mined"].values())
+    json.dumps(report)  # the report is plain JSON
