@@ -113,9 +113,15 @@ class BoundedHTTPProvider(HTTPProvider):
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
         self._session = requests.Session()
+        self._chain_id: Any = None  # the endpoint's first valid eth_chainId result
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         request = self.encode_rpc_request(method, params)
+        request_id = json.loads(request)["id"]
+        if method == "eth_chainId" and self._chain_id is not None:
+            # web3 validates every call and estimate against the chain id: under load, asking
+            # the node each time was half of all requests. An endpoint's chain id never changes.
+            return cast(RPCResponse, {"jsonrpc": "2.0", "id": request_id, "result": self._chain_id})
         body = self._post(method, request)
         try:
             reply = loads_json(body)
@@ -124,7 +130,9 @@ class BoundedHTTPProvider(HTTPProvider):
                 f"the RPC endpoint answered {method} with {len(body)} bytes that are not JSON "
                 f"({one_line(repr(body[:60]))}): is --rpc the URL of an Ethereum JSON-RPC node?"
             ) from None
-        _check_reply(reply, method, json.loads(request)["id"])
+        _check_reply(reply, method, request_id)
+        if method == "eth_chainId" and "result" in reply:
+            self._chain_id = reply["result"]
         return cast(RPCResponse, reply)
 
     def _post(self, method: str, request: bytes) -> bytes:
@@ -244,6 +252,12 @@ def with_retries(call: Callable[[], T], tries: int = 4, first_delay: float = 0.2
             return call()
         except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as exc:
             if attempt == tries - 1:
+                if isinstance(exc, requests.Timeout | TimeoutError):
+                    raise ChainError(
+                        f"the RPC endpoint did not answer in time, {tries} tries "
+                        f"({one_line(str(exc), 80) or type(exc).__name__}): the node is overloaded "
+                        "or stalled; try again, or check --rpc"
+                    ) from exc
                 raise ChainError(
                     f"the RPC endpoint is unreachable after {tries} tries ({type(exc).__name__}): "
                     "start the chain (`derelay chain`) or check --rpc"
@@ -419,8 +433,28 @@ class ChainClient:
                 "it may still be mined: check it before sending again"
             ) from exc
         if receipt["status"] != 1:
-            raise ChainError(f"{action} reverted on chain in transaction 0x{tx_hash.hex()}")
+            raise self._reverted(tx, receipt, action)
         return receipt
+
+    def _reverted(self, tx: dict[str, Any], receipt: TxReceipt, action: str) -> ChainError:
+        """Why a mined transaction reverted: replayed as a call on the state its block left, it
+        usually reverts again with the reason (most often a race another sender won in the same
+        block), decoded like any other revert."""
+        failed = ChainError(
+            f"{action} reverted on chain in transaction 0x{receipt['transactionHash'].hex()}"
+        )
+        if not tx.get("to"):
+            return failed
+        replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
+        replay.setdefault("from", self.address)
+        try:
+            with_retries(lambda: self.w3.eth.call(replay, receipt["blockNumber"]))
+        except ChainError:
+            return failed
+        except Exception as exc:
+            if revert_data(exc) is not None:
+                return self.decoder.decode(revert_data(exc), action)
+        return failed
 
     def deploy(self, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> tuple[str, TxReceipt]:
         """Deploy a contract; return its checksum address and the deployment receipt."""

@@ -8,9 +8,10 @@ import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
+from bench.fuzz import ADDRESS, GarbageNode, Reply, as_reply
 from trainer.chain import RevertDecoder, connect, quantity, revert_data
-from trainer.contract import load_abi
-from trainer.errors import ChainError
+from trainer.contract import TaskParams, load_abi
+from trainer.errors import ChainError, ContractRevert
 
 
 def _free_port() -> int:
@@ -92,3 +93,47 @@ def test_a_quantity_out_of_range_is_a_chain_error(value):
     # raise ValueError while the message was being written
     with pytest.raises(ChainError, match="answered gas price .*: is it an Ethereum node"):
         quantity(value, "gas price")
+
+
+def test_a_race_lost_on_chain_is_decoded_like_a_revert_at_estimation(relay, clients):
+    # prepare: a queue of one seat, and a join by clients[2] built (gas estimated) while it was free
+    params = TaskParams(spec_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(32)),
+                        genesis_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(1, 33)),
+                        genesis_score=5000, max_queue=1)  # fmt: skip
+    task = relay.create_task(params)
+    late = relay.as_account(clients[2])
+    join = late.contract.functions.joinRelay(task)
+    tx = clients[2]._build(join, {"from": clients[2].address, "value": params.min_stake}, "join")
+    relay.as_account(clients[1]).join_relay(task, params.min_stake)
+
+    # act: the built transaction is mined after the seat went
+    with pytest.raises(ContractRevert) as exc:
+        clients[2].send(tx, "joinRelay")
+
+    # check
+    assert exc.value.name == "DeRelay__QueueFull"
+    assert "joinRelay reverted" in str(exc.value)
+    assert relay.task_state(task).holder == clients[1].address
+
+
+def test_the_chain_id_is_asked_once_per_endpoint():
+    # prepare: a plain node that notes every method it is asked
+    node = GarbageNode()
+    asked: list[str] = []
+
+    def note(request: dict, honest: dict) -> Reply:
+        asked.append(request["method"])
+        return as_reply(honest)
+
+    node.spoil(note)
+    try:
+        # act: web3 checks the chain id before every call
+        w3 = connect(node.url)
+        for _ in range(3):
+            w3.eth.call({"to": w3.to_checksum_address(ADDRESS), "data": "0x"})
+    finally:
+        node.close()
+
+    # check
+    assert asked.count("eth_chainId") == 1
+    assert asked.count("eth_call") == 3
