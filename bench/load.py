@@ -242,9 +242,11 @@ class CountingClient(ChainClient):
         _STATS[id(w3)] = stats
         w3.middleware_onion.add(CountingMiddleware, "derelay_load_counting")
 
-    def transact(self, fn: ContractFunction, action: str, value: int = 0) -> TxReceipt:
+    def transact(
+        self, fn: ContractFunction, action: str, value: int = 0, gas: int | None = None
+    ) -> TxReceipt:
         try:
-            receipt = super().transact(fn, action, value)
+            receipt = super().transact(fn, action, value, gas)
         except ContractRevert as exc:
             self.stats.refused[f"{action}: {exc.name or 'unknown'}"] += 1
             raise

@@ -410,22 +410,8 @@ class FixedGasClient(ChainClient):
 
     GAS_LIMIT = 3_000_000
 
-    def transact(self, fn: Any, action: str, value: int = 0) -> TxReceipt:
-        try:
-            fn.call({"from": self.address, "value": value}, block_identifier="pending")
-        except Exception as exc:
-            raise self._explain(exc, action) from exc
-        tx = fn.build_transaction(
-            {
-                "from": self.address,
-                "value": value,
-                "gas": self.GAS_LIMIT,
-                "nonce": self._nonce(),
-                "chainId": self.w3.eth.chain_id,
-                **self._fees(),
-            }
-        )
-        return self.send(tx, action)
+    def transact(self, fn: Any, action: str, value: int = 0, gas: int | None = None) -> TxReceipt:
+        return super().transact(fn, action, value, gas or self.GAS_LIMIT)
 
 
 EVENT_NAMES = (

@@ -400,14 +400,17 @@ class ChainClient:
         except Exception as exc:
             raise self._explain(exc, action) from exc
 
-    def transact(self, fn: ContractFunction, action: str, value: int = 0) -> TxReceipt:
+    def transact(
+        self, fn: ContractFunction, action: str, value: int = 0, gas: int | None = None
+    ) -> TxReceipt:
         """Sign and send `fn` with `value` wei; return the receipt of a successful transaction.
 
-        A revert found while estimating gas raises `ContractRevert` before anything is sent. A
-        transaction that reverts on chain is replayed as a call to decode its reason.
+        A revert found while estimating gas (or, with a fixed `gas` limit, while calling `fn`
+        first) raises `ContractRevert` before anything is sent. A transaction that reverts on
+        chain is replayed as a call to decode its reason.
         """
         tx_fields: dict[str, Any] = {"from": self.address, "value": value}
-        return self.send(self._build(fn, tx_fields, action), action)
+        return self.send(self._build(fn, tx_fields, action, gas), action)
 
     def send(self, tx: dict[str, Any], action: str) -> TxReceipt:
         """Sign and send a built transaction; wait for its receipt; raise if it reverted."""
@@ -472,10 +475,22 @@ class ChainClient:
         return rpc_int(lambda: self.w3.eth.get_balance(address or self.address), "balance")
 
     def _build(
-        self, fn: ContractFunction | ContractConstructor, tx_fields: dict[str, Any], action: str
+        self,
+        fn: ContractFunction | ContractConstructor,
+        tx_fields: dict[str, Any],
+        action: str,
+        gas_limit: int | None = None,
     ) -> dict[str, Any]:
-        """The transaction of `fn`, with gas estimated (a revert raises `ContractRevert`), nonce,
-        chain id and fees."""
+        """The transaction of `fn`, with nonce, chain id, fees and gas: `gas_limit` after a call
+        that must not revert, else estimated (either way a revert raises `ContractRevert`)."""
+        if gas_limit is not None and isinstance(fn, ContractFunction):
+            try:  # on the pending block, where the transaction would land, as an estimate is
+                with_retries(lambda: fn.call(tx_fields, "pending"))
+            except ChainError:
+                raise
+            except Exception as exc:
+                raise self._explain(exc, action) from exc
+            return self._complete(fn, tx_fields, gas_limit)
         try:
             gas = with_retries(lambda: fn.estimate_gas(tx_fields))
         except ChainError:
@@ -490,11 +505,16 @@ class ChainClient:
                         raise self._explain(replayed, action) from exc
             raise self._explain(exc, action) from exc
         gas = quantity(gas, f"{action} gas estimate", low=1)
+        return self._complete(fn, tx_fields, int(gas * self.options.gas_margin) + 10_000)
+
+    def _complete(
+        self, fn: ContractFunction | ContractConstructor, tx_fields: dict[str, Any], gas: int
+    ) -> dict[str, Any]:
         return dict(
             fn.build_transaction(
                 {
                     **tx_fields,
-                    "gas": int(gas * self.options.gas_margin) + 10_000,
+                    "gas": gas,
                     "nonce": self._nonce(),
                     "chainId": chain_id(self.w3),
                     **self._fees(),

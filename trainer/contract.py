@@ -206,6 +206,11 @@ class SeatState:
 
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+# Gas limits of a validator's transactions, which must land inside their windows: they are sent
+# without eth_estimateGas (under 50 workers, ganache took 6 s on average and up to 30 s to
+# estimate, longer than a reveal window) after an eth_call that catches any revert. About twice
+# the most either has used (bench/gas-baseline.json; a seat's first commit writes cold slots).
+TIMED_GAS = {"commitScore": 120_000, "revealScore": 90_000}
 
 
 def commitment_for(task_id: int, round_: int, score: int, salt: bytes, validator: str) -> bytes:
@@ -251,7 +256,7 @@ class DeRelayContract:
 
     def _tx(self, name: str, *args: Any, value: int = 0) -> TxReceipt:
         fn = getattr(self.contract.functions, name)(*args)
-        return self.client.transact(fn, name, value)
+        return self.client.transact(fn, name, value, TIMED_GAS.get(name))
 
     def create_task(self, params: TaskParams, funding: int = 0) -> int:
         """Create a task funded with `funding` wei; return its id."""

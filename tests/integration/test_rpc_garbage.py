@@ -170,9 +170,9 @@ def test_a_worker_behind_a_node_that_spoils_replies_keeps_its_journal(ganache_no
 
     # check: the garbage hurt, yet round 1 was submitted once, scored, revealed and decided
     assert failures > 0
-    submissions = relay.full_lineage(task)[1:]
-    assert [(s.round, s.relayer) for s in submissions] == [(1, relayer.address)]
-    assert submissions[0].status in (Status.ACCEPTED, Status.REJECTED)
+    first = [s for s in relay.full_lineage(task)[1:] if s.round == 1]  # round 2 may have begun
+    assert [s.relayer for s in first] == [relayer.address]
+    assert first[0].status in (Status.ACCEPTED, Status.REJECTED)
     assert Journal(relayer.journal.path).turn(task, 1).phase == "submitted"
     assert Journal(validator.journal.path).ballot(task, 1).phase == "revealed"
 

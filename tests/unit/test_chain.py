@@ -137,3 +137,23 @@ def test_the_chain_id_is_asked_once_per_endpoint():
     # check
     assert asked.count("eth_chainId") == 1
     assert asked.count("eth_call") == 3
+
+
+def test_a_fixed_gas_limit_skips_the_estimate_but_not_the_revert_check(relay, clients):
+    # prepare
+    params = TaskParams(spec_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(32)),
+                        genesis_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(1, 33)),
+                        genesis_score=5000)  # fmt: skip
+    task = relay.create_task(params)
+    sender = clients[1]
+    nonce = sender.w3.eth.get_transaction_count(sender.address)
+
+    # act: a revert is caught by the call before anything is sent; a good call goes out as is
+    with pytest.raises(ContractRevert) as refused:
+        sender.transact(relay.contract.functions.withdraw(), "withdraw", gas=60_000)
+    receipt = sender.transact(relay.contract.functions.fund(task), "fund", value=7, gas=70_000)
+
+    # check
+    assert refused.value.name == "DeRelay__NothingToWithdraw"
+    assert sender.w3.eth.get_transaction_count(sender.address) == nonce + 1
+    assert sender.w3.eth.get_transaction(receipt["transactionHash"])["gas"] == 70_000
