@@ -206,11 +206,11 @@ class SeatState:
 
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-# Gas limits of a validator's transactions, which must land inside their windows: they are sent
-# without eth_estimateGas (under 50 workers, ganache took 6 s on average and up to 30 s to
-# estimate, longer than a reveal window) after an eth_call that catches any revert. About twice
-# the most either has used (bench/gas-baseline.json; a seat's first commit writes cold slots).
-TIMED_GAS = {"commitScore": 120_000, "revealScore": 90_000}
+# Gas limits of the transactions that must land inside a window (a turn, a commit or a reveal
+# window): they are sent without eth_estimateGas (under 50 workers, ganache took 6-9 s on average
+# and up to 30 s to estimate, longer than a reveal window) after an eth_call that catches any
+# revert. About twice the most each has used (bench/gas-baseline.json; first uses write cold slots).
+TIMED_GAS = {"submitRelay": 200_000, "commitScore": 120_000, "revealScore": 90_000}
 
 
 def commitment_for(task_id: int, round_: int, score: int, salt: bytes, validator: str) -> bytes:
