@@ -8,7 +8,8 @@ re-implemented here: the functions it calls are wrapped with `time.perf_counter`
 duration of the benchmark (the store, the contract bindings and the journal through proxies; the
 training steps, hashing and data commitment by swapping the module attributes the worker and
 `trainer.steps` call), and every JSON-RPC request is timed by a web3 middleware, so a transaction
-splits into gas estimation, sending and waiting for the receipt.
+splits into gas estimation (or, for the window-bound ones, a preflight call), sending and waiting
+for the receipt.
 
 Chains: the embedded eth-tester chain (py-evm, in process) or ganache (a child process mining a
 block every second, as `derelay chain` runs it). Stores: `LocalStore` or the dev IPFS node through
@@ -439,7 +440,7 @@ ROWS: list[tuple[str, str]] = [
     ("pin child + card", "relayer/pin"),
     ("journal", "relayer/journal"),
     ("submitRelay tx", "relayer/tx submitRelay"),
-    ("  estimate gas", "relayer/tx submitRelay/rpc eth_estimateGas"),
+    ("  preflight call (no gas estimate)", "relayer/tx submitRelay/rpc eth_call"),
     ("  send", "relayer/tx submitRelay/rpc eth_sendRawTransaction"),
     ("  wait for receipt", "relayer/tx submitRelay/wait receipt"),
     ("  sign, nonce, fees", "relayer/tx submitRelay/@rest"),
@@ -450,7 +451,7 @@ ROWS: list[tuple[str, str]] = [
     ("fetch + verify child", "commit/fetch+verify"),
     ("score (load + evaluate)", "commit/score"),
     ("commitScore tx", "commit/tx commitScore"),
-    ("  estimate gas", "commit/tx commitScore/rpc eth_estimateGas"),
+    ("  preflight call (no gas estimate)", "commit/tx commitScore/rpc eth_call"),
     ("  wait for receipt", "commit/tx commitScore/wait receipt"),
     ("chain reads + journal", "commit/@reads+journal"),
     ("**reveal, per validator** (reveal tick)", "reveal"),
@@ -476,7 +477,12 @@ def derived(phases: dict[str, float], validators: int) -> dict[str, float]:
         out[f"{scope}/@reads+journal"] = reads + top.get(f"{scope}/journal", 0.0)
         out[f"{scope}/@other"] = out.get(scope, 0.0) - sum(top.values())
     for key in [k for k in out if "/tx " in k and k.count("/") == 1]:
-        parts = ("rpc eth_estimateGas", "rpc eth_sendRawTransaction", "wait receipt")
+        parts = (
+            "rpc eth_estimateGas",
+            "rpc eth_call",
+            "rpc eth_sendRawTransaction",
+            "wait receipt",
+        )
         out[f"{key}/@rest"] = out[key] - sum(out.get(f"{key}/{p}", 0.0) for p in parts)
     out["relayer/@overhead"] = out.get("relayer", 0.0) - out.get("relayer/train", 0.0)
     out["@total"] = phases.get("relayer", 0.0) + sum(

@@ -106,11 +106,16 @@ def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
     slashed = sum(int(r["slashed"]) for r in rows)
     assert state.pool == 3 * 10**18 + slashed - credited  # the pool paid exactly what was credited
 
-    relayer = dev_account(1).address
+    # the relayer owed the most withdraws (which relayer earned depends on who got which turn)
+    index = max(
+        (1, 2, 3),
+        key=lambda i: int(by_address.get(dev_account(i).address, {}).get("withdrawable", 0)),
+    )
+    relayer = dev_account(index).address
     owed = int(by_address[relayer]["withdrawable"])
     assert owed > 0
     before = w3.eth.get_balance(relayer)
-    out = run(["withdraw", "--dev-account", "1", "--task", "1"], env, tmp_path)
+    out = run(["withdraw", "--dev-account", str(index), "--task", "1"], env, tmp_path)
     assert "withdrew" in out
     after = w3.eth.get_balance(relayer)
     assert before + owed - 10**16 < after <= before + owed  # the ether moved, less gas

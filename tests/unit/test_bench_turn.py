@@ -68,7 +68,7 @@ def test_one_real_turn_is_timed_phase_by_phase(tmp_path):
         sample = relay.turn()
     assert sample.verdict in ("accepted", "rejected")
     for key in ("relayer/fetch+verify", "relayer/train", "relayer/add", "relayer/tx submitRelay",
-                "relayer/tx submitRelay/rpc eth_estimateGas", "commit/score",
+                "relayer/tx submitRelay/rpc eth_call", "commit/score",
                 "commit/tx commitScore", "reveal/tx revealScore", "finalize/tx finalize"):  # fmt: skip
         assert sample.phases.get(key, 0) > 0, key
     assert set(sample.gas) == {"submitRelay", "commitScore", "revealScore", "finalize"}
