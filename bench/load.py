@@ -43,7 +43,6 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -52,17 +51,17 @@ from web3.types import TxReceipt
 
 from bench.common import REPO, machine_info, machine_line, median, table
 from deploy.tasks import load_spec, publish_task
-from trainer.chain import ChainClient, RevertDecoder, connect
+from trainer.chain import TRANSPORT_ERRORS, ChainClient, RevertDecoder, connect
 from trainer.contract import ETHER, DeRelayContract, Phase, Status, decoder_for, load_abi
 from trainer.data import Dataset
-from trainer.errors import ChainError, ConfigError, ContractRevert, StoreError
+from trainer.errors import ChainError, ConfigError, ContractRevert
 from trainer.journal import Journal
 from trainer.keys import dev_account
 from trainer.services import start_ganache
 from trainer.shards import ShardPlan, relayer_shards, validator_shards
 from trainer.spec import DIGITS_CLASSES, DIGITS_FEATURES, TaskSpec
 from trainer.store import LocalStore
-from trainer.worker import Roles, Worker, WorkerConfig
+from trainer.worker import TRANSIENT_ERRORS, Roles, Worker, WorkerConfig
 
 log = logging.getLogger("derelay.load")
 
@@ -75,9 +74,6 @@ LOAD_SPEC = TaskSpec(
 )
 POOL = 10 * ETHER  # each task's reward pool
 MIN_BALANCE = ETHER  # what every worker account needs for stakes and gas
-# What `run_scheduled` treats as transient: the tick is retried, the worker goes on.
-TRANSIENT = (ChainError, StoreError, requests.RequestException, OSError)
-TRANSPORT = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -216,7 +212,7 @@ class CountingMiddleware(Web3Middleware):
             started = time.perf_counter()
             try:
                 response = make_request(method, params)
-            except TRANSPORT as exc:
+            except TRANSPORT_ERRORS as exc:
                 stats.transport_errors[f"{method}: {_error_key(exc)}"] += 1
                 raise
             finally:
@@ -273,7 +269,7 @@ def _drive(worker: Worker, stats: WorkerStats, stop: threading.Event, poll: floa
         started = time.monotonic()
         try:
             stats.actions += len(worker.tick())
-        except TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             stats.tick_failures[_error_key(exc)] += 1
             log.warning("worker %s: tick failed, retrying: %s", stats.address, exc)
         except Exception as exc:

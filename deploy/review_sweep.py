@@ -129,8 +129,16 @@ def mirror_relay(
 # ---------------------------------------------------------------------- the experiment
 
 
-def cell_config(k: int, alpha: float, seed: int, rounds_per_k: int, warmup_per_k: int) -> SimConfig:
-    """K relayers (one poisoner, the rest honest), three honest validators, no other adversary."""
+def cell_config(
+    k: int,
+    alpha: float,
+    seed: int,
+    rounds_per_k: int,
+    warmup_per_k: int,
+    params: dict[str, int] | None = None,
+) -> SimConfig:
+    """K relayers (one poisoner, the rest honest), three honest validators, no other adversary;
+    `params` overrides task parameters."""
     return SimConfig(
         honest=k - 1,
         free_riders=0,
@@ -146,6 +154,7 @@ def cell_config(k: int, alpha: float, seed: int, rounds_per_k: int, warmup_per_k
         poison="alternate",
         consumer_payment=0,
         baselines=False,
+        params=tuple(sorted((params or {}).items())),
     )
 
 
@@ -274,10 +283,7 @@ def sweep(
         cells = []
         started = time.perf_counter()
         for k, alpha, seed in itertools.product(ks, alphas, seeds):
-            config = replace(
-                cell_config(k, alpha, seed, rounds_per_k, warmup_per_k),
-                params=tuple(sorted(params.items())),
-            )
+            config = cell_config(k, alpha, seed, rounds_per_k, warmup_per_k, params)
             cell, references[(k, alpha, seed)] = run_cell(
                 spec, config, seed, references.get((k, alpha, seed))
             )
@@ -311,10 +317,7 @@ def confirm_on_chain(
     the no-review references from the mirror."""
     cells = []
     for k, alpha, seed in itertools.product(ks, alphas, seeds):
-        config = replace(
-            cell_config(k, alpha, seed, rounds_per_k, warmup_per_k),
-            params=tuple(sorted(params.items())),
-        )
+        config = cell_config(k, alpha, seed, rounds_per_k, warmup_per_k, params)
         (result,) = simulate(config, out_dir / f"k{k}-a{alpha}-s{seed}", echo=lambda line: None)
         turns = [
             Turn(
@@ -355,13 +358,14 @@ def plain_sgd(spec: TaskSpec) -> TaskSpec:
 
 
 def passes_until(
-    spec: TaskSpec, config: SimConfig, seed: int, review: str, target: float
+    spec: TaskSpec, config: SimConfig, seed: int, review: str, start: int, target: float
 ) -> float | None:
     """Passes over the honest relayers' data (samples their turns trained, rejected turns
-    included, over the samples they hold) until the head first reaches `target`; None if never."""
+    included, over the samples they hold) until the head, at `start` before the first turn, first
+    reaches `target`; None if never."""
     deal = deal_data(spec, config, seed)
     honest = [s for s, b in zip(deal.shards, config.behaviours(), strict=True) if b == "honest"]
-    xs, ys = [0], [score_weights(spec, genesis_of(spec, seed)[0], deal.test)]
+    xs, ys = [0], [start]
     for t in mirror_relay(spec, config, seed, review=review):
         xs.append(xs[-1] + (t.samples if t.behaviour == "honest" else 0))
         ys.append(t.head_accuracy)
@@ -394,19 +398,13 @@ def passes_cell(
 ) -> PassesResult:
     """The issue's efficiency check: the relay under review against the plain relay, both measured
     in passes over the data to `share` of centralized training's accuracy."""
-    honest = replace(
-        cell_config(k, alpha, seed, max_passes, 0),
-        honest=k,
-        poisoners=0,
-        params=tuple(sorted(params.items())),
-    )
-    poisoned = replace(
-        cell_config(k, alpha, seed, max_passes, 2), params=tuple(sorted(params.items()))
-    )
+    honest = replace(cell_config(k, alpha, seed, max_passes, 0, params), honest=k, poisoners=0)
+    poisoned = cell_config(k, alpha, seed, max_passes, 2, params)
     plain = plain_sgd(spec)
     deal = deal_data(spec, honest, seed)
     held = sum(len(shard) for shard in deal.shards)
     genesis, _ = genesis_of(spec, seed)
+    start = score_weights(spec, genesis, deal.test)
     central = centralized_curve(plain, genesis, deal.shards, deal.test, 20 * held, seed)
     target = share * statistics.fmean(central.accuracy[-5:])
     reached = first_reaching(central.samples, central.accuracy, target)
@@ -416,9 +414,9 @@ def passes_cell(
         seed,
         target,
         None if reached is None else reached / held,
-        passes_until(plain, honest, seed, "none", target),
-        passes_until(spec, honest, seed, "contract", target),
-        passes_until(spec, poisoned, seed, "contract", target),
+        passes_until(plain, honest, seed, "none", start, target),
+        passes_until(spec, honest, seed, "contract", start, target),
+        passes_until(spec, poisoned, seed, "contract", start, target),
     )
 
 

@@ -244,13 +244,17 @@ def describe_endpoint(w3: Web3) -> str:
     return "the embedded chain"
 
 
+# Failures of the transport, not of the node's answer: worth another try.
+TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+
+
 def with_retries(call: Callable[[], T], tries: int = 4, first_delay: float = 0.25) -> T:
     """Run `call`, retrying transient transport failures with exponential backoff."""
     delay = first_delay
     for attempt in range(tries):
         try:
             return call()
-        except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             if attempt == tries - 1:
                 if isinstance(exc, requests.Timeout | TimeoutError):
                     raise ChainError(
@@ -455,8 +459,9 @@ class ChainClient:
         except ChainError:
             return failed
         except Exception as exc:
-            if revert_data(exc) is not None:
-                return self.decoder.decode(revert_data(exc), action)
+            explained = self._explain(exc, action)
+            if isinstance(explained, ContractRevert):
+                return explained
         return failed
 
     def deploy(self, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> tuple[str, TxReceipt]:

@@ -40,6 +40,10 @@ from trainer.training import TrainConfig
 
 log = logging.getLogger("derelay.worker")
 
+# What a tick may fail with and the next tick retry: a node that went away mid-tick, whichever
+# call noticed it first.
+TRANSIENT_ERRORS = (ChainError, StoreError, requests.RequestException, OSError)
+
 # Reverts that mean "someone else already moved the relay on": a keeper lost a race.
 RACE_ERRORS = frozenset({"DeRelay__WrongPhase", "DeRelay__TurnNotExpired", "DeRelay__ReviewOpen"})
 
@@ -356,8 +360,7 @@ def run_scheduled(worker: Worker, stop_after: Callable[[], bool] | None = None) 
     def tick() -> None:
         try:
             worker.tick()
-        except (ChainError, StoreError, requests.RequestException, OSError) as exc:
-            # A node that went away mid-tick: transient, whichever call noticed it first.
+        except TRANSIENT_ERRORS as exc:
             log.warning("tick failed, retrying next tick: %s", exc)
         except BaseException as exc:  # anything else stops the worker, with its message
             fatal.append(exc)

@@ -95,11 +95,20 @@ def test_a_quantity_out_of_range_is_a_chain_error(value):
         quantity(value, "gas price")
 
 
+def _task_params(**overrides: int) -> TaskParams:
+    """The default task parameters, with made-up spec and genesis CIDs."""
+    raw = bytes([1, 0x55, 0x12, 0x20])
+    return TaskParams(
+        spec_cid=raw + bytes(range(32)),
+        genesis_cid=raw + bytes(range(1, 33)),
+        genesis_score=5000,
+        **overrides,
+    )
+
+
 def test_a_race_lost_on_chain_is_decoded_like_a_revert_at_estimation(relay, clients):
     # prepare: a queue of one seat, and a join by clients[2] built (gas estimated) while it was free
-    params = TaskParams(spec_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(32)),
-                        genesis_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(1, 33)),
-                        genesis_score=5000, max_queue=1)  # fmt: skip
+    params = _task_params(max_queue=1)
     task = relay.create_task(params)
     late = relay.as_account(clients[2])
     join = late.contract.functions.joinRelay(task)
@@ -141,9 +150,7 @@ def test_the_chain_id_is_asked_once_per_endpoint():
 
 def test_a_fixed_gas_limit_skips_the_estimate_but_not_the_revert_check(relay, clients):
     # prepare
-    params = TaskParams(spec_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(32)),
-                        genesis_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(1, 33)),
-                        genesis_score=5000)  # fmt: skip
+    params = _task_params()
     task = relay.create_task(params)
     sender = clients[1]
     nonce = sender.w3.eth.get_transaction_count(sender.address)
