@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from trainer.errors import SpecError, one_line
@@ -114,6 +114,7 @@ class TrainHyperparams:
     momentum: float = 0.9  # SGD momentum; Adam ignores it
     weight_decay: float = 0.0  # L2 penalty passed to the optimizer
     prox_mu: float = 0.3  # mu/2*||w - w_parent||^2: fewer passes under label skew, same when IID
+    logit_adjust: float = 1.0  # tau in logits + tau*log(local prior): skew no longer erases classes
 
     def __post_init__(self) -> None:
         _check_int("train.epochs", self.epochs, 1, 1000)
@@ -123,6 +124,7 @@ class TrainHyperparams:
         _check_float("train.momentum", self.momentum, 0.0, 0.999)
         _check_float("train.weight_decay", self.weight_decay, 0.0, 1.0)
         _check_float("train.prox_mu", self.prox_mu, 0.0, 1000.0)
+        _check_float("train.logit_adjust", self.logit_adjust, 0.0, 10.0)
 
 
 ArchArgs = NoArgs | MlpArgs | CnnArgs
@@ -336,11 +338,7 @@ def _parse(value: Any) -> TaskSpec:
     dataset = _str("dataset", doc["dataset"])
     _check_choice("arch", arch, ARCHS)
     _check_choice("dataset", dataset, DATASETS)
-    tr = _obj(
-        "train",
-        doc["train"],
-        {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "prox_mu"},
-    )
+    tr = _obj("train", doc["train"], {f.name for f in fields(TrainHyperparams)})
     train = TrainHyperparams(
         epochs=_int("train.epochs", tr["epochs"]),
         batch_size=_int("train.batch_size", tr["batch_size"]),
@@ -349,6 +347,7 @@ def _parse(value: Any) -> TaskSpec:
         momentum=_float("train.momentum", tr["momentum"]),
         weight_decay=_float("train.weight_decay", tr["weight_decay"]),
         prox_mu=_float("train.prox_mu", tr["prox_mu"]),
+        logit_adjust=_float("train.logit_adjust", tr["logit_adjust"]),
     )
     return TaskSpec(
         version=version,

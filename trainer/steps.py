@@ -96,6 +96,7 @@ def relay_card(
             "momentum": cfg.momentum,
             "weight_decay": cfg.weight_decay,
             "prox_mu": cfg.prox_mu,
+            "logit_adjust": cfg.logit_adjust,
             "seed": cfg.seed,
             "device": result.device,
         },

@@ -34,6 +34,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum; Adam ignores it
     weight_decay: float = 0.0  # L2 penalty passed to the optimizer
     prox_mu: float = 0.0  # mu/2*||w - w_parent||^2; off: +56-63% time, < 0.1 point of accuracy
+    logit_adjust: float = 0.0  # tau: fit logits + tau*log(local label prior); 0: plain loss
     seed: int = 0  # fixes the batch order and every other random draw
     device: str = "cpu"  # "cpu", "cuda", or "auto" (cuda when a GPU is visible)
 
@@ -46,6 +47,7 @@ class TrainConfig:
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (0 <= self.weight_decay < math.inf, "weight_decay must be a number >= 0"),
             (0 <= self.prox_mu < math.inf, "prox_mu must be a number >= 0"),
+            (0 <= self.logit_adjust < math.inf, "logit_adjust must be a number >= 0"),
             (0 <= self.seed < 2**63, "seed must be an integer in [0, 2**63)"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
         ]
@@ -65,6 +67,7 @@ class TrainConfig:
             momentum=t.momentum,
             weight_decay=t.weight_decay,
             prox_mu=t.prox_mu,
+            logit_adjust=t.logit_adjust,
             seed=seed,
             device=device,
         )
@@ -74,7 +77,7 @@ class TrainConfig:
 class TrainReport:
     samples: int  # samples processed: epochs x local samples
     seconds: float  # wall time of the training loop
-    final_loss: float  # mean cross-entropy over the last epoch, without the proximal term
+    final_loss: float  # mean cross-entropy of the (adjusted) logits over the last epoch
     device: str  # where it ran
 
 
@@ -153,6 +156,7 @@ def train(
         inputs = torch.as_tensor(X, dtype=torch.float32).to(device)
         labels = torch.as_tensor(y, dtype=torch.int64).to(device)
         parent = [p.detach().clone() for p in model.parameters()] if cfg.prox_mu > 0 else []
+        shift = cfg.logit_adjust * _log_prior(model, inputs, labels) if cfg.logit_adjust else None
         if cfg.optimizer == "adam":
             opt: torch.optim.Optimizer = torch.optim.Adam(
                 model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
@@ -170,7 +174,10 @@ def train(
                 total = torch.zeros((), device=device)
                 for batch in torch.randperm(n, generator=order).split(cfg.batch_size):
                     batch = batch.to(device)
-                    loss = nn.functional.cross_entropy(model(inputs[batch]), labels[batch])
+                    logits = model(inputs[batch])
+                    if shift is not None:
+                        logits = logits + shift
+                    loss = nn.functional.cross_entropy(logits, labels[batch])
                     total += loss.detach() * len(batch)
                     if parent:
                         drift = sum(
@@ -192,6 +199,21 @@ def train(
     return TrainReport(
         samples=cfg.epochs * n, seconds=seconds, final_loss=final_loss, device=str(device)
     )
+
+
+@torch.no_grad()
+def _log_prior(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log of the local label frequencies, one row over the model's classes.
+
+    Added to the logits in training (logit adjustment, Menon et al. 2021; balanced softmax, Ren et
+    al. 2020), it lets the local prior explain the skew of the local labels, so the weights learn
+    what the samples look like rather than how rare the other classes are here: a relayer holding
+    one class no longer teaches the shared model to forget the other nine. A class with no local
+    sample gets -1e9, which takes it out of the softmax.
+    """
+    classes = model(inputs[:1]).shape[1]
+    counts = torch.bincount(labels, minlength=classes)[:classes].float()
+    return torch.log(counts / counts.sum()).clamp(min=-1e9).unsqueeze(0)
 
 
 @torch.no_grad()

@@ -274,3 +274,21 @@ def test_review_costs_at_most_a_fifth_more_passes_on_iid_data():
 
     assert result.centralized is not None and result.plain is not None
     assert result.reviewed is not None and result.reviewed <= 1.2 * result.plain
+
+
+def test_review_separates_honest_from_poisoned_turns_under_strong_label_skew():
+    """Dirichlet alpha 0.1, where a relayer holds one or two digits: with the spec's logit
+    adjustment an honest turn keeps the other digits, so the default review accepts every honest
+    turn and rejects every poisoned one (random weights and label-flipped training alike)."""
+    from deploy.review_sweep import cell_config, mirror_relay
+    from trainer.spec import digits_mlp_spec
+
+    config = cell_config(k=5, alpha=0.1, seed=1, rounds_per_k=8, warmup_per_k=2)
+
+    turns = mirror_relay(digits_mlp_spec(), config, seed=1)
+
+    honest = [t.verdict for t in turns if t.behaviour == "honest"]
+    poisoned = [t.verdict for t in turns if t.behaviour == "poisoner"]
+    assert len(honest) == 36 and set(honest) == {"accepted"}
+    assert len(poisoned) == 4 and set(poisoned) == {"rejected"}
+    assert turns[-1].head_accuracy > 6000

@@ -83,6 +83,23 @@ def test_proximal_term_keeps_the_child_near_its_parent(digits):
     assert drift[1.0] < 0.8 * drift[0.0]
 
 
+def test_logit_adjustment_keeps_the_classes_a_skewed_shard_lacks(digits):
+    local, holdout = digits
+    parent = init_weights(SPEC, 0)
+    train(parent, local.X, local.y, TrainConfig(epochs=3))
+    one_class = local.subset(np.flatnonzero(local.y == 3))
+    others = holdout.subset(np.flatnonzero(holdout.y != 3))
+    accuracy = {}
+    for tau in (0.0, 1.0):
+        child = init_weights(SPEC, 0)
+        child.load_state_dict(parent.state_dict())
+        train(child, one_class.X, one_class.y, TrainConfig(epochs=3, logit_adjust=tau))
+        accuracy[tau] = evaluate(child, others.X, others.y)
+    before = evaluate(parent, others.X, others.y)
+    assert accuracy[0.0] < before - 5000  # plain cross-entropy on one class: most digits become 3s
+    assert accuracy[1.0] >= before - 200
+
+
 def test_evaluate_is_floored_basis_points():
     spec = TaskSpec(arch="logreg", input_shape=(2,), num_classes=3, dataset="npz")
     model = init_weights(spec, 0)
@@ -136,6 +153,7 @@ def test_progress_bar(digits, capsys):
         {"momentum": 1.0},
         {"weight_decay": -1.0},
         {"prox_mu": float("inf")},
+        {"logit_adjust": -1.0},
         {"seed": -1},
         {"device": "tpu"},
     ],
