@@ -392,14 +392,26 @@ class DeRelayContract:
         return int(self._view("withdrawable", to_checksum_address(address)))
 
     def queue(self, task_id: int, page_size: int = 100) -> list[tuple[str, int]]:
-        """The whole relay queue in turn order, with stakes, read page by page."""
-        members: list[tuple[str, int]] = []
+        """The whole relay queue in turn order, with stakes, read page by page. A node whose
+        pages come back to a member already read (a queue that never ends) is a ChainError."""
+        members: dict[str, int] = {}
         cursor = ZERO_ADDRESS
         while True:
             page, stakes, cursor = self._view("queuePage", task_id, cursor, page_size)
-            members.extend(zip(page, stakes, strict=True))
+            if len(page) != len(stakes) or len(page) > page_size or cursor in members:
+                raise ChainError(
+                    f"the RPC endpoint gave a malformed page of task {task_id}'s queue: "
+                    "is it an Ethereum node you trust?"
+                )
+            for member, stake in zip(page, stakes, strict=True):
+                if member in members:
+                    raise ChainError(
+                        f"the RPC endpoint gave task {task_id}'s queue with {member} twice: "
+                        "is it an Ethereum node you trust?"
+                    )
+                members[member] = stake
             if cursor == ZERO_ADDRESS or not page:
-                return members
+                return list(members.items())
 
     def lineage(self, task_id: int, offset: int = 0, limit: int = 100) -> list[LineageEntry]:
         """A page of the lineage (genesis at index 0)."""
@@ -410,13 +422,15 @@ class DeRelayContract:
         ]
 
     def full_lineage(self, task_id: int, page_size: int = 100) -> list[LineageEntry]:
-        """Every lineage entry, read page by page."""
+        """Every lineage entry up to the submission count read first, page by page."""
+        count = self.task_state(task_id).submission_count
         entries: list[LineageEntry] = []
-        while True:
-            page = self.lineage(task_id, len(entries), page_size)
+        while len(entries) < count:
+            page = self.lineage(task_id, len(entries), min(page_size, count - len(entries)))
+            if not page:
+                break
             entries.extend(page)
-            if len(page) < page_size:
-                return entries
+        return entries[:count]
 
     def seats(self, task_id: int) -> list[SeatState]:
         """Every validator seat."""

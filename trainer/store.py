@@ -32,6 +32,7 @@ DEFAULT_IPFS_URL = "http://127.0.0.1:5001"
 _MAX_DEPTH = 16  # a 512 MiB file is 3 levels deep; anything this deep is not ours
 _TRANSFER_CHUNK = 1024 * 1024
 _HAS_TIMEOUT = 5.0  # seconds
+_REPLY_BYTES = 64 * 1024  # most a node may say in answer to anything but `cat`
 _TMP_PREFIX = ".tmp-"
 # Kubo's defaults for `ipfs add --cid-version=1`, spelled out so that any node (js-ipfs too)
 # builds the same DAG; `cid-base` only changes how the node writes the CID back.
@@ -363,9 +364,9 @@ class KuboStore(ContentStore):
         body = _MultipartBody(data, self.progress, f"add {str(expected)[:16]}…")
         headers = {"Content-Type": body.content_type}
         with self._call("add", _ADD_PARAMS, data=body, headers=headers) as resp:
-            lines = [line for line in resp.text.splitlines() if line.strip()]
+            lines = [line for line in self._body(resp, "add").splitlines() if line.strip()]
         try:
-            reply = loads_json(lines[-1].encode())
+            reply = loads_json(lines[-1])
             got = Cid.parse(reply["Hash"])
         except (IndexError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(
@@ -389,7 +390,7 @@ class KuboStore(ContentStore):
         limit = self.max_bytes if max_bytes is None else max_bytes
         chunks: list[bytes] = []
         received = 0
-        with self._call("cat", {"arg": str(cid)}, stream=True) as resp:
+        with self._call("cat", {"arg": str(cid)}) as resp:
             header = resp.headers.get("X-Content-Length", "")
             announced = int(header) if header.isdigit() else None
             if announced is not None and announced > limit:
@@ -436,9 +437,34 @@ class KuboStore(ContentStore):
         with self._call("block/stat", params, missing_ok=True) as resp:
             return resp.status_code == 200
 
+    def _body(self, resp: requests.Response, endpoint: str) -> bytes:
+        """The reply's body: at most `_REPLY_BYTES`, whole within `timeout`, or a StoreError (a
+        node that streams without end or trickles a byte at a time must not hold a worker)."""
+        deadline = time.monotonic() + self.timeout
+        body = bytearray()
+        try:
+            for chunk in resp.iter_content(4096):
+                body += chunk
+                if len(body) > _REPLY_BYTES:
+                    raise StoreError(
+                        f"IPFS node at {self.url} said more than {_REPLY_BYTES} bytes in answer "
+                        f"to {endpoint}: is this URL an IPFS RPC API (usually port 5001)?"
+                    )
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"IPFS node at {self.url} took over {self.timeout:g} s to answer "
+                        f"{endpoint}: it may be overloaded; try again"
+                    )
+        except requests.RequestException as exc:
+            raise StoreError(
+                f"IPFS node at {self.url} broke off its answer to {endpoint} "
+                f"({one_line(str(exc), 120)}): check that it is running and try again"
+            ) from None
+        return bytes(body)
+
     def _json(self, resp: requests.Response, endpoint: str) -> dict[str, object]:
         try:
-            reply = loads_json(resp.content)
+            reply = loads_json(self._body(resp, endpoint))
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
@@ -455,10 +481,10 @@ class KuboStore(ContentStore):
         *,
         data: _MultipartBody | None = None,
         headers: dict[str, str] | None = None,
-        stream: bool = False,
         missing_ok: bool = False,
     ) -> requests.Response:
         """POST to /api/v0/<endpoint>, trying again on connection failures; raise StoreError.
+        The reply streams: read it with `_body` (bounded) unless it is `cat`'s content.
 
         With `missing_ok`, a 500 (how Kubo reports "not found") is returned instead of raised.
         """
@@ -470,7 +496,7 @@ class KuboStore(ContentStore):
                     params=params,
                     data=data,
                     headers=headers,
-                    stream=stream,
+                    stream=True,
                     timeout=(self.connect_timeout, self.timeout),
                 )
                 break
@@ -494,10 +520,11 @@ class KuboStore(ContentStore):
         if resp.status_code == 200 or (missing_ok and resp.status_code == 500):
             return resp
         with resp:
+            body = self._body(resp, endpoint)
             try:
-                message = str(loads_json(resp.content).get("Message", ""))
+                message = str(loads_json(body).get("Message", ""))
             except (ValueError, AttributeError):
-                message = resp.text
+                message = body.decode("utf-8", "replace")
         raise StoreError(
             f"IPFS node at {self.url} refused {endpoint} (HTTP {resp.status_code}): "
             f"{one_line(message) or 'no reason given'}"

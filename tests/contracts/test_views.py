@@ -20,6 +20,7 @@ from tests.contracts.conftest import (
     submit,
 )
 from trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase, Status, commitment_for
+from trainer.errors import ChainError
 
 
 def addr(view: DeRelayContract) -> str:
@@ -85,6 +86,29 @@ def test_queue_pages(chain: Chain, actors: Actors):
     assert page(view, task, r[3], 1) == ([r[3]], [stakes[3]], ZERO_ADDRESS)
     assert page(view, task, ZERO_ADDRESS, 0) == ([], [], r[0])
     assert view.queue(task, page_size=3) == list(zip(r, stakes, strict=True))
+
+
+def test_paging_stops_on_a_node_whose_pages_never_end(chain: Chain, actors: Actors, monkeypatch):
+    task = make_task(actors, slash_timeout_bp=0)
+    for relayer in actors.relayers[:3]:
+        relayer.join_relay(task, ETH)
+    view = actors.keeper
+    honest = view._view
+
+    def looping(name, *args):
+        """queuePage leads back to the first member; lineage pages hold more than asked."""
+        if name == "queuePage":
+            members, stakes, _ = honest(name, *args)
+            return members, stakes, addr(actors.relayers[0])
+        if name == "lineage":
+            return honest(name, task, 0, 1) * (args[2] + 1)
+        return honest(name, *args)
+
+    monkeypatch.setattr(view, "_view", looping)
+
+    with pytest.raises(ChainError, match=f"malformed page of task {task}'s queue"):
+        view.queue(task, page_size=2)
+    assert len(view.full_lineage(task, page_size=2)) == view.task_state(task).submission_count == 1
 
 
 def test_queue_pages_follow_the_rotation(chain: Chain, actors: Actors):

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -298,6 +299,7 @@ class FakeNode:
 
     def __init__(self) -> None:
         self.replies: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.trickle = 0.0  # seconds between bytes of a body; 0: all at once
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -309,7 +311,12 @@ class FakeNode:
                 for name, value in {"Content-Length": str(len(body)), **headers}.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                if not fake.trickle:
+                    self.wfile.write(body)
+                for byte in body if fake.trickle else b"":
+                    time.sleep(fake.trickle)
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -379,4 +386,21 @@ def test_kubo_node_errors_are_one_line(fake):
     assert fake.store.has(VECTORS[1])
     fake.replies["version"] = (404, {}, b"404 page not found\n")
     with pytest.raises(StoreError, match=r"refused version \(HTTP 404\): 404 page not found$"):
+        fake.store.version()
+
+
+def test_kubo_replies_are_bounded_in_size_and_time(fake):
+    too_long = 70 * 1024
+    fake.replies["version"] = (200, {}, b'{"Version": "' + b"9" * too_long + b'"}')
+    with pytest.raises(StoreError, match="said more than 65536 bytes in answer to version: "):
+        fake.store.version()
+    fake.replies["add"] = (200, {}, b"\n" * too_long)
+    with pytest.raises(StoreError, match="said more than 65536 bytes in answer to add: "):
+        fake.store.add(b"data")
+    fake.replies["pin/add"] = (500, {}, b"e" * 8 * 1024 * 1024)
+    with pytest.raises(StoreError, match="said more than 65536 bytes in answer to pin/add: "):
+        fake.store.pin(VECTORS[1])
+    fake.replies["version"] = (200, {}, b'{"Version": "0.1.0"}')
+    fake.trickle, fake.store.timeout = 0.1, 0.5
+    with pytest.raises(StoreError, match=r"took over 0.5 s to answer version: "):
         fake.store.version()
