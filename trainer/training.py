@@ -208,12 +208,14 @@ def _log_prior(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> 
     Added to the logits in training (logit adjustment, Menon et al. 2021; balanced softmax, Ren et
     al. 2020), it lets the local prior explain the skew of the local labels, so the weights learn
     what the samples look like rather than how rare the other classes are here: a relayer holding
-    one class no longer teaches the shared model to forget the other nine. A class with no local
-    sample gets -1e9, which takes it out of the softmax.
+    one class no longer teaches the shared model to forget the other nine. Counts are smoothed by
+    one (Laplace): with the bare frequencies a class with no local sample would drop out of the
+    softmax, and a relayer holding a single class would have no loss to learn from, its child the
+    very weights of its parent.
     """
     classes = model(inputs[:1]).shape[1]
-    counts = torch.bincount(labels, minlength=classes)[:classes].float()
-    return torch.log(counts / counts.sum()).clamp(min=-1e9).unsqueeze(0)
+    counts = torch.bincount(labels, minlength=classes)[:classes].float() + 1
+    return torch.log(counts / counts.sum()).unsqueeze(0)
 
 
 @torch.no_grad()

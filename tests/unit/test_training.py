@@ -98,6 +98,7 @@ def test_logit_adjustment_keeps_the_classes_a_skewed_shard_lacks(digits):
     before = evaluate(parent, others.X, others.y)
     assert accuracy[0.0] < before - 5000  # plain cross-entropy on one class: most digits become 3s
     assert accuracy[1.0] >= before - 200
+    assert not torch.equal(_flat(child), _flat(parent))  # one class still has a loss to learn from
 
 
 def test_evaluate_is_floored_basis_points():
