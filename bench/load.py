@@ -6,7 +6,8 @@ measures the protocol, not torch). The workers are the real `trainer.worker.Work
 its own funded dev key and journal, dealt round-robin to the tasks (per task: a few validators,
 one pure keeper when there are enough workers, the rest relayers, every other one also a keeper)
 and spread over a few OS processes, one thread per worker, so that transactions from different
-processes really race on the chain. Weights go through one `LocalStore` directory.
+processes really race on the chain. Weights go through one `LocalStore` directory, or with
+`--store ipfs` through the dev IPFS node (js-ipfs, the Kubo RPC API) that every process talks to.
 
 The run ends when every task has finalized `--rounds` rounds (or at the wall-clock cap, or as soon
 as a task makes no progress for longer than its bound). Turns, verdicts and turn times come from
@@ -15,7 +16,8 @@ against the accounts' nonces. A task is *stuck* when no new turn started for lon
 turn duration + commit window + reveal window + slack: the longest a healthy relay can take
 between two turns. The exit code is 1 when a task is stuck, a worker crashed or a process died.
 
-    python -m bench.load [--workers 50] [--tasks 5] [--rounds 10] [--processes 5] [--out out/load]
+    python -m bench.load [--workers 50] [--tasks 5] [--rounds 10] [--processes 5] [--store ipfs]
+                         [--out out/load]
 
 Every field of `LoadConfig` is a flag (--poll, --commit-window, --max-seconds, ...). The report
 goes to stdout and to load.json in --out, next to each worker process's log.
@@ -57,10 +59,10 @@ from trainer.data import Dataset
 from trainer.errors import ChainError, ConfigError, ContractRevert
 from trainer.journal import Journal
 from trainer.keys import dev_account
-from trainer.services import start_ganache
+from trainer.services import start_ganache, start_ipfs
 from trainer.shards import ShardPlan, relayer_shards, validator_shards
 from trainer.spec import DIGITS_CLASSES, DIGITS_FEATURES, TaskSpec
-from trainer.store import LocalStore
+from trainer.store import open_store
 from trainer.worker import TRANSIENT_ERRORS, Roles, Worker, WorkerConfig
 
 log = logging.getLogger("derelay.load")
@@ -74,6 +76,7 @@ LOAD_SPEC = TaskSpec(
 )
 POOL = 10 * ETHER  # each task's reward pool
 MIN_BALANCE = ETHER  # what every worker account needs for stakes and gas
+STORES = ("local", "ipfs")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class LoadConfig:
     commit_window: int = 20
     reveal_window: int = 20
     slack: int = 30  # seconds on top of the windows before a task counts as stuck
+    store: str = "local"  # "local": one shared LocalStore directory; "ipfs": the dev IPFS node
 
     @property
     def stuck_bound(self) -> int:
@@ -115,6 +119,8 @@ class LoadConfig:
         """Every task needs its validators and at least two relayers, so that turns rotate."""
         if self.tasks < 1 or self.processes < 1 or self.rounds < 1 or self.validators < 1:
             raise ConfigError("tasks, processes, rounds and validators must be at least 1")
+        if self.store not in STORES:
+            raise ConfigError(f"store must be one of {', '.join(STORES)}, not {self.store!r}")
         if self.workers // self.tasks < self.validators + 2:
             raise ConfigError(
                 f"{self.workers} workers for {self.tasks} tasks leave fewer than "
@@ -299,7 +305,7 @@ def child_main(config_path: Path) -> None:
         signal.signal(sig, on_signal)
     abi = load_abi()
     decoder = decoder_for(abi)
-    store = LocalStore(cfg["store"])
+    store = open_store(cfg["ipfs"], Path(cfg["store"]))
     specs: dict[int, TaskSpec] = {}
     shards: dict[tuple[str, int, int], list[Dataset]] = {}
     threads: list[threading.Thread] = []
@@ -408,11 +414,20 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> list[int | None]:
 
 
 def run_load(
-    config: LoadConfig, rpc: str, work: Path, echo: Callable[[str], None] = print
+    config: LoadConfig,
+    rpc: str,
+    work: Path,
+    echo: Callable[[str], None] = print,
+    ipfs: str | None = None,
 ) -> dict[str, Any]:
     """Deploy, publish the tasks, run the worker processes against `rpc` (whose dev accounts
-    0..workers must be funded), stop them, and return the report."""
+    0..workers must be funded) and, when `ipfs` is given, that IPFS node; stop them, and return
+    the report."""
     config.check()
+    if (config.store == "ipfs") != (ipfs is not None):
+        raise ConfigError(
+            f"store {config.store!r} with IPFS node {ipfs}: give a node for ipfs only"
+        )
     work.mkdir(parents=True, exist_ok=True)
     w3 = connect(rpc)
     publisher = DeRelayContract.deploy(ChainClient(w3, dev_account(0), decoder_for()))
@@ -423,7 +438,7 @@ def run_load(
             f"{len(poor)} worker accounts hold less than 1 ether (first {poor[0]}): start ganache "
             f"with at least {config.workers + 1} accounts"
         )
-    store = LocalStore(work / "store")
+    store = open_store(ipfs, work / "store")
     task_ids = [
         publish_task(
             publisher, store, LOAD_SPEC, POOL, overrides=config.task_params(), genesis_seed=k
@@ -441,7 +456,9 @@ def run_load(
     try:
         for k in range(config.processes):
             children.append(
-                _spawn(k, plans[k :: config.processes], rpc, publisher.address, work, config.poll)
+                _spawn(
+                    k, plans[k :: config.processes], rpc, ipfs, publisher.address, work, config.poll
+                )
             )
         reason = _watch(publisher, config, task_ids, children, echo)
     finally:
@@ -474,7 +491,13 @@ def run_load(
 
 
 def _spawn(
-    k: int, plans: list[WorkerPlan], rpc: str, contract: str, work: Path, poll: float
+    k: int,
+    plans: list[WorkerPlan],
+    rpc: str,
+    ipfs: str | None,
+    contract: str,
+    work: Path,
+    poll: float,
 ) -> subprocess.Popen[bytes]:
     config_path = work / f"process-{k}.json"
     config_path.write_text(
@@ -483,6 +506,7 @@ def _spawn(
                 "rpc": rpc,
                 "contract": contract,
                 "store": str(work / "store"),
+                "ipfs": ipfs,
                 "journals": str(work / "journals"),
                 "poll": poll,
                 "stats": str(work / f"stats-{k}.json"),
@@ -638,7 +662,7 @@ def render(report: dict[str, Any]) -> str:
     header += ["longest gap s", "stuck"]
     lines = [
         f"# Load: {report['workers']} workers, {len(report['tasks'])} tasks, "
-        f"{cfg['processes']} processes",
+        f"{cfg['processes']} processes, store {cfg['store']}",
         "",
         f"- machine: {machine_line(report['machine'])}",
         f"- run: {report['run_s']:.0f} s wall; ended: {report['ended']}",
@@ -696,14 +720,21 @@ def main() -> None:
         **{option.name: getattr(args, option.name) for option in fields(LoadConfig)}
     )
     config.check()
-    for stale in ("journals", "store"):  # journals of an earlier chain would mislead the workers
+    # journals and content of an earlier chain would mislead the workers
+    for stale in ("journals", "store", "ipfs-repo"):
         shutil.rmtree(args.out / stale, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    ganache = start_ganache(None, accounts=config.workers + 1, log_path=args.out / "ganache.log")
-    try:
-        report = run_load(config, ganache.url, args.out)
-    finally:
-        ganache.stop()
+    with contextlib.ExitStack() as services:
+        ganache = start_ganache(
+            None, accounts=config.workers + 1, log_path=args.out / "ganache.log"
+        )
+        services.callback(ganache.stop)
+        ipfs = None
+        if config.store == "ipfs":
+            node = start_ipfs(args.out / "ipfs-repo", log_path=args.out / "ipfs.log")
+            services.callback(node.stop)
+            ipfs = node.url
+        report = run_load(config, ganache.url, args.out, ipfs=ipfs)
     (args.out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
     print(render(report))
     sys.exit(0 if report["ok"] else 1)

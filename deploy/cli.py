@@ -34,7 +34,7 @@ from trainer.errors import ConfigError, DeRelayError
 from trainer.keys import create_keystore, load_account
 from trainer.limits import DEFAULT_LIMITS, Limits, parse_size
 from trainer.spec import digits_mlp_spec
-from trainer.store import ContentStore, KuboStore, LocalStore
+from trainer.store import open_store
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_STORE = Path(".derelay/store")
@@ -118,14 +118,6 @@ def limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def limits() -> Limits:
     """The size limits on untrusted input set for this command line."""
     return click.get_current_context().find_object(Limits) or DEFAULT_LIMITS
-
-
-def open_store(ipfs: str | None, store_dir: Path) -> ContentStore:
-    """The content store the options name."""
-    max_bytes = limits().content_bytes
-    return (
-        KuboStore(ipfs, max_bytes=max_bytes) if ipfs else LocalStore(store_dir, max_bytes=max_bytes)
-    )
 
 
 def signer(rpc: str, keystore: Path | None, dev_account: int | None) -> tuple[ChainClient, int]:
@@ -528,7 +520,7 @@ def model_get(
     from trainer.models import load_weights
 
     relay = open_contract(rpc, deployments, keystore, dev_account)
-    store = open_store(ipfs, store_dir)
+    store = open_store(ipfs, store_dir, limits().content_bytes)
     params = relay.task_params(task_id)
     spec = load_spec(store, params.spec_cid, limits())
     head_cid, score = relay.head(task_id)
@@ -611,7 +603,7 @@ def worker(
 
     role_set = Roles.parse(roles)
     relay = open_contract(rpc, deployments, keystore, dev_account)
-    store = open_store(ipfs, store_dir)
+    store = open_store(ipfs, store_dir, limits().content_bytes)
     spec = load_spec(store, relay.task_params(task_id).spec_cid, limits())
     train_data = holdout = None
     if role_set.relayer:

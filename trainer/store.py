@@ -529,3 +529,12 @@ class KuboStore(ContentStore):
             f"IPFS node at {self.url} refused {endpoint} (HTTP {resp.status_code}): "
             f"{one_line(message) or 'no reason given'}"
         )
+
+
+def open_store(
+    ipfs: str | None, directory: Path, max_bytes: int = DEFAULT_LIMITS.content_bytes
+) -> ContentStore:
+    """The IPFS node at the RPC URL `ipfs`, or else the LocalStore in `directory`."""
+    return (
+        KuboStore(ipfs, max_bytes=max_bytes) if ipfs else LocalStore(directory, max_bytes=max_bytes)
+    )

@@ -15,10 +15,14 @@ from trainer.keys import dev_account
 pytestmark = pytest.mark.integration
 
 
-def test_small_load_run_finishes_and_matches_the_chain(ganache_node, tmp_path):
+@pytest.mark.parametrize("store", ["local", "ipfs"])
+def test_small_load_run_finishes_and_matches_the_chain(store, ganache_node, tmp_path, request):
     # prepare: 8 workers (ganache_node funds dev accounts 0..9) on 2 tasks in 2 processes, with
-    # windows short enough for a quick test and long enough for 8 workers on 2 cores
+    # windows short enough for a quick test and long enough for 8 workers on 2 cores; the weights
+    # go through a shared directory or through the dev IPFS node
+    ipfs = request.getfixturevalue("ipfs_node").url if store == "ipfs" else None
     config = LoadConfig(
+        store=store,
         workers=8,
         tasks=2,
         rounds=3,
@@ -31,7 +35,7 @@ def test_small_load_run_finishes_and_matches_the_chain(ganache_node, tmp_path):
     )
 
     # act
-    report = run_load(config, ganache_node.url, tmp_path, echo=lambda line: None)
+    report = run_load(config, ganache_node.url, tmp_path, echo=lambda line: None, ipfs=ipfs)
 
     # check: every task reached its rounds, none stuck, nothing failed beyond handled reverts
     assert report["ok"], render(report)

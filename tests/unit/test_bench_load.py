@@ -37,8 +37,12 @@ def test_a_plan_survives_its_trip_through_json():
 
 @pytest.mark.parametrize(
     "config",
-    [LoadConfig(workers=8, tasks=2, validators=3), LoadConfig(workers=10, tasks=0)],
-    ids=["too-few-workers-per-task", "no-task"],
+    [
+        LoadConfig(workers=8, tasks=2, validators=3),
+        LoadConfig(workers=10, tasks=0),
+        LoadConfig(store="s3"),
+    ],
+    ids=["too-few-workers-per-task", "no-task", "unknown-store"],
 )
 def test_configurations_that_cannot_run_are_refused(config):
     with pytest.raises(ConfigError):
