@@ -513,7 +513,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         f"K in {args.ks}, alpha in {args.alphas}, seeds {args.seeds}; {args.rounds_per_k}K rounds, "
         f"the poisoner (label flip, {SimConfig().poison_epochs} epochs, alternating with random "
-        f"weights) joins after {args.warmup_per_k}K rounds; 3 honest validators.",
+        f"weights) joins after {args.warmup_per_k}K rounds; 3 honest validators. Honest relayers "
+        f"train as the spec recommends (prox_mu {spec.train.prox_mu:g}, logit_adjust "
+        f"{spec.train.logit_adjust:g}), the poisoner with neither.",
         "",
         "Targets: >= 95% of honest turns accepted, >= 95% of poisoned turns rejected, mean final "
         "accuracy within 1 point of the same relay with no review (the same turns, every honest "

@@ -1210,12 +1210,16 @@ def _eth(wei: float) -> str:
 
 def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]) -> Path:
     """report.md over every seed, and summary.csv with one row per seed."""
+    train = digits_mlp_spec().train
     lines = [
         "# DeRelayL simulation report",
         "",
         f"Seeds: {', '.join(str(r.seed) for r in results)} (default seed {DEFAULT_SEED}). "
         "The real DeRelay contract on the embedded chain (eth-tester), real training of the "
-        "digits MLP (one local epoch per honest turn).",
+        f"digits MLP: an honest turn trains {train.epochs} local "
+        f"epoch{'' if train.epochs == 1 else 's'} of {train.optimizer} (lr "
+        f"{train.lr:g}, proximal term {train.prox_mu:g}, logit adjustment {train.logit_adjust:g}), "
+        "a poisoner trains without either safeguard.",
         "",
         f"- relayers K = {config.participants}: honest {config.honest}, free-riders "
         f"{config.free_riders}, poisoners {config.poisoners} ({config.poison}), stallers {config.stallers}; "

@@ -27,7 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from trainer.chain import rpc_int
 from trainer.cid import Cid
-from trainer.contract import DeRelayContract, Phase, TaskState, commitment_for
+from trainer.contract import DeRelayContract, Phase, TaskState, commitment_for, finalize_gas
 from trainer.data import Dataset, data_commitment
 from trainer.errors import ChainError, ContractRevert, DeRelayError, StoreError
 from trainer.failpoints import failpoint
@@ -331,7 +331,7 @@ class Worker:
                 self.relay.skip_turn(self.task_id)
                 return [f"round {state.round}: skipped the expired turn of {state.holder}"]
             if state.phase == Phase.REVIEW and self._finalizable(state, now):
-                self.relay.finalize(self.task_id)
+                self.relay.finalize(self.task_id, finalize_gas(self._params.max_validators))
                 return [f"round {state.round}: finalized the review"]
         except ContractRevert as exc:
             if exc.name in RACE_ERRORS:

@@ -14,9 +14,11 @@ from bench.gas import (
     UPDATE_HINT,
     budget_problems,
     load_baseline,
+    measure,
     scripted_gas,
 )
 from tests.conftest import TEST_KEYS
+from trainer.contract import finalize_gas
 
 
 def test_the_budget_replays_with_the_baseline_accounts():
@@ -42,3 +44,14 @@ def test_the_budget_check_reports_increases_and_gaps():
         "withdraw: 31600 gas, +5.3% over its baseline 30000 (allowed +5%)",
         "gone: in the baseline but no longer measured",
     ]
+
+
+def test_the_fixed_finalize_limit_leaves_room_over_its_dearest_case():
+    # Keepers send finalize with finalize_gas(maxValidators) and no estimate: it must cover the
+    # dearest finalize, every seat revealing and paid, the holder's first reward, with room to spare.
+    for validators in (3, 16):
+        run = measure(relayers=2, validators=validators, rounds=1)
+
+        used = run.first[f"finalize({validators} reveals)"]
+
+        assert 1.5 * used <= finalize_gas(validators)
