@@ -206,11 +206,18 @@ class SeatState:
 
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-# Gas limits of the transactions that must land inside a window (a turn, a commit or a reveal
-# window): they are sent without eth_estimateGas (under 50 workers, ganache took 6-9 s on average
-# and up to 30 s to estimate, longer than a reveal window) after an eth_call that catches any
-# revert. About twice the most each has used (bench/gas-baseline.json; first uses write cold slots).
-TIMED_GAS = {"submitRelay": 200_000, "commitScore": 120_000, "revealScore": 90_000}
+# Gas limits of the transactions a worker sends without eth_estimateGas, after an eth_call that
+# catches any revert: under 50 workers ganache took 5-14 s on average and up to 30 s to estimate,
+# longer than a reveal window, and long enough to seat a task's validators minutes late. About twice
+# the most each has used (bench/gas-baseline.json, where first uses write cold slots; a registration
+# may read up to 16 seats).
+FIXED_GAS = {
+    "submitRelay": 200_000,
+    "commitScore": 120_000,
+    "revealScore": 90_000,
+    "joinRelay": 200_000,
+    "registerValidator": 250_000,
+}
 
 
 def finalize_gas(max_validators: int) -> int:
@@ -263,7 +270,7 @@ class DeRelayContract:
 
     def _tx(self, name: str, *args: Any, value: int = 0, gas: int | None = None) -> TxReceipt:
         fn = getattr(self.contract.functions, name)(*args)
-        return self.client.transact(fn, name, value, gas or TIMED_GAS.get(name))
+        return self.client.transact(fn, name, value, gas or FIXED_GAS.get(name))
 
     def create_task(self, params: TaskParams, funding: int = 0) -> int:
         """Create a task funded with `funding` wei; return its id."""

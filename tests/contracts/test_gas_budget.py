@@ -18,7 +18,7 @@ from bench.gas import (
     scripted_gas,
 )
 from tests.conftest import TEST_KEYS
-from trainer.contract import finalize_gas
+from trainer.contract import FIXED_GAS, finalize_gas
 
 
 def test_the_budget_replays_with_the_baseline_accounts():
@@ -55,3 +55,11 @@ def test_the_fixed_finalize_limit_leaves_room_over_its_dearest_case():
         used = run.first[f"finalize({validators} reveals)"]
 
         assert 1.5 * used <= finalize_gas(validators)
+
+
+def test_every_fixed_gas_limit_leaves_room_over_the_baseline():
+    gas = load_baseline()["gas"]
+    for name, limit in FIXED_GAS.items():
+        used = max(figure for key, figure in gas.items() if key.split("(")[0] == name)
+
+        assert 1.5 * used <= limit, f"{name}: {limit} is too close to the {used} it has used"
