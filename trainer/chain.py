@@ -32,7 +32,7 @@ from web3.types import RPCEndpoint, RPCResponse, TxReceipt
 
 from trainer.errors import ChainError, ContractRevert, one_line
 from trainer.failpoints import failpoint
-from trainer.limits import DEFAULT_LIMITS, loads_json
+from trainer.limits import DEFAULT_LIMITS, loads_json, read_reply
 
 EMBEDDED = "embedded"
 # Chain ids on which the well-known dev accounts may sign: ganache/anvil/hardhat and eth-tester.
@@ -137,7 +137,6 @@ class BoundedHTTPProvider(HTTPProvider):
 
     def _post(self, method: str, request: bytes) -> bytes:
         deadline = time.monotonic() + self.timeout
-        body = bytearray()
         try:
             with self._session.post(
                 str(self.endpoint_uri),
@@ -146,21 +145,7 @@ class BoundedHTTPProvider(HTTPProvider):
                 timeout=self.timeout,
                 stream=True,
             ) as response:
-                # read1 returns what has arrived, so a reply trickling in still meets the deadline.
-                while chunk := response.raw.read1(64 * 1024, decode_content=True):
-                    body += chunk
-                    if len(body) > self.max_reply_bytes:
-                        raise ChainError(
-                            f"the RPC endpoint answered {method} with more than "
-                            f"{self.max_reply_bytes} bytes, the limit: raise --max-rpc-reply-bytes "
-                            "only for a node you trust"
-                        )
-                    if time.monotonic() > deadline:
-                        raise requests.Timeout(f"the reply took over {self.timeout:g} s")
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise requests.Timeout(str(exc)) from None
-        except urllib3.exceptions.ProtocolError as exc:  # the connection broke mid-reply
-            raise requests.ConnectionError(str(exc)) from None
+                body = read_reply(response, self.max_reply_bytes, deadline)
         except (requests.ConnectionError, requests.Timeout):
             raise
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -168,13 +153,18 @@ class BoundedHTTPProvider(HTTPProvider):
                 f"the RPC endpoint sent an unreadable answer to {method} "
                 f"({type(exc).__name__}: {one_line(str(exc), 100)}): check --rpc and try again"
             ) from None
+        if len(body) > self.max_reply_bytes:
+            raise ChainError(
+                f"the RPC endpoint answered {method} with more than {self.max_reply_bytes} bytes, "
+                "the limit: raise --max-rpc-reply-bytes only for a node you trust"
+            )
         if response.status_code != 200:
             raise ChainError(
                 f"the RPC endpoint answered {method} with HTTP {response.status_code} "
                 f"({one_line(body[:200].decode('utf-8', 'replace'), 100) or 'no reason given'}): "
                 "check that --rpc names a working Ethereum JSON-RPC node"
             )
-        return bytes(body)
+        return body
 
 
 def _check_reply(reply: Any, method: str, request_id: Any) -> None:

@@ -7,16 +7,21 @@ On the command line, `derelay --max-<field> SIZE` or `$DERELAY_MAX_<FIELD>` sets
 with dashes for underscores, e.g. --max-weights-bytes or $DERELAY_MAX_WEIGHTS_BYTES).
 
 Beyond sizes, untrusted JSON is parsed with `loads_json`, which refuses nesting deeper than
-MAX_JSON_DEPTH, and local files named by others with `read_prefix`, which stops past the limit.
+MAX_JSON_DEPTH, local files named by others are read with `read_prefix`, which stops past the
+limit, and HTTP replies of others' nodes with `read_reply`, which also stops at a deadline.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import requests
+import urllib3
 
 from trainer.errors import ConfigError
 
@@ -63,6 +68,29 @@ def read_prefix(path: Path, max_bytes: int) -> bytes:
     large without reading all of a huge or endless one (such as /dev/zero)."""
     with path.open("rb") as file:
         return file.read(max_bytes + 1)
+
+
+def read_reply(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
+    """The body of a streamed HTTP reply, read until it ends or is past `max_bytes` (the caller
+    tells the two apart by the length). It raises requests.Timeout once `time.monotonic()` passes
+    `deadline` and requests.ConnectionError if the connection breaks mid-reply.
+
+    `read1` returns whatever has arrived, so a reply trickling in a byte at a time meets the
+    deadline; reading fixed-size chunks would wait for each chunk whole before looking at the clock.
+    """
+    body = bytearray()
+    try:
+        while chunk := response.raw.read1(64 * 1024, decode_content=True):
+            body += chunk
+            if len(body) > max_bytes:
+                break
+            if time.monotonic() > deadline:
+                raise requests.Timeout("the reply was not whole by its deadline")
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.Timeout(str(exc)) from None
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.ConnectionError(str(exc)) from None
+    return bytes(body)
 
 
 def loads_json(data: bytes, **options: Any) -> Any:

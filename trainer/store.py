@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from trainer.cid import CHUNK_SIZE, DAG_PB, RAW, Cid, decode_file_node, unixfs_blocks, unixfs_cid
 from trainer.errors import CidError, ConfigError, StoreError, one_line
-from trainer.limits import DEFAULT_LIMITS, loads_json
+from trainer.limits import DEFAULT_LIMITS, loads_json, read_reply
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 DEFAULT_IPFS_URL = "http://127.0.0.1:5001"
@@ -440,27 +440,24 @@ class KuboStore(ContentStore):
     def _body(self, resp: requests.Response, endpoint: str) -> bytes:
         """The reply's body: at most `_REPLY_BYTES`, whole within `timeout`, or a StoreError (a
         node that streams without end or trickles a byte at a time must not hold a worker)."""
-        deadline = time.monotonic() + self.timeout
-        body = bytearray()
         try:
-            for chunk in resp.iter_content(4096):
-                body += chunk
-                if len(body) > _REPLY_BYTES:
-                    raise StoreError(
-                        f"IPFS node at {self.url} said more than {_REPLY_BYTES} bytes in answer "
-                        f"to {endpoint}: is this URL an IPFS RPC API (usually port 5001)?"
-                    )
-                if time.monotonic() > deadline:
-                    raise StoreError(
-                        f"IPFS node at {self.url} took over {self.timeout:g} s to answer "
-                        f"{endpoint}: it may be overloaded; try again"
-                    )
+            body = read_reply(resp, _REPLY_BYTES, time.monotonic() + self.timeout)
+        except requests.Timeout:
+            raise StoreError(
+                f"IPFS node at {self.url} took over {self.timeout:g} s to answer "
+                f"{endpoint}: it may be overloaded; try again"
+            ) from None
         except requests.RequestException as exc:
             raise StoreError(
                 f"IPFS node at {self.url} broke off its answer to {endpoint} "
                 f"({one_line(str(exc), 120)}): check that it is running and try again"
             ) from None
-        return bytes(body)
+        if len(body) > _REPLY_BYTES:
+            raise StoreError(
+                f"IPFS node at {self.url} said more than {_REPLY_BYTES} bytes in answer "
+                f"to {endpoint}: is this URL an IPFS RPC API (usually port 5001)?"
+            )
+        return body
 
     def _json(self, resp: requests.Response, endpoint: str) -> dict[str, object]:
         try:

@@ -400,7 +400,9 @@ def test_kubo_replies_are_bounded_in_size_and_time(fake):
     fake.replies["pin/add"] = (500, {}, b"e" * 8 * 1024 * 1024)
     with pytest.raises(StoreError, match="said more than 65536 bytes in answer to pin/add: "):
         fake.store.pin(VECTORS[1])
-    fake.replies["version"] = (200, {}, b'{"Version": "0.1.0"}')
-    fake.trickle, fake.store.timeout = 0.1, 0.5
+    fake.replies["version"] = (200, {}, b'{"Version": "' + b"9" * 300 + b'"}')
+    fake.trickle, fake.store.timeout = 0.01, 0.5  # the whole body takes over 3 s to trickle in
+    started = time.monotonic()
     with pytest.raises(StoreError, match=r"took over 0.5 s to answer version: "):
         fake.store.version()
+    assert time.monotonic() - started < 2.5  # refused at the deadline, not after the whole body
