@@ -7,10 +7,14 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title DeRelay: decentralized relay learning
 /// @notice Participants take turns training one model. The front of a task's relay queue holds the
-/// turn, trains the head model and submits the child's CID; staked validators score the child on
-/// their own held-out data (commit, then reveal); the median decides. Accepted turns earn a reward
-/// from the task's pool and royalty shares; consumers' usage fees pay those shares and refill the
-/// pool. Every credit is a pull payment: `withdraw` is the only function that sends ether.
+/// turn, trains the head model and submits the child's CID; staked validators score the child and
+/// the champion (the best model accepted so far) on the same held-out data of their own (commit,
+/// then reveal), and the median of their paired differences decides. Two bands split the verdict:
+/// a child within `advanceBand` of the champion becomes the head, one within `slashBand` is held
+/// (nothing moves), one further below is rejected and its relayer slashed. Only a child that beats
+/// the champion earns a reward and royalty shares, and becomes the champion, which is what
+/// consumers license. Consumers' usage fees pay the shares and refill the pool. Every credit is a
+/// pull payment: `withdraw` is the only function that sends ether.
 /// @dev Every operation is O(1) in the number of participants and rounds; the one loop runs over at
 /// most `maxValidators` (<= 16) seats. CIDs are stored as a sha2-256 digest plus a codec byte and
 /// emitted whole (CIDv1 binary form) in events.
@@ -51,7 +55,8 @@ contract DeRelay is ReentrancyGuard {
         Pending,
         Accepted,
         Rejected,
-        Void
+        Void,
+        Held // scored within the slash band but outside the advance band: no reward, no slash, head unchanged
     }
 
     /// @notice Why a relayer lost stake.
@@ -71,20 +76,22 @@ contract DeRelay is ReentrancyGuard {
         uint8 quorum; // least reveals for a verdict; fewer make the submission void
         uint8 maxValidators; // seats per task (quorum..16)
         uint32 maxQueue; // longest relay queue
-        uint16 tolerance; // accept when median + tolerance >= ref
-        uint16 emaBp; // weight of a new accepted median in ref
-        uint16 minGain; // least gain over ref that earns baseReward
-        uint96 baseReward; // paid for an accepted turn with gain >= minGain
-        uint96 rewardPerPoint; // paid per bp of gain over ref
+        uint16 slashBand; // reject (and slash) a child whose median delta to the champion is below -slashBand
+        uint16 advanceBand; // the child becomes the head when its median delta is >= -advanceBand (<= slashBand)
+        uint8 maxMisses; // consecutive missed commits that cost a validator its seat (>= 1)
+        uint16 minGain; // least gain over the champion that earns baseReward (>= 1)
+        uint96 baseReward; // paid for a child that beats the champion by >= minGain
+        uint96 rewardPerPoint; // paid per bp of gain over the champion
         uint16 slashTimeoutBp; // share of stake lost by a holder that lets its turn expire
         uint16 slashRejectBp; // share of stake lost by a relayer whose child is rejected
         uint16 slashNoRevealBp; // share of validator stake lost by committing and not revealing
-        uint16 bandBp; // a reveal within this many bp of the median earns validatorFee
+        uint16 slashMissBp; // share of validator stake lost per review it could have committed to and did not
+        uint16 bandBp; // a reveal within this many bp of both medians earns validatorFee
         uint96 validatorFee; // paid from the pool per in-band reveal
         uint16 keeperBountyBp; // keeper's share of a timeout slash; finalize pays this share of validatorFee
         uint16 royaltyBp; // share of a usage fee paid to contributors by shares
         uint96 usageFee; // least payment accepted by payForModel
-        uint16 genesisScore; // the genesis model's score; ref starts here
+        uint16 genesisScore; // the genesis model's score as its publisher measured it (display)
         bytes specCid; // binary CIDv1 of the task spec JSON
         bytes genesisCid; // binary CIDv1 of the genesis weights
     }
@@ -102,15 +109,17 @@ contract DeRelay is ReentrancyGuard {
         uint96 rewardPerPoint;
         uint8 quorum;
         uint8 maxValidators;
-        uint16 tolerance;
+        uint16 slashBand;
+        uint16 advanceBand;
+        uint8 maxMisses;
         // slot 2: basis points and fees (finalize, skip)
         uint96 validatorFee;
         uint32 maxQueue;
-        uint16 emaBp;
         uint16 minGain;
         uint16 slashTimeoutBp;
         uint16 slashRejectBp;
         uint16 slashNoRevealBp;
+        uint16 slashMissBp;
         uint16 bandBp;
         uint16 keeperBountyBp;
         uint16 royaltyBp;
@@ -128,9 +137,11 @@ contract DeRelay is ReentrancyGuard {
     struct State {
         address holder; // queue front: holds the turn (zero when the queue is empty)
         uint32 round; // number of the current turn, from 1
-        uint40 phaseStart; // when the current phase began
+        uint32 phaseStart; // when the current phase began (seconds; good until 2106)
         Phase phase;
         uint8 headCodec;
+        uint8 championCodec;
+        bool kept; // this turn is the holder's second try after a void review
     }
 
     /// @dev Money and counters, one slot.
@@ -138,8 +149,8 @@ contract DeRelay is ReentrancyGuard {
         uint128 pool; // funds rewards, validator fees and keeper bounties
         uint32 queueLength;
         uint32 submissionCount; // entries in the lineage, genesis included
-        uint16 ref; // EMA of accepted medians: the bar a child must clear (within tolerance)
-        uint16 headScore; // median score of the head
+        uint16 championScore; // the champion's median score in the last decided review (or when crowned)
+        uint16 headScore; // the head's median score when it was accepted
         uint32 acceptedCount;
     }
 
@@ -166,12 +177,32 @@ contract DeRelay is ReentrancyGuard {
         address prev;
     }
 
+    /// @notice Where a seat's ballot stands for `Seat.round`.
+    enum Ballot {
+        None, // no ballot; with `round` equal to the review's round: seated during that review, excused
+        Committed,
+        Revealed
+    }
+
     /// @dev A validator seat and this round's ballot, one slot.
     struct Seat {
         address validator;
         uint32 round; // the round of the ballot below
-        uint16 score; // revealed score
-        uint8 ballot; // 0 none, 1 committed, 2 revealed (for `round`)
+        uint16 childScore; // revealed score of the child under review
+        uint16 championScore; // revealed score of the champion, on the same held-out data
+        Ballot ballot;
+        uint8 misses; // consecutive reviews it could have committed to and did not
+    }
+
+    /// @dev The revealed ballots of one review, gathered by `_tally`.
+    struct Tally {
+        int256[] child; // child scores, in seat order of the reveals
+        int256[] champion; // champion scores, paired with `child`
+        int256[] delta; // child - champion, paired
+        address[] revealers;
+        uint256 reveals;
+        uint256 silent; // bit i: seat i committed and did not reveal
+        uint256 missed; // bit i: seat i could have committed and did not
     }
 
     /// @dev A validator's stake and seat number plus one (0: no seat).
@@ -198,9 +229,10 @@ contract DeRelay is ReentrancyGuard {
         uint32 queueLength;
         uint32 submissionCount;
         uint32 acceptedCount;
-        uint16 ref;
+        uint16 championScore;
         uint16 headScore;
         bytes headCid;
+        bytes championCid;
         uint8 validatorCount;
         uint256 totalShares;
         uint256 accPerShare;
@@ -238,6 +270,7 @@ contract DeRelay is ReentrancyGuard {
     mapping(uint256 => State) private _states;
     mapping(uint256 => Ledger) private _ledgers;
     mapping(uint256 => bytes32) private _headDigests;
+    mapping(uint256 => bytes32) private _championDigests;
     mapping(uint256 => Royalty) private _royalties;
     mapping(uint256 => mapping(bytes32 => Record)) private _records;
     mapping(uint256 => mapping(uint256 => bytes32)) private _submissions;
@@ -278,20 +311,32 @@ contract DeRelay is ReentrancyGuard {
     event ValidatorRegistered(uint256 indexed taskId, address indexed validator, uint8 seat, uint256 stake);
     /// @notice A validator gave up its seat; `refund` became withdrawable. `forced` when slashed below validatorStake.
     event ValidatorLeft(uint256 indexed taskId, address indexed validator, uint256 refund, bool forced);
-    /// @notice A validator committed to a hidden score.
+    /// @notice A validator committed to hidden scores.
     event ScoreCommitted(uint256 indexed taskId, uint32 indexed round, address indexed validator, bytes32 commitment);
-    /// @notice A validator revealed its score.
-    event ScoreRevealed(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint16 score);
-    /// @notice A review ended. `reward` went to the relayer (accepted); `ref` is the bar after it.
+    /// @notice A validator revealed its scores of the child and of the champion.
+    event ScoreRevealed(
+        uint256 indexed taskId, uint32 indexed round, address indexed validator, uint16 childScore, uint16 championScore
+    );
+    /// @notice A review ended: the lower medians of the child's scores, of the champion's and of their
+    /// paired differences (`delta`, which decides). `reward` went to the relayer.
     event RoundFinalized(
         uint256 indexed taskId,
         uint32 indexed round,
         address indexed relayer,
         Status verdict,
-        uint16 median,
+        uint16 childScore,
+        uint16 championScore,
+        int16 delta,
         uint8 reveals,
-        uint16 ref,
         uint256 reward
+    );
+    /// @notice The child of `round` beat the champion by `gain` bp and became the champion.
+    event ChampionCrowned(
+        uint256 indexed taskId, uint32 indexed round, address indexed relayer, bytes32 digest, uint16 score, uint16 gain
+    );
+    /// @notice A seated validator did not commit to a review it could have committed to, and lost stake.
+    event ValidatorMissed(
+        uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount, uint8 misses
     );
     /// @notice A validator earned its fee for an in-band reveal.
     event ValidatorPaid(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 fee);
@@ -374,14 +419,16 @@ contract DeRelay is ReentrancyGuard {
             revealWindow: p.revealWindow,
             quorum: p.quorum,
             maxValidators: p.maxValidators,
-            tolerance: p.tolerance,
+            slashBand: p.slashBand,
+            advanceBand: p.advanceBand,
+            maxMisses: p.maxMisses,
             validatorFee: p.validatorFee,
             maxQueue: p.maxQueue,
-            emaBp: p.emaBp,
             minGain: p.minGain,
             slashTimeoutBp: p.slashTimeoutBp,
             slashRejectBp: p.slashRejectBp,
             slashNoRevealBp: p.slashNoRevealBp,
+            slashMissBp: p.slashMissBp,
             bandBp: p.bandBp,
             keeperBountyBp: p.keeperBountyBp,
             royaltyBp: p.royaltyBp,
@@ -391,16 +438,19 @@ contract DeRelay is ReentrancyGuard {
             specCodec: specCodec,
             genesisScore: p.genesisScore
         });
-        _states[taskId].headCodec = genesisCodec;
+        State storage state = _states[taskId];
+        state.headCodec = genesisCodec;
+        state.championCodec = genesisCodec;
         _ledgers[taskId] = Ledger({
             pool: SafeCast.toUint128(msg.value),
             queueLength: 0,
             submissionCount: 1,
-            ref: p.genesisScore,
+            championScore: p.genesisScore,
             headScore: p.genesisScore,
             acceptedCount: 0
         });
         _headDigests[taskId] = genesisDigest;
+        _championDigests[taskId] = genesisDigest;
         _submissions[taskId][0] = genesisDigest;
         _records[taskId][genesisDigest] = Record({
             relayer: msg.sender,
@@ -478,6 +528,7 @@ contract DeRelay is ReentrancyGuard {
         if (front == address(0)) {
             State memory s = state;
             s.holder = msg.sender;
+            s.kept = false;
             _startTurn(taskId, s, config.turnDuration);
         }
     }
@@ -522,6 +573,7 @@ contract DeRelay is ReentrancyGuard {
         emit RelayerLeft(taskId, msg.sender, refund, false);
         if (holding) {
             s.holder = next == msg.sender ? address(0) : next;
+            s.kept = false;
             _startTurn(taskId, s, turnDuration);
         }
     }
@@ -548,16 +600,20 @@ contract DeRelay is ReentrancyGuard {
             withdrawable[msg.sender] += bounty;
             emit KeeperPaid(taskId, s.round, msg.sender, bounty);
         }
-        _endTurn(taskId, s, config);
+        _endTurn(taskId, s, config, false);
     }
 
     // ------------------------------------------------------------------ submission
 
-    /// @notice The holder submits the child it trained from the head, for review.
+    /// @notice The holder submits the child it trained from the head, for review. After a void
+    /// review the holder keeps the turn for one more round and may submit the same child again
+    /// (as long as it is the latest submission): nobody else can take a child whose review
+    /// decided nothing while its relayer retries.
     /// @param taskId The task.
     /// @param round The current round (a submission for another round reverts).
     /// @param parentDigest sha2-256 digest of the parent's CID: must be the head's.
-    /// @param childCid Binary CIDv1 (raw or dag-pb, sha2-256) of the child weights; never seen before in this task.
+    /// @param childCid Binary CIDv1 (raw or dag-pb, sha2-256) of the child weights; never seen before
+    /// in this task, except the caller's own child of the latest, void review.
     /// @param metadataCid Binary CIDv1 of the relay card (training config, metrics, timings, version).
     /// @param dataCommitment Hash over the hashes of the samples trained on.
     /// @param samples Number of samples trained on (> 0).
@@ -582,8 +638,18 @@ contract DeRelay is ReentrancyGuard {
         _parseCid(metadataCid);
         if (samples == 0) revert DeRelay__ZeroSamples();
         Record storage record = _records[taskId][childDigest];
-        if (record.status != Status.None) revert DeRelay__ChildSeen(taskId, childDigest);
-
+        Status seen = record.status;
+        if (seen == Status.None) {
+            Ledger storage ledger = _ledgers[taskId];
+            uint32 index = ledger.submissionCount;
+            _submissions[taskId][index] = childDigest;
+            ledger.submissionCount = index + 1;
+        } else if (
+            seen != Status.Void || record.relayer != msg.sender
+                || _submissions[taskId][_ledgers[taskId].submissionCount - 1] != childDigest
+        ) {
+            revert DeRelay__ChildSeen(taskId, childDigest);
+        }
         _records[taskId][childDigest] = Record({
             relayer: msg.sender,
             round: round,
@@ -592,19 +658,17 @@ contract DeRelay is ReentrancyGuard {
             score: 0,
             codec: childCodec
         });
-        Ledger storage ledger = _ledgers[taskId];
-        uint32 index = ledger.submissionCount;
-        _submissions[taskId][index] = childDigest;
-        ledger.submissionCount = index + 1;
         s.phase = Phase.Review;
-        s.phaseStart = uint40(block.timestamp);
+        s.phaseStart = uint32(block.timestamp);
         _states[taskId] = s;
         emit RelaySubmitted(taskId, round, msg.sender, parentDigest, childCid, metadataCid, dataCommitment, samples);
     }
 
     // ------------------------------------------------------------------ validators
 
-    /// @notice Stake `msg.value` (>= validatorStake) and take a free validator seat.
+    /// @notice Stake `msg.value` (>= validatorStake) and take a free validator seat. A validator
+    /// seated while a review's commit window is open is expected to commit to it; one seated after
+    /// the window closed is excused from that review.
     /// @param taskId The task.
     function registerValidator(uint256 taskId) external payable taskExists(taskId) {
         Config storage config = _configs[taskId];
@@ -615,8 +679,15 @@ contract DeRelay is ReentrancyGuard {
         for (uint256 i; i < seats; ++i) {
             Seat storage seat = _seats[taskId][i];
             if (seat.validator == address(0)) {
+                // Seated after a review's commit window closed: excused from that review. Seated
+                // while it is open: expected to commit, so that leaving between reviews and
+                // coming back after each submission cannot hold seats for free.
+                State memory s = _states[taskId];
+                bool excused = s.phase == Phase.Review && block.timestamp > uint256(s.phaseStart) + config.commitWindow;
                 seat.validator = msg.sender;
-                seat.ballot = 0;
+                seat.round = excused ? s.round : 0;
+                seat.ballot = Ballot.None;
+                seat.misses = 0;
                 me.stake = SafeCast.toUint96(msg.value);
                 me.seatPlusOne = uint8(i + 1);
                 emit ValidatorRegistered(taskId, msg.sender, uint8(i), msg.value);
@@ -626,25 +697,31 @@ contract DeRelay is ReentrancyGuard {
         revert DeRelay__SeatsFull(taskId, seats);
     }
 
-    /// @notice Give up the caller's validator seat; its stake becomes withdrawable. A validator
-    /// with a ballot in the open review must wait for its finalization: leaving would withdraw a
-    /// vote after seeing the other reveals.
+    /// @notice Give up the caller's validator seat; its stake becomes withdrawable. During a review
+    /// only the holder and a validator seated after its commit window closed may leave: one with a ballot would withdraw a
+    /// vote after seeing the other reveals, one without would dodge the charge for its missed commit
+    /// (and could squat every seat between reviews).
     /// @param taskId The task.
     function leaveValidator(uint256 taskId) external taskExists(taskId) {
         Validator memory me = _validators[taskId][msg.sender];
         if (me.seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
         Seat storage seat = _seats[taskId][me.seatPlusOne - 1];
         State storage state = _states[taskId];
-        if (state.phase == Phase.Review && seat.round == state.round && seat.ballot != 0) {
+        if (
+            state.phase == Phase.Review && state.holder != msg.sender
+                && !(seat.round == state.round && seat.ballot == Ballot.None)
+        ) {
             revert DeRelay__BallotOpen(taskId, state.round);
         }
         _removeValidator(taskId, msg.sender, me, false);
     }
 
-    /// @notice Commit to a hidden score for the submission under review, before the commit window ends.
+    /// @notice Commit to hidden scores of the child under review and of the champion, before the
+    /// commit window ends. A commit clears the seat's missed-commit count.
     /// @param taskId The task.
     /// @param round The round under review.
-    /// @param commitment keccak256(abi.encode(taskId, round, score, salt, validator)); see `commitmentFor`.
+    /// @param commitment keccak256(abi.encode(taskId, round, childScore, championScore, salt,
+    /// validator)); see `commitmentFor`.
     function commitScore(uint256 taskId, uint32 round, bytes32 commitment) external {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
@@ -655,21 +732,26 @@ contract DeRelay is ReentrancyGuard {
         uint256 seatPlusOne = _validators[taskId][msg.sender].seatPlusOne;
         if (seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
         Seat storage seat = _seats[taskId][seatPlusOne - 1];
-        if (seat.round == round && seat.ballot != 0) revert DeRelay__AlreadyCommitted(taskId, round);
+        if (seat.round == round && seat.ballot != Ballot.None) revert DeRelay__AlreadyCommitted(taskId, round);
 
         seat.round = round;
-        seat.score = 0;
-        seat.ballot = 1;
+        seat.childScore = 0;
+        seat.championScore = 0;
+        seat.ballot = Ballot.Committed;
+        seat.misses = 0;
         _commitments[taskId][seatPlusOne - 1] = commitment;
         emit ScoreCommitted(taskId, round, msg.sender, commitment);
     }
 
-    /// @notice Reveal the committed score, after the commit window and before the reveal window ends.
+    /// @notice Reveal the committed scores, after the commit window and before the reveal window ends.
     /// @param taskId The task.
     /// @param round The round under review.
-    /// @param score Accuracy of the child on the validator's held-out data, in bp (0..10000).
+    /// @param childScore Accuracy of the child on the validator's held-out data, in bp (0..10000).
+    /// @param championScore Accuracy of the champion on the same data, in bp (0..10000).
     /// @param salt The secret the commitment was made with.
-    function revealScore(uint256 taskId, uint32 round, uint16 score, bytes32 salt) external {
+    function revealScore(uint256 taskId, uint32 round, uint16 childScore, uint16 championScore, bytes32 salt)
+        external
+    {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
         if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
@@ -677,94 +759,92 @@ contract DeRelay is ReentrancyGuard {
         if (block.timestamp <= commitEnd) revert DeRelay__RevealNotOpen(taskId, commitEnd);
         uint256 revealEnd = commitEnd + _configs[taskId].revealWindow;
         if (block.timestamp > revealEnd) revert DeRelay__RevealClosed(taskId, revealEnd);
-        if (score > BP) revert DeRelay__ScoreOutOfRange(score);
+        if (childScore > BP) revert DeRelay__ScoreOutOfRange(childScore);
+        if (championScore > BP) revert DeRelay__ScoreOutOfRange(championScore);
         uint256 seatPlusOne = _validators[taskId][msg.sender].seatPlusOne;
         if (seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
         Seat storage seat = _seats[taskId][seatPlusOne - 1];
-        if (seat.round != round || seat.ballot == 0) revert DeRelay__NotCommitted(taskId, round);
-        if (seat.ballot == 2) revert DeRelay__AlreadyRevealed(taskId, round);
-        if (commitmentFor(taskId, round, score, salt, msg.sender) != _commitments[taskId][seatPlusOne - 1]) {
+        if (seat.round != round || seat.ballot == Ballot.None) revert DeRelay__NotCommitted(taskId, round);
+        if (seat.ballot == Ballot.Revealed) revert DeRelay__AlreadyRevealed(taskId, round);
+        if (
+            commitmentFor(taskId, round, childScore, championScore, salt, msg.sender)
+                != _commitments[taskId][seatPlusOne - 1]
+        ) {
             revert DeRelay__RevealMismatch(taskId, round);
         }
 
-        seat.score = score;
-        seat.ballot = 2;
-        emit ScoreRevealed(taskId, round, msg.sender, score);
+        seat.childScore = childScore;
+        seat.championScore = championScore;
+        seat.ballot = Ballot.Revealed;
+        emit ScoreRevealed(taskId, round, msg.sender, childScore, championScore);
     }
 
     // ------------------------------------------------------------------ verdict
 
     /// @notice End the review of the submission: after the reveal window, or early once the commit
-    /// window has passed and every committed validator has revealed. Fewer than `quorum` reveals:
-    /// void. Else accepted when the median is not 0 and median + tolerance >= ref, rejected
-    /// otherwise. A median of 0 means the child is unusable (validators score weights that do not
-    /// load, do not fit the spec or hold NaN as 0): accepting it would give every later relayer a
-    /// head it cannot train, whatever the tolerance. Pays the caller
-    /// `validatorFee * keeperBountyBp / 10000` from the pool and starts the next turn.
+    /// window has passed and every committed validator has revealed. With `delta` the lower median
+    /// of the validators' paired differences (child score - champion score, each on its own data):
+    /// - fewer than `quorum` reveals: void. Nothing is paid from the pool; the holder keeps the turn
+    ///   for one more round (once in a row) to have the same child reviewed again.
+    /// - a child median of 0 (weights that do not load, do not fit the spec or hold NaN score 0) or
+    ///   `delta < -slashBand`: rejected, the relayer loses `slashRejectBp` of its stake.
+    /// - `delta < -advanceBand`: held. No reward, no slash, the head stays.
+    /// - otherwise accepted: the child becomes the head; when `delta > 0` it also becomes the
+    ///   champion and its relayer earns `(delta >= minGain ? baseReward : 0) + rewardPerPoint * delta`
+    ///   from the pool, and as many royalty shares.
+    /// In a decided review each reveal within `bandBp` of both the child's median and `delta` earns
+    /// `validatorFee`, and the caller `validatorFee * keeperBountyBp / 10000`, from the pool. In every
+    /// review a validator that committed and did not reveal loses `slashNoRevealBp` of its stake, and
+    /// one that could have committed and did not loses `slashMissBp` and, after `maxMisses` such
+    /// reviews in a row, its seat.
     /// @param taskId The task.
     function finalize(uint256 taskId) external {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
         Config storage config = _configs[taskId];
-        uint256 maxValidators = config.maxValidators;
-
-        uint256[] memory scores = new uint256[](maxValidators);
-        address[] memory revealers = new address[](maxValidators);
-        uint256 reveals;
-        bool unrevealed;
-        for (uint256 i; i < maxValidators; ++i) {
-            Seat memory seat = _seats[taskId][i];
-            if (seat.round != s.round || seat.validator == address(0)) continue;
-            if (seat.ballot == 2) {
-                scores[reveals] = seat.score;
-                revealers[reveals] = seat.validator;
-                ++reveals;
-            } else if (seat.ballot == 1) {
-                unrevealed = true;
-            }
-        }
+        Tally memory t = _tally(taskId, s, config.maxValidators);
         {
             uint256 commitEnd = uint256(s.phaseStart) + config.commitWindow;
             uint256 revealEnd = commitEnd + config.revealWindow;
-            if (block.timestamp <= revealEnd && (unrevealed || block.timestamp <= commitEnd)) {
+            if (block.timestamp <= revealEnd && (t.silent != 0 || block.timestamp <= commitEnd)) {
                 revert DeRelay__ReviewOpen(taskId, revealEnd);
             }
         }
 
         Ledger memory ledger = _ledgers[taskId];
         bytes32 child = _submissions[taskId][ledger.submissionCount - 1];
-        Record storage record = _records[taskId][child];
-        uint256 median = reveals == 0 ? 0 : _lowerMedian(scores, reveals);
-        Status verdict;
+        Status verdict = Status.Void;
+        uint256 childScore;
+        uint256 championScore;
+        int256 delta;
         uint256 reward;
-        if (reveals < config.quorum) {
-            verdict = Status.Void;
-        } else if (median != 0 && median + config.tolerance >= ledger.ref) {
-            verdict = Status.Accepted;
-            reward = _accept(taskId, s, ledger, config, child, median);
-        } else {
-            verdict = Status.Rejected;
-            Relayer storage relayer = _relayers[taskId][s.holder];
-            uint256 slash = uint256(relayer.stake) * config.slashRejectBp / BP;
-            relayer.stake -= uint96(slash);
-            ledger.pool += uint128(slash);
-            emit RelayerSlashed(taskId, s.round, s.holder, slash, SlashReason.Rejected);
+        if (t.reveals >= config.quorum) {
+            childScore = uint256(_lowerMedian(t.child, t.reveals));
+            championScore = uint256(_lowerMedian(t.champion, t.reveals));
+            delta = _lowerMedian(t.delta, t.reveals);
+            verdict = _verdict(config, childScore, delta);
+            ledger.championScore = uint16(championScore);
+            if (verdict == Status.Accepted) {
+                reward = _advance(taskId, s, ledger, config, child, childScore, delta);
+            } else if (verdict == Status.Rejected) {
+                _slashRelayer(taskId, s, ledger, config.slashRejectBp, SlashReason.Rejected);
+            }
         }
+        Record storage record = _records[taskId][child];
         record.status = verdict;
-        record.score = verdict == Status.Void ? 0 : uint16(median);
-        emit RoundFinalized(taskId, s.round, s.holder, verdict, uint16(median), uint8(reveals), ledger.ref, reward);
+        record.score = uint16(childScore);
+        emit RoundFinalized(
+            taskId, s.round, s.holder, verdict, uint16(childScore), uint16(championScore), int16(delta),
+            uint8(t.reveals), reward
+        );
 
-        _payValidators(taskId, s.round, config, ledger, scores, revealers, reveals, median);
-        if (unrevealed) _slashSilentValidators(taskId, s.round, config, ledger);
-        uint256 bounty = uint256(config.validatorFee) * config.keeperBountyBp / BP;
-        if (bounty > ledger.pool) bounty = ledger.pool;
-        if (bounty != 0) {
-            ledger.pool -= uint128(bounty);
-            withdrawable[msg.sender] += bounty;
-            emit KeeperPaid(taskId, s.round, msg.sender, bounty);
+        if (verdict != Status.Void) {
+            _payValidators(taskId, s.round, config, ledger, t, childScore, delta);
+            _payKeeper(taskId, s.round, config, ledger);
         }
+        _chargeValidators(taskId, s.round, config, ledger, t);
         _ledgers[taskId] = ledger;
-        _endTurn(taskId, s, config);
+        _endTurn(taskId, s, config, verdict == Status.Void);
     }
 
     // ------------------------------------------------------------------ money out
@@ -786,14 +866,17 @@ contract DeRelay is ReentrancyGuard {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The commitment a validator must submit for `score` and `salt`.
-    /// @return The keccak256 of abi.encode(taskId, round, score, salt, validator).
-    function commitmentFor(uint256 taskId, uint32 round, uint16 score, bytes32 salt, address validator)
-        public
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(taskId, round, score, salt, validator));
+    /// @notice The commitment a validator must submit for its scores and `salt`.
+    /// @return The keccak256 of abi.encode(taskId, round, childScore, championScore, salt, validator).
+    function commitmentFor(
+        uint256 taskId,
+        uint32 round,
+        uint16 childScore,
+        uint16 championScore,
+        bytes32 salt,
+        address validator
+    ) public pure returns (bytes32) {
+        return keccak256(abi.encode(taskId, round, childScore, championScore, salt, validator));
     }
 
     /// @notice A task's parameters, as given at creation.
@@ -809,14 +892,16 @@ contract DeRelay is ReentrancyGuard {
         p.quorum = c.quorum;
         p.maxValidators = c.maxValidators;
         p.maxQueue = c.maxQueue;
-        p.tolerance = c.tolerance;
-        p.emaBp = c.emaBp;
+        p.slashBand = c.slashBand;
+        p.advanceBand = c.advanceBand;
+        p.maxMisses = c.maxMisses;
         p.minGain = c.minGain;
         p.baseReward = c.baseReward;
         p.rewardPerPoint = c.rewardPerPoint;
         p.slashTimeoutBp = c.slashTimeoutBp;
         p.slashRejectBp = c.slashRejectBp;
         p.slashNoRevealBp = c.slashNoRevealBp;
+        p.slashMissBp = c.slashMissBp;
         p.bandBp = c.bandBp;
         p.validatorFee = c.validatorFee;
         p.keeperBountyBp = c.keeperBountyBp;
@@ -846,18 +931,19 @@ contract DeRelay is ReentrancyGuard {
         v.holder = s.holder;
         v.phaseStart = s.phaseStart;
         if (s.phase == Phase.Turn) {
-            v.deadline = s.phaseStart + c.turnDuration;
+            v.deadline = uint64(s.phaseStart) + c.turnDuration;
         } else if (s.phase == Phase.Review) {
-            v.deadline = s.phaseStart + c.commitWindow;
+            v.deadline = uint64(s.phaseStart) + c.commitWindow;
             v.revealEnd = v.deadline + c.revealWindow;
         }
         v.pool = ledger.pool;
         v.queueLength = ledger.queueLength;
         v.submissionCount = ledger.submissionCount;
         v.acceptedCount = ledger.acceptedCount;
-        v.ref = ledger.ref;
+        v.championScore = ledger.championScore;
         v.headScore = ledger.headScore;
         v.headCid = _encodeCid(_headDigests[taskId], s.headCodec);
+        v.championCid = _encodeCid(_championDigests[taskId], s.championCodec);
         for (uint256 i; i < c.maxValidators; ++i) {
             if (_seats[taskId][i].validator != address(0)) ++v.validatorCount;
         }
@@ -873,22 +959,13 @@ contract DeRelay is ReentrancyGuard {
         return (_encodeCid(_headDigests[taskId], _states[taskId].headCodec), _ledgers[taskId].headScore);
     }
 
-    /// @notice The current turn.
+    /// @notice The champion: the best model accepted so far (the genesis until a child beats it),
+    /// which is what consumers license and what each review measures children against.
     /// @param taskId The task.
-    /// @return phase Idle, Turn or Review.
-    /// @return round The round number.
-    /// @return holder The holder (zero when idle).
-    /// @return deadline The turn's deadline (Turn) or the commit end (Review).
-    function currentTurn(uint256 taskId)
-        external
-        view
-        taskExists(taskId)
-        returns (Phase phase, uint32 round, address holder, uint64 deadline)
-    {
-        State memory s = _states[taskId];
-        Config storage c = _configs[taskId];
-        uint64 length = s.phase == Phase.Turn ? c.turnDuration : c.commitWindow;
-        return (s.phase, s.round, s.holder, s.phase == Phase.Idle ? 0 : s.phaseStart + length);
+    /// @return cid Binary CIDv1 of the champion's weights.
+    /// @return score Its median score in the last decided review (or when it was crowned).
+    function champion(uint256 taskId) external view taskExists(taskId) returns (bytes memory cid, uint16 score) {
+        return (_encodeCid(_championDigests[taskId], _states[taskId].championCodec), _ledgers[taskId].championScore);
     }
 
     /// @notice A page of the relay queue in turn order, from `cursor` (zero: from the holder).
@@ -1000,34 +1077,64 @@ contract DeRelay is ReentrancyGuard {
         revert DeRelay__WrongPhase(taskId, phase, required);
     }
 
-    /// @dev Accept the child: new head, reward from the pool for the gain over max(ref, parent's
-    /// score), royalty shares, ref moves towards the median.
-    function _accept(
+    /// @dev Gather the ballots of round `s.round` in seat order: the reveals (paired scores and their
+    /// differences), the seats that committed and did not reveal, and the seats that could have
+    /// committed and did not (occupied, not the holder, not seated during this review).
+    function _tally(uint256 taskId, State memory s, uint256 maxValidators) private view returns (Tally memory t) {
+        t.child = new int256[](maxValidators);
+        t.champion = new int256[](maxValidators);
+        t.delta = new int256[](maxValidators);
+        t.revealers = new address[](maxValidators);
+        for (uint256 i; i < maxValidators; ++i) {
+            Seat memory seat = _seats[taskId][i];
+            if (seat.validator == address(0) || seat.validator == s.holder) continue;
+            if (seat.round != s.round) {
+                t.missed |= 1 << i;
+            } else if (seat.ballot == Ballot.Revealed) {
+                uint256 n = t.reveals;
+                t.child[n] = int256(uint256(seat.childScore));
+                t.champion[n] = int256(uint256(seat.championScore));
+                t.delta[n] = int256(uint256(seat.childScore)) - int256(uint256(seat.championScore));
+                t.revealers[n] = seat.validator;
+                t.reveals = n + 1;
+            } else if (seat.ballot == Ballot.Committed) {
+                t.silent |= 1 << i;
+            }
+        }
+    }
+
+    /// @dev The verdict of a decided review from the child's median score and the median delta.
+    function _verdict(Config storage config, uint256 childScore, int256 delta) private view returns (Status) {
+        if (childScore == 0 || delta < -int256(uint256(config.slashBand))) return Status.Rejected;
+        if (delta < -int256(uint256(config.advanceBand))) return Status.Held;
+        return Status.Accepted;
+    }
+
+    /// @dev The child becomes the head; if it beat the champion (`delta > 0`) it becomes the champion
+    /// too, and its relayer is paid for the gain from the pool and given as many royalty shares.
+    function _advance(
         uint256 taskId,
         State memory s,
         Ledger memory ledger,
         Config storage config,
         bytes32 child,
-        uint256 median
+        uint256 childScore,
+        int256 delta
     ) private returns (uint256 reward) {
-        uint256 ref = ledger.ref;
-        // Gain is measured over the higher of ref and the parent's score: ref lags the head, so a
-        // copy of a head above ref would otherwise be paid for gains that earlier turns made.
-        uint256 bar = ref > ledger.headScore ? ref : ledger.headScore;
-        uint256 gain = median > bar ? median - bar : 0;
+        uint8 codec = _records[taskId][child].codec;
+        _headDigests[taskId] = child;
+        s.headCodec = codec;
+        ledger.headScore = uint16(childScore);
+        ledger.acceptedCount += 1;
+        if (delta <= 0) return 0;
+
+        uint256 gain = uint256(delta);
+        _championDigests[taskId] = child;
+        s.championCodec = codec;
+        ledger.championScore = uint16(childScore);
+        emit ChampionCrowned(taskId, s.round, s.holder, child, uint16(childScore), uint16(gain));
         reward = (gain >= config.minGain ? uint256(config.baseReward) : 0) + uint256(config.rewardPerPoint) * gain;
         if (reward > ledger.pool) reward = ledger.pool;
-
-        _headDigests[taskId] = child;
-        s.headCodec = _records[taskId][child].codec;
-        ledger.headScore = uint16(median);
-        ledger.acceptedCount += 1;
-        // ref := ref + (median - ref) * emaBp / BP, rounded toward ref (it moves at most as far as asked).
-        if (median >= ref) {
-            ledger.ref = uint16(ref + (median - ref) * config.emaBp / BP);
-        } else {
-            ledger.ref = uint16(ref - (ref - median) * config.emaBp / BP);
-        }
         if (reward != 0) {
             ledger.pool -= uint128(reward);
             Royalty storage royalty = _royalties[taskId];
@@ -1038,50 +1145,89 @@ contract DeRelay is ReentrancyGuard {
         }
     }
 
-    /// @dev Credit `validatorFee` from the pool to every reveal within `bandBp` of the median, in seat order while the pool lasts.
+    /// @dev The holder loses `bp` of its stake to the pool.
+    function _slashRelayer(uint256 taskId, State memory s, Ledger memory ledger, uint256 bp, SlashReason reason)
+        private
+    {
+        Relayer storage relayer = _relayers[taskId][s.holder];
+        uint256 slash = uint256(relayer.stake) * bp / BP;
+        relayer.stake -= uint96(slash);
+        ledger.pool += uint128(slash);
+        emit RelayerSlashed(taskId, s.round, s.holder, slash, reason);
+    }
+
+    /// @dev Credit `validatorFee` from the pool to every reveal within `bandBp` of both the child's
+    /// median and the median delta, in seat order while the pool lasts. Both: a validator that skips
+    /// the work and reveals two equal guesses lands near a median delta of 0 but not near the child's
+    /// score unless it knows it.
     function _payValidators(
         uint256 taskId,
         uint32 round,
         Config storage config,
         Ledger memory ledger,
-        uint256[] memory scores,
-        address[] memory revealers,
-        uint256 reveals,
-        uint256 median
+        Tally memory t,
+        uint256 childScore,
+        int256 delta
     ) private {
         uint256 fee = config.validatorFee;
-        uint256 band = config.bandBp;
-        for (uint256 i; i < reveals; ++i) {
-            uint256 score = scores[i];
-            uint256 distance = score > median ? score - median : median - score;
-            if (distance > band || fee > ledger.pool || fee == 0) continue;
+        if (fee == 0) return;
+        int256 band = int256(uint256(config.bandBp));
+        for (uint256 i; i < t.reveals; ++i) {
+            if (fee > ledger.pool) return;
+            if (!_within(t.child[i], int256(childScore), band) || !_within(t.delta[i], delta, band)) continue;
             ledger.pool -= uint128(fee);
-            withdrawable[revealers[i]] += fee;
-            emit ValidatorPaid(taskId, round, revealers[i], fee);
+            withdrawable[t.revealers[i]] += fee;
+            emit ValidatorPaid(taskId, round, t.revealers[i], fee);
         }
     }
 
-    /// @dev Slash every validator that committed in `round` and did not reveal; one that falls
-    /// below validatorStake loses its seat and gets the rest of its stake back.
-    function _slashSilentValidators(uint256 taskId, uint32 round, Config storage config, Ledger memory ledger)
+    function _within(int256 value, int256 centre, int256 band) private pure returns (bool) {
+        return value >= centre - band && value <= centre + band;
+    }
+
+    /// @dev Pay the finalizer `validatorFee * keeperBountyBp / BP` from the pool, as far as it lasts.
+    function _payKeeper(uint256 taskId, uint32 round, Config storage config, Ledger memory ledger) private {
+        uint256 bounty = uint256(config.validatorFee) * config.keeperBountyBp / BP;
+        if (bounty > ledger.pool) bounty = ledger.pool;
+        if (bounty == 0) return;
+        ledger.pool -= uint128(bounty);
+        withdrawable[msg.sender] += bounty;
+        emit KeeperPaid(taskId, round, msg.sender, bounty);
+    }
+
+    /// @dev Charge the validators of `round` that failed it, stake to the pool: a committed, unrevealed
+    /// ballot costs `slashNoRevealBp`; a missed commit costs `slashMissBp` and counts towards
+    /// `maxMisses`. A validator left under `validatorStake`, or at `maxMisses`, loses its seat and gets
+    /// the rest of its stake back.
+    function _chargeValidators(uint256 taskId, uint32 round, Config storage config, Ledger memory ledger, Tally memory t)
         private
     {
-        uint256 maxValidators = config.maxValidators;
-        for (uint256 i; i < maxValidators; ++i) {
-            Seat storage seat = _seats[taskId][i];
-            if (seat.round != round || seat.ballot != 1) continue;
-            address account = seat.validator;
-            Validator memory v = _validators[taskId][account];
-            uint256 slash = uint256(v.stake) * config.slashNoRevealBp / BP;
-            v.stake -= uint96(slash);
-            ledger.pool += uint128(slash);
-            seat.ballot = 0;
-            emit ValidatorSlashed(taskId, round, account, slash);
-            if (v.stake < config.validatorStake) {
-                _removeValidator(taskId, account, v, true);
-            } else {
-                _validators[taskId][account].stake = v.stake;
+        uint256 failed = t.silent | t.missed;
+        for (uint256 i; failed != 0; ++i) {
+            if (failed & 1 != 0) {
+                Seat storage seat = _seats[taskId][i];
+                address account = seat.validator;
+                Validator memory v = _validators[taskId][account];
+                bool missed = (t.missed >> i) & 1 != 0;
+                uint256 slash = uint256(v.stake) * (missed ? config.slashMissBp : config.slashNoRevealBp) / BP;
+                v.stake -= uint96(slash);
+                ledger.pool += uint128(slash);
+                uint8 misses;
+                if (missed) {
+                    misses = seat.misses + 1;
+                    seat.misses = misses;
+                    emit ValidatorMissed(taskId, round, account, slash, misses);
+                } else {
+                    seat.ballot = Ballot.None;
+                    emit ValidatorSlashed(taskId, round, account, slash);
+                }
+                if (v.stake < config.validatorStake || misses >= config.maxMisses) {
+                    _removeValidator(taskId, account, v, true);
+                } else {
+                    _validators[taskId][account].stake = v.stake;
+                }
             }
+            failed >>= 1;
         }
     }
 
@@ -1093,19 +1239,24 @@ contract DeRelay is ReentrancyGuard {
     }
 
     /// @dev After a finalize or skip: the holder goes to the tail (or leaves, if its stake fell
-    /// below minStake) and the next turn starts; with an empty queue the relay goes idle.
-    function _endTurn(uint256 taskId, State memory s, Config storage config) private {
+    /// below minStake) and the next turn starts; with an empty queue the relay goes idle. After a
+    /// void review (`voided`) the holder keeps the front for one more round, to have its child
+    /// decided; after a second void in a row it goes to the tail like any other (a holder that
+    /// also holds a seat, or validators that never reach a quorum, cannot keep the turn forever).
+    function _endTurn(uint256 taskId, State memory s, Config storage config, bool voided) private {
         address holder = s.holder;
         Relayer storage r = _relayers[taskId][holder];
         uint256 stake = r.stake;
         address next = r.next;
+        bool keep = voided && !s.kept && stake >= config.minStake;
         if (stake < config.minStake) {
             _unlink(taskId, holder);
             withdrawable[holder] += stake;
             emit RelayerLeft(taskId, holder, stake, true);
             next = next == holder ? address(0) : next;
         }
-        s.holder = next;
+        s.kept = keep;
+        s.holder = keep ? holder : next;
         _startTurn(taskId, s, config.turnDuration);
     }
 
@@ -1113,13 +1264,13 @@ contract DeRelay is ReentrancyGuard {
     function _startTurn(uint256 taskId, State memory s, uint256 turnDuration) private {
         if (s.holder == address(0)) {
             s.phase = Phase.Idle;
-            s.phaseStart = uint40(block.timestamp);
+            s.phaseStart = uint32(block.timestamp);
             _states[taskId] = s;
             return;
         }
         s.round += 1;
         s.phase = Phase.Turn;
-        s.phaseStart = uint40(block.timestamp);
+        s.phaseStart = uint32(block.timestamp);
         _states[taskId] = s;
         emit TurnStarted(taskId, s.round, s.holder, uint64(block.timestamp + turnDuration));
     }
@@ -1159,10 +1310,10 @@ contract DeRelay is ReentrancyGuard {
 
     /// @dev The lower median of `values[0..n)`, n >= 1, by insertion sort of a copy (n <= 16):
     /// `values` stays paired with the revealers it came with.
-    function _lowerMedian(uint256[] memory values, uint256 n) private pure returns (uint256) {
-        uint256[] memory sorted = new uint256[](n);
+    function _lowerMedian(int256[] memory values, uint256 n) private pure returns (int256) {
+        int256[] memory sorted = new int256[](n);
         for (uint256 i; i < n; ++i) {
-            uint256 v = values[i];
+            int256 v = values[i];
             uint256 j = i;
             while (j > 0 && sorted[j - 1] > v) {
                 sorted[j] = sorted[j - 1];
@@ -1196,12 +1347,14 @@ contract DeRelay is ReentrancyGuard {
         _checkRange("maxValidators", p.maxValidators, 1, MAX_VALIDATORS);
         _checkRange("quorum", p.quorum, 1, p.maxValidators);
         _checkRange("maxQueue", p.maxQueue, 1, type(uint32).max);
-        _checkRange("tolerance", p.tolerance, 0, BP);
-        _checkRange("emaBp", p.emaBp, 0, BP);
-        _checkRange("minGain", p.minGain, 0, BP);
+        _checkRange("slashBand", p.slashBand, 0, BP);
+        _checkRange("advanceBand", p.advanceBand, 0, p.slashBand);
+        _checkRange("maxMisses", p.maxMisses, 1, type(uint8).max);
+        _checkRange("minGain", p.minGain, 1, BP);
         _checkRange("slashTimeoutBp", p.slashTimeoutBp, 0, BP);
         _checkRange("slashRejectBp", p.slashRejectBp, 0, BP);
         _checkRange("slashNoRevealBp", p.slashNoRevealBp, 0, BP);
+        _checkRange("slashMissBp", p.slashMissBp, 0, BP);
         _checkRange("bandBp", p.bandBp, 0, BP);
         _checkRange("keeperBountyBp", p.keeperBountyBp, 0, BP);
         _checkRange("royaltyBp", p.royaltyBp, 0, BP);

@@ -96,36 +96,67 @@ def lower_median(scores: Sequence[int]) -> int:
     return int(ordered[(len(ordered) - 1) // 2])
 
 
-def verdict(median: int, reveals: int, ref: int, tolerance: int, quorum: int) -> str:
-    """ "void" (fewer reveals than quorum), "accepted" (a non-zero median with median + tolerance
-    >= ref: a median of 0 means unusable weights) or "rejected", as the contract's `finalize`."""
-    if reveals < quorum:
-        return "void"
-    return "accepted" if median != 0 and median + tolerance >= ref else "rejected"
+@dataclass(frozen=True)
+class Review:
+    """A finalized review as the contract's `finalize` decides it: the lower medians of the child's
+    scores, of the champion's and of their paired differences (`delta`, which decides)."""
+
+    verdict: str  # "void", "rejected", "held" or "accepted"
+    child_score: int
+    champion_score: int
+    delta: int
+    reveals: int
+
+    @property
+    def crowned(self) -> bool:
+        """The child beat the champion and became the champion."""
+        return self.verdict == "accepted" and self.delta > 0
 
 
-def next_ref(ref: int, median: int, ema_bp: int) -> int:
-    """ref after an acceptance: it moves emaBp/10000 of the way to the median, rounded toward ref."""
-    if median >= ref:
-        return ref + (median - ref) * ema_bp // BP
-    return ref - (ref - median) * ema_bp // BP
+def review(
+    ballots: Sequence[tuple[int, int]],
+    quorum: int,
+    slash_band: int,
+    advance_band: int,
+) -> Review:
+    """The verdict of revealed (child score, champion score) ballots, as the contract's `finalize`:
+    void below quorum; rejected for a child median of 0 (unusable weights) or a median delta below
+    -slash_band; held below -advance_band; accepted otherwise (crowned when delta > 0)."""
+    if len(ballots) < quorum:
+        return Review("void", 0, 0, 0, len(ballots))
+    child = lower_median([c for c, _ in ballots])
+    champion = lower_median([h for _, h in ballots])
+    delta = lower_median([c - h for c, h in ballots])
+    if child == 0 or delta < -slash_band:
+        kind = "rejected"
+    elif delta < -advance_band:
+        kind = "held"
+    else:
+        kind = "accepted"
+    return Review(kind, child, champion, delta, len(ballots))
 
 
 def relay_reward(
-    median: int,
-    ref: int,
-    min_gain: int,
-    base_reward: int,
-    reward_per_point: int,
-    pool: int,
-    parent_score: int,
+    delta: int, min_gain: int, base_reward: int, reward_per_point: int, pool: int
 ) -> int:
-    """The reward of an accepted turn, as the contract computes it: gain = max(0, median -
-    max(ref, parent score)); baseReward once gain >= minGain, plus rewardPerPoint per point of
-    gain, capped by the pool. A copy of the head scores what the head scored, and earns nothing."""
-    gain = max(0, median - max(ref, parent_score))
-    reward = (base_reward if gain >= min_gain else 0) + reward_per_point * gain
+    """The reward of an accepted child, as the contract computes it: nothing unless it beat the
+    champion (delta > 0); then baseReward once delta >= minGain, plus rewardPerPoint per bp of
+    delta, capped by the pool. Regaining lost ground below the champion earns nothing."""
+    if delta <= 0:
+        return 0
+    reward = (base_reward if delta >= min_gain else 0) + reward_per_point * delta
     return min(pool, reward)
+
+
+def paid_in_band(ballot: tuple[int, int], outcome: Review, band_bp: int) -> bool:
+    """Whether a reveal earns the validator fee: within band_bp of both the child's median and the
+    median delta of a decided review."""
+    child, champion = ballot
+    return (
+        outcome.verdict != "void"
+        and abs(child - outcome.child_score) <= band_bp
+        and abs((child - champion) - outcome.delta) <= band_bp
+    )
 
 
 class RoyaltyBook:

@@ -40,6 +40,13 @@ class Status(IntEnum):
     ACCEPTED = 3
     REJECTED = 4
     VOID = 5
+    HELD = 6  # within the slash band, outside the advance band: no reward, no slash, head unchanged
+
+
+class Ballot(IntEnum):
+    NONE = 0  # with the review's round: seated during that review, excused from it
+    COMMITTED = 1
+    REVEALED = 2
 
 
 ETHER = 10**18
@@ -49,8 +56,9 @@ ETHER = 10**18
 class TaskParams:
     """Every parameter of a task (amounts in wei, scores and shares in basis points, times in seconds).
 
-    The defaults are those the simulation supports: honest turns accepted under label skew,
-    poisoned turns rejected, rewards following measured gain.
+    The defaults are those the review sweep supports: honest turns not slashed and nearly all
+    advanced under label skew, poisoned turns rejected, a within-band poisoner held to the advance
+    band, rewards only for beating the champion.
     """
 
     spec_cid: bytes  # binary CIDv1 of the task spec JSON
@@ -64,15 +72,17 @@ class TaskParams:
     quorum: int = 2  # least reveals for a verdict
     max_validators: int = 5  # validator seats
     max_queue: int = 256  # longest relay queue
-    tolerance: int = 1500  # accept when median + tolerance >= ref (bp); wide for label skew
-    ema_bp: int = 3000  # weight of a new accepted median in ref
-    min_gain: int = 1  # least gain over ref (bp) that earns base_reward
-    base_reward: int = ETHER // 100  # paid for an accepted turn with gain >= min_gain
-    reward_per_point: int = ETHER // 10_000  # paid per bp of gain over ref
+    slash_band: int = 3000  # reject and slash below champion - slash_band (bp); wide for label skew
+    advance_band: int = 340  # the child becomes the head at >= champion - advance_band (bp)
+    max_misses: int = 3  # missed commits in a row that cost a validator its seat
+    min_gain: int = 170  # least gain over the champion (bp) earning base_reward: > 1 in 60
+    base_reward: int = ETHER // 100  # paid for beating the champion by >= min_gain
+    reward_per_point: int = ETHER // 10_000  # paid per bp of gain over the champion
     slash_timeout_bp: int = 1000  # stake share lost by a holder that times out
     slash_reject_bp: int = 2000  # stake share lost by a rejected relayer
     slash_no_reveal_bp: int = 1000  # validator stake share lost by committing and not revealing
-    band_bp: int = 500  # reveals within this many bp of the median earn validator_fee
+    slash_miss_bp: int = 500  # validator stake share lost per review it could have committed to
+    band_bp: int = 500  # reveals within this many bp of both medians earn validator_fee
     validator_fee: int = ETHER // 1000  # paid per in-band reveal
     keeper_bounty_bp: int = (
         1000  # keeper share of a timeout slash; finalize pays this share of validator_fee
@@ -91,14 +101,16 @@ class TaskParams:
             self.quorum,
             self.max_validators,
             self.max_queue,
-            self.tolerance,
-            self.ema_bp,
+            self.slash_band,
+            self.advance_band,
+            self.max_misses,
             self.min_gain,
             self.base_reward,
             self.reward_per_point,
             self.slash_timeout_bp,
             self.slash_reject_bp,
             self.slash_no_reveal_bp,
+            self.slash_miss_bp,
             self.band_bp,
             self.validator_fee,
             self.keeper_bounty_bp,
@@ -114,10 +126,10 @@ class TaskParams:
         """Inverse of `as_tuple`."""
         names = [
             "min_stake", "validator_stake", "turn_duration", "commit_window", "reveal_window",
-            "quorum", "max_validators", "max_queue", "tolerance", "ema_bp", "min_gain",
-            "base_reward", "reward_per_point", "slash_timeout_bp", "slash_reject_bp",
-            "slash_no_reveal_bp", "band_bp", "validator_fee", "keeper_bounty_bp", "royalty_bp",
-            "usage_fee", "genesis_score", "spec_cid", "genesis_cid",
+            "quorum", "max_validators", "max_queue", "slash_band", "advance_band", "max_misses",
+            "min_gain", "base_reward", "reward_per_point", "slash_timeout_bp", "slash_reject_bp",
+            "slash_no_reveal_bp", "slash_miss_bp", "band_bp", "validator_fee", "keeper_bounty_bp",
+            "royalty_bp", "usage_fee", "genesis_score", "spec_cid", "genesis_cid",
         ]  # fmt: skip
         return cls(**dict(zip(names, values, strict=True)))
 
@@ -148,9 +160,10 @@ class TaskState:
     queue_length: int
     submission_count: int
     accepted_count: int
-    ref: int
+    champion_score: int
     head_score: int
     head_cid: bytes
+    champion_cid: bytes
     validator_count: int
     total_shares: int
     acc_per_share: int
@@ -201,8 +214,10 @@ class SeatState:
     index: int
     validator: str
     round: int
-    score: int
-    ballot: int  # 0 none, 1 committed, 2 revealed
+    child_score: int
+    champion_score: int
+    ballot: Ballot
+    misses: int  # consecutive reviews it could have committed to and did not
 
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -222,16 +237,20 @@ FIXED_GAS = {
 
 def finalize_gas(max_validators: int) -> int:
     """A gas limit for `finalize` that needs no estimate (under load ganache's estimates of it
-    timed out at 30 s): about twice the most it has used, 246k with 3 reveals and 617k with 16
-    (a relayer's first reward, every validator paid; bench.gas.measure), each seat adding ~28.5k."""
-    return 2 * (160_000 + 30_000 * max_validators)
+    timed out at 30 s): about twice the most it has needed, 276k with 3 seats and 795k with 16
+    (a relayer's first reward, a quorum paid, every other seat charged for a miss and removed,
+    whose refunds come only after the call; bench.gas.finalize_cases), each seat adding ~40k."""
+    return 2 * (170_000 + 40_000 * max_validators)
 
 
-def commitment_for(task_id: int, round_: int, score: int, salt: bytes, validator: str) -> bytes:
-    """keccak256(abi.encode(taskId, round, score, salt, validator)), as the contract computes it."""
+def commitment_for(
+    task_id: int, round_: int, child_score: int, champion_score: int, salt: bytes, validator: str
+) -> bytes:
+    """keccak256(abi.encode(taskId, round, childScore, championScore, salt, validator)), as the
+    contract computes it."""
     encoded = abi_encode(
-        ["uint256", "uint32", "uint16", "bytes32", "address"],
-        [task_id, round_, score, salt, to_checksum_address(validator)],
+        ["uint256", "uint32", "uint16", "uint16", "bytes32", "address"],
+        [task_id, round_, child_score, champion_score, salt, to_checksum_address(validator)],
     )
     return keccak(encoded)
 
@@ -336,9 +355,11 @@ class DeRelayContract:
         """Commit to a hidden score."""
         return self._tx("commitScore", task_id, round_, commitment)
 
-    def reveal_score(self, task_id: int, round_: int, score: int, salt: bytes) -> TxReceipt:
-        """Reveal the committed score."""
-        return self._tx("revealScore", task_id, round_, score, salt)
+    def reveal_score(
+        self, task_id: int, round_: int, child_score: int, champion_score: int, salt: bytes
+    ) -> TxReceipt:
+        """Reveal the committed scores of the child and of the champion."""
+        return self._tx("revealScore", task_id, round_, child_score, champion_score, salt)
 
     def finalize(self, task_id: int, gas: int | None = None) -> TxReceipt:
         """End the review and start the next turn (keeper); with `gas`, no estimate is asked for
@@ -380,17 +401,24 @@ class DeRelayContract:
             queue_length=v[7],
             submission_count=v[8],
             accepted_count=v[9],
-            ref=v[10],
+            champion_score=v[10],
             head_score=v[11],
             head_cid=bytes(v[12]),
-            validator_count=v[13],
-            total_shares=v[14],
-            acc_per_share=v[15],
+            champion_cid=bytes(v[13]),
+            validator_count=v[14],
+            total_shares=v[15],
+            acc_per_share=v[16],
         )
 
     def head(self, task_id: int) -> tuple[bytes, int]:
         """The head's binary CID and score."""
         cid, score = self._view("head", task_id)
+        return bytes(cid), int(score)
+
+    def champion(self, task_id: int) -> tuple[bytes, int]:
+        """The champion's binary CID and score: the best model accepted so far, what consumers
+        license and what each review measures children against."""
+        cid, score = self._view("champion", task_id)
         return bytes(cid), int(score)
 
     def publisher_of(self, task_id: int) -> str:
@@ -449,7 +477,10 @@ class DeRelayContract:
 
     def seats(self, task_id: int) -> list[SeatState]:
         """Every validator seat."""
-        return [SeatState(i, *s) for i, s in enumerate(self._view("seatsOf", task_id))]
+        return [
+            SeatState(i, s[0], s[1], s[2], s[3], Ballot(s[4]), s[5])
+            for i, s in enumerate(self._view("seatsOf", task_id))
+        ]
 
     def record(self, task_id: int, digest: bytes) -> tuple[str, int, int, Status, int, int]:
         """The record of a model by CID digest: relayer, round, submittedAt, status, score, codec."""

@@ -44,14 +44,16 @@ def make_params(**overrides: object) -> TaskParams:
         quorum=2,
         max_validators=3,
         max_queue=8,
-        tolerance=100,
-        ema_bp=5000,
+        slash_band=1000,
+        advance_band=100,
+        max_misses=3,
         min_gain=10,
         base_reward=ETH // 10,
         reward_per_point=ETH // 1000,
         slash_timeout_bp=1000,
         slash_reject_bp=2000,
         slash_no_reveal_bp=1000,
+        slash_miss_bp=500,
         band_bp=300,
         validator_fee=ETH // 100,
         keeper_bounty_bp=1000,
@@ -156,22 +158,42 @@ def salt_of(view: DeRelayContract, round_: int) -> bytes:
     return keccak(text=f"salt:{view.client.address}:{round_}")
 
 
+def champion_score_of(view: DeRelayContract, task: int) -> int:
+    """The champion's score on chain: what a vote that names no champion score measures it at."""
+    return view.task_state(task).champion_score
+
+
 def commit(
-    view: DeRelayContract, task: int, round_: int, score: int, salt: bytes | None = None
+    view: DeRelayContract,
+    task: int,
+    round_: int,
+    score: int,
+    salt: bytes | None = None,
+    *,
+    champion: int | None = None,
 ) -> TxReceipt:
-    """Commit `score` for the submission under review."""
+    """Commit `score` for the child under review and `champion` (default: the champion's score on
+    chain) for the champion."""
     salt = salt_of(view, round_) if salt is None else salt
+    champion = champion_score_of(view, task) if champion is None else champion
     return view.commit_score(
-        task, round_, commitment_for(task, round_, score, salt, view.client.address)
+        task, round_, commitment_for(task, round_, score, champion, salt, view.client.address)
     )
 
 
 def reveal(
-    view: DeRelayContract, task: int, round_: int, score: int, salt: bytes | None = None
+    view: DeRelayContract,
+    task: int,
+    round_: int,
+    score: int,
+    salt: bytes | None = None,
+    *,
+    champion: int | None = None,
 ) -> TxReceipt:
-    """Reveal `score` with the salt `commit` used."""
+    """Reveal `score` and `champion` with the salt `commit` used."""
     salt = salt_of(view, round_) if salt is None else salt
-    return view.reveal_score(task, round_, score, salt)
+    champion = champion_score_of(view, task) if champion is None else champion
+    return view.reveal_score(task, round_, score, champion, salt)
 
 
 def submit(
@@ -201,11 +223,13 @@ def seat(validators: list[DeRelayContract], task: int, stake: int = ETH) -> None
 
 @dataclass(frozen=True)
 class Vote:
-    """A validator's ballot in a round: the score it commits, and whether it reveals."""
+    """A validator's ballot in a round: the scores it commits (the child's, and the champion's:
+    None for the champion's score on chain when the round starts), and whether it reveals."""
 
     validator: DeRelayContract
     score: int
     reveal: bool = True
+    champion: int | None = None
 
 
 @dataclass(frozen=True)
@@ -239,16 +263,19 @@ def play_round(
     state = holder.task_state(task)
     assert state.phase == Phase.TURN and state.holder == holder.client.address
     round_ = state.round
+    standing = state.champion_score
     child = submit(holder, task, label)
     step()
     for vote in votes:
-        commit(vote.validator, task, round_, vote.score)
+        champion = standing if vote.champion is None else vote.champion
+        commit(vote.validator, task, round_, vote.score, champion=champion)
         step()
     review = holder.task_state(task)
     next_tx_at(chain, review.deadline + 1)
     for vote in votes:
         if vote.reveal:
-            reveal(vote.validator, task, round_, vote.score)
+            champion = standing if vote.champion is None else vote.champion
+            reveal(vote.validator, task, round_, vote.score, champion=champion)
             step()
     if not all(vote.reveal for vote in votes):
         next_tx_at(chain, review.reveal_end + 1)

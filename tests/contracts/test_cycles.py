@@ -41,13 +41,15 @@ def test_accept_cycle(chain: Chain, actors: Actors, invariant: Invariant):
     v[4].register_validator(task, 2 * ETH)  # keeps its seat after a no-reveal slash
     invariant.check()
 
-    # reveals 5200, 5250, 5300, 5700: lower median 5250, v3 out of band; v4 commits, stays silent
-    # (scores ascend in seat order here: see test_validator_fees_follow_each_validators_own_score)
+    # children 5200, 5250, 5300, 5700 against a champion (genesis) each validator measures on its
+    # own data: deltas 250, 250, 250, 250. Lower medians: child 5250, champion 5000, delta 250;
+    # v3's child score is out of band. v4 commits and stays silent. (Scores ascend in seat order
+    # here: see test_validator_fees_follow_each_validators_own_score.)
     votes = [
-        Vote(v[0], 5200),
-        Vote(v[1], 5250),
-        Vote(v[2], 5300),
-        Vote(v[3], 5700),
+        Vote(v[0], 5200, champion=4950),
+        Vote(v[1], 5250, champion=5000),
+        Vote(v[2], 5300, champion=5050),
+        Vote(v[3], 5700, champion=5450),
         Vote(v[4], 5400, False),
     ]
     result = play_round(chain, task, alice, "child-1", votes, keeper=keeper, check=invariant.check)
@@ -59,14 +61,14 @@ def test_accept_cycle(chain: Chain, actors: Actors, invariant: Invariant):
     state = keeper.task_state(task)
     assert state.pool == 10 * ETH - reward - 3 * FEE + silent_slash - FINALIZE_BOUNTY
     assert (state.head_cid, state.head_score, state.accepted_count) == (result.child, 5250, 1)
-    assert state.ref == 5000 + gain * 5000 // 10_000
+    assert (state.champion_cid, state.champion_score) == (result.child, 5250)  # it beat genesis
     assert (state.total_shares, state.phase, state.round, state.holder) == (
         reward,
         Phase.TURN,
         2,
         addr(bob),
     )
-    assert keeper.head(task) == (result.child, 5250)
+    assert keeper.head(task) == keeper.champion(task) == (result.child, 5250)
     a = alice.account(task, addr(alice))
     assert (a.withdrawable, a.shares, a.relayer_stake, a.queued) == (reward, reward, 2 * ETH, True)
     assert [m for m, _ in keeper.queue(task)] == [addr(bob), addr(alice)]
@@ -84,10 +86,21 @@ def test_accept_cycle(chain: Chain, actors: Actors, invariant: Invariant):
             "round": 1,
             "relayer": addr(alice),
             "verdict": Status.ACCEPTED,
-            "median": 5250,
+            "childScore": 5250,
+            "championScore": 5000,
+            "delta": gain,
             "reveals": 4,
-            "ref": 5125,
             "reward": reward,
+        }
+    ]
+    assert events_in(keeper, receipt, "ChampionCrowned") == [
+        {
+            "taskId": task,
+            "round": 1,
+            "relayer": addr(alice),
+            "digest": digest_of(result.child),
+            "score": 5250,
+            "gain": gain,
         }
     ]
     assert [e["validator"] for e in events_in(keeper, receipt, "ValidatorPaid")] == [
@@ -128,6 +141,36 @@ def test_validator_fees_follow_each_validators_own_score(
     assert [alice.withdrawable(addr(x)) for x in v] == [FEE, FEE, 0, FEE]
 
 
+def test_a_validator_fee_needs_both_its_child_score_and_its_delta_in_band(
+    chain: Chain, actors: Actors, invariant: Invariant
+):
+    task = make_task(actors, max_validators=4)
+    alice = actors.relayers[0]
+    v = actors.validators[:4]
+    alice.join_relay(task, 2 * ETH)
+    seat(v, task)
+
+    # medians: child 5250, delta 250 (bandBp 300). v2's child score is in band but its delta
+    # (-250) is not; v3's delta (250) is in band but its child score (6000) is not.
+    votes = [
+        Vote(v[0], 5250, champion=5000),
+        Vote(v[1], 5300, champion=5050),
+        Vote(v[2], 5250, champion=5500),
+        Vote(v[3], 6000, champion=5750),
+    ]
+    result = play_round(
+        chain, task, alice, "child-1", votes, keeper=actors.keeper, check=invariant.check
+    )
+
+    (finalized,) = events_in(alice, result.finalize_receipt, "RoundFinalized")
+    assert (finalized["childScore"], finalized["delta"]) == (5250, 250)
+    paid = [e["validator"] for e in events_in(alice, result.finalize_receipt, "ValidatorPaid")]
+    assert paid == [addr(v[0]), addr(v[1])]
+    assert [alice.withdrawable(addr(x)) for x in v] == [FEE, FEE, 0, 0]
+    reward = ETH // 10 + 250 * (ETH // 1000)
+    assert alice.task_state(task).pool == 10 * ETH - reward - 2 * FEE - FINALIZE_BOUNTY
+
+
 @pytest.mark.parametrize(("stake", "stays"), [(2 * ETH, True), (ETH, False)])
 def test_reject_cycle(
     chain: Chain, actors: Actors, task: int, invariant: Invariant, stake: int, stays: bool
@@ -140,19 +183,15 @@ def test_reject_cycle(
     seat(v[:3], task)
     invariant.check()
 
-    # median 4800: 4800 + tolerance 100 < ref 5000
-    votes = [Vote(v[0], 4800), Vote(v[1], 4850), Vote(v[2], 4700)]
+    # deltas -1200, -1150, -1300 against the champion (5000): median -1200 < -slashBand (1000)
+    votes = [Vote(v[0], 3800), Vote(v[1], 3850), Vote(v[2], 3700)]
     result = play_round(chain, task, alice, "child-1", votes, keeper=keeper, check=invariant.check)
 
     slash = stake * 2000 // 10_000  # slashRejectBp
     state = keeper.task_state(task)
     assert state.pool == 10 * ETH + slash - 3 * FEE - FINALIZE_BOUNTY
-    assert (state.head_cid, state.head_score, state.ref, state.accepted_count) == (
-        cid_of("genesis"),
-        5000,
-        5000,
-        0,
-    )
+    assert (state.head_cid, state.head_score, state.accepted_count) == (cid_of("genesis"), 5000, 0)
+    assert (state.champion_cid, state.champion_score) == (cid_of("genesis"), 5000)
     assert (state.total_shares, state.round, state.holder) == (0, 2, addr(bob))
     a = alice.account(task, addr(alice))
     assert a.shares == 0
@@ -169,25 +208,61 @@ def test_reject_cycle(
     for validator in v[:3]:
         assert keeper.withdrawable(addr(validator)) == FEE
     assert keeper.withdrawable(addr(keeper)) == FINALIZE_BOUNTY
-    assert keeper.record(task, digest_of(result.child))[3:5] == (Status.REJECTED, 4800)
+    assert keeper.record(task, digest_of(result.child))[3:5] == (Status.REJECTED, 3800)
     assert events_in(keeper, result.finalize_receipt, "RelayerSlashed") == [
         {"taskId": task, "round": 1, "relayer": addr(alice), "amount": slash, "reason": 1}
     ]
     (finalized,) = events_in(keeper, result.finalize_receipt, "RoundFinalized")
-    assert (finalized["verdict"], finalized["median"], finalized["ref"], finalized["reward"]) == (
-        Status.REJECTED,
+    assert (
+        finalized["verdict"],
+        finalized["childScore"],
+        finalized["championScore"],
+        finalized["delta"],
+        finalized["reward"],
+    ) == (Status.REJECTED, 3800, 5000, -1200, 0)
+
+
+def test_held_cycle(chain: Chain, actors: Actors, task: int, invariant: Invariant):
+    alice, bob = actors.relayers[:2]
+    v = actors.validators
+    keeper = actors.keeper
+    alice.join_relay(task, 2 * ETH)
+    bob.join_relay(task, ETH)
+    seat(v[:3], task)
+
+    # deltas -200, -150, -300: median -200, inside the slash band (1000), outside the advance
+    # band (100): no slash, no reward, the head stays; the validators did their work and are paid
+    votes = [Vote(v[0], 4800), Vote(v[1], 4850), Vote(v[2], 4700)]
+    result = play_round(chain, task, alice, "child-1", votes, keeper=keeper, check=invariant.check)
+
+    state = keeper.task_state(task)
+    assert state.pool == 10 * ETH - 3 * FEE - FINALIZE_BOUNTY
+    assert (state.head_cid, state.head_score, state.accepted_count) == (cid_of("genesis"), 5000, 0)
+    assert (state.champion_cid, state.champion_score) == (cid_of("genesis"), 5000)
+    assert (state.total_shares, state.round, state.holder) == (0, 2, addr(bob))  # turn over
+    a = alice.account(task, addr(alice))
+    assert (a.relayer_stake, a.queued, a.withdrawable, a.shares) == (2 * ETH, True, 0, 0)
+    assert [keeper.withdrawable(addr(x)) for x in v[:3]] == [FEE, FEE, FEE]
+    assert keeper.withdrawable(addr(keeper)) == FINALIZE_BOUNTY
+    assert keeper.record(task, digest_of(result.child))[3:5] == (Status.HELD, 4800)
+    assert events_in(keeper, result.finalize_receipt, "RelayerSlashed") == []
+    assert events_in(keeper, result.finalize_receipt, "ChampionCrowned") == []
+    (finalized,) = events_in(keeper, result.finalize_receipt, "RoundFinalized")
+    assert (finalized["verdict"], finalized["childScore"], finalized["delta"]) == (
+        Status.HELD,
         4800,
-        5000,
-        0,
+        -200,
     )
 
 
 def test_void_cycle(chain: Chain, actors: Actors, task: int, invariant: Invariant):
-    alice = actors.relayers[0]
+    alice, bob = actors.relayers[:2]
     v = actors.validators
     keeper = actors.keeper
     alice.join_relay(task, 2 * ETH)
-    seat(v[:3], task)
+    bob.join_relay(task, ETH)
+    seat(v[:2], task)
+    v[2].register_validator(task, 2 * ETH)  # keeps its seat after one missed commit
     invariant.check()
 
     # one reveal < quorum 2; v1 commits and stays silent; v2 does not take part
@@ -201,27 +276,46 @@ def test_void_cycle(chain: Chain, actors: Actors, task: int, invariant: Invarian
         check=invariant.check,
     )
 
-    silent_slash = ETH * 1000 // 10_000
+    silent_slash = ETH * 1000 // 10_000  # slashNoRevealBp
+    miss = 2 * ETH * 500 // 10_000  # slashMissBp
     state = keeper.task_state(task)
-    # the lone revealer is within bandBp of the median (its own score) and earns its fee
-    assert state.pool == 10 * ETH - FEE + silent_slash - FINALIZE_BOUNTY
-    assert (state.head_cid, state.ref, state.accepted_count, state.total_shares) == (
+    # a review that decided nothing pays nothing: no fee for the lone revealer, no keeper bounty
+    assert state.pool == 10 * ETH + silent_slash + miss
+    assert keeper.withdrawable(addr(v[0])) == 0
+    assert keeper.withdrawable(addr(keeper)) == 0
+    assert events_in(keeper, result.finalize_receipt, "ValidatorPaid") == []
+    assert events_in(keeper, result.finalize_receipt, "KeeperPaid") == []
+    assert (state.head_cid, state.champion_cid, state.accepted_count, state.total_shares) == (
         cid_of("genesis"),
-        5000,
+        cid_of("genesis"),
         0,
         0,
     )
-    assert (state.round, state.holder, state.validator_count) == (2, addr(alice), 2)
+    # alice keeps the front for the next round; bob still waits
+    assert (state.phase, state.round, state.holder, state.validator_count) == (
+        Phase.TURN,
+        2,
+        addr(alice),
+        2,
+    )
+    assert [m for m, _ in keeper.queue(task)] == [addr(alice), addr(bob)]
+    assert events_in(keeper, result.finalize_receipt, "TurnStarted") == [
+        {"taskId": task, "round": 2, "holder": addr(alice), "deadline": chain.now() + 100}
+    ]
     a = alice.account(task, addr(alice))
     assert (a.relayer_stake, a.withdrawable, a.shares) == (2 * ETH, 0, 0)
-    assert keeper.withdrawable(addr(v[0])) == FEE
-    assert keeper.withdrawable(addr(keeper)) == FINALIZE_BOUNTY
     # the silent validator fell below validatorStake: seat lost, the rest withdrawable
     silent = keeper.account(task, addr(v[1]))
     assert (silent.seat, silent.validator_stake, silent.withdrawable) == (-1, 0, ETH - silent_slash)
     assert keeper.seats(task)[1].validator == ZERO_ADDRESS
     assert events_in(keeper, result.finalize_receipt, "ValidatorLeft") == [
         {"taskId": task, "validator": addr(v[1]), "refund": ETH - silent_slash, "forced": True}
+    ]
+    # the absent one paid for its missed commit and keeps its seat
+    absent = keeper.account(task, addr(v[2]))
+    assert (absent.seat, absent.validator_stake, absent.withdrawable) == (2, 2 * ETH - miss, 0)
+    assert events_in(keeper, result.finalize_receipt, "ValidatorMissed") == [
+        {"taskId": task, "round": 1, "validator": addr(v[2]), "amount": miss, "misses": 1}
     ]
     assert events_in(keeper, result.finalize_receipt, "RelayerSlashed") == []
     assert keeper.record(task, digest_of(result.child))[3] == Status.VOID
@@ -276,16 +370,31 @@ def test_several_rounds_then_everyone_withdraws(chain: Chain, actors: Actors, in
     for relayer in (alice, bob, carol):
         relayer.join_relay(task, 2 * ETH)
         check()
-    seat(v, task)
+    seat(v, task, 2 * ETH)  # enough stake to survive a missed commit or two
     check()
+    milli = ETH // 1000
 
-    play_round(chain, task, alice, "a-1", [Vote(x, 5400) for x in v], keeper=keeper, check=check)
-    play_round(chain, task, bob, "b-1", [Vote(x, 3000) for x in v[:2]], keeper=bob, check=check)
+    def play(holder: DeRelayContract, label: str, votes: list[Vote], by: DeRelayContract) -> None:
+        play_round(chain, task, holder, label, votes, keeper=by, check=check)
+
+    play(alice, "a-1", [Vote(x, 5400) for x in v], keeper)  # crowned: gain 400
+    pool = 10 * ETH - (100 + 400) * milli - 4 * FEE - FINALIZE_BOUNTY
+    assert keeper.task_state(task).pool == pool
+    play(bob, "b-1", [Vote(x, 3000) for x in v[:2]], bob)  # rejected; v2, v3 miss
+    pool += 2 * ETH // 5 + 2 * (2 * ETH // 20) - 2 * FEE - FINALIZE_BOUNTY
+    assert keeper.task_state(task).pool == pool
     next_tx_at(chain, keeper.task_state(task).deadline + 1)
     keeper.skip_turn(task)  # carol
     check()
-    play_round(chain, task, alice, "a-2", [Vote(v[0], 5600)], keeper=carol, check=check)  # void
-    play_round(chain, task, bob, "b-2", [Vote(x, 5500) for x in v[1:]], keeper=keeper, check=check)
+    pool += 2 * ETH // 10 - 2 * ETH // 100
+    play(alice, "a-2", [Vote(v[0], 5600)], carol)  # void: alice keeps the turn; v1, v2, v3 miss
+    pool += 2 * ETH // 20 + 2 * (19 * ETH // 10 // 20)
+    assert keeper.task_state(task).pool == pool  # a void review moved nothing out of the pool
+    play(alice, "a-2", [Vote(x, 5500) for x in v], keeper)  # her void child, decided: gain 100
+    pool -= (100 + 100) * milli + 4 * FEE + FINALIZE_BOUNTY
+    play(bob, "b-2", [Vote(x, 5450) for x in v], keeper)  # head, not champion: -50, no reward
+    pool -= 4 * FEE + FINALIZE_BOUNTY
+    assert keeper.task_state(task).pool == pool
     actors.consumer.pay_for_model(task, ETH)
     check()
     for relayer in (alice, bob):
@@ -294,6 +403,12 @@ def test_several_rounds_then_everyone_withdraws(chain: Chain, actors: Actors, in
 
     everyone = [alice, bob, carol, *v, keeper]
     owed = {addr(x): keeper.withdrawable(addr(x)) for x in everyone}
+    shares = 700 * milli  # alice's rewards: the only shares, so all of the royalty, floored
+    assert owed[addr(alice)] == shares + shares * (ETH // 2 * 10**18 // shares) // 10**18
+    assert owed[addr(bob)] == FINALIZE_BOUNTY  # he finalized his own b-1
+    assert owed[addr(carol)] == 0  # she finalized the void review: no bounty
+    assert owed[addr(keeper)] == 3 * FINALIZE_BOUNTY + 2 * ETH // 100  # and carol's skip
+    assert [owed[addr(x)] for x in v] == [4 * FEE, 4 * FEE, 3 * FEE, 3 * FEE]
     for x in everyone:
         if owed[addr(x)]:
             before = x.client.balance()
@@ -302,12 +417,24 @@ def test_several_rounds_then_everyone_withdraws(chain: Chain, actors: Actors, in
             check()
 
     state = keeper.task_state(task)
-    stakes = 2 * ETH + (2 * ETH - 2 * ETH // 5) + (2 * ETH - 2 * ETH // 10) + 4 * ETH
-    assert keeper.client.balance(keeper.address) == state.pool + stakes + check()
-    assert [e.status for e in keeper.lineage(task)] == [
-        Status.GENESIS,
-        Status.ACCEPTED,
-        Status.REJECTED,
-        Status.VOID,
-        Status.ACCEPTED,
+    assert state.pool == pool + ETH // 2
+    relayer_stakes = 2 * ETH + (2 * ETH - 2 * ETH // 5) + (2 * ETH - 2 * ETH // 10)
+    missed_twice = 2 * ETH - 2 * ETH // 20 - 19 * ETH // 10 // 20
+    validator_stakes = 2 * ETH + (2 * ETH - 2 * ETH // 20) + 2 * missed_twice
+    assert [keeper.account(task, addr(x)).validator_stake for x in v] == [
+        2 * ETH,
+        2 * ETH - 2 * ETH // 20,
+        missed_twice,
+        missed_twice,
     ]
+    stakes = relayer_stakes + validator_stakes
+    assert keeper.client.balance(keeper.address) == state.pool + stakes + check()
+    assert [(e.status, e.round) for e in keeper.lineage(task)] == [
+        (Status.GENESIS, 0),
+        (Status.ACCEPTED, 1),
+        (Status.REJECTED, 2),
+        (Status.ACCEPTED, 5),  # void in round 4, resubmitted by alice in round 5
+        (Status.ACCEPTED, 6),
+    ]
+    assert keeper.champion(task) == (cid_of("a-2"), 5500)
+    assert keeper.head(task) == (cid_of("b-2"), 5450)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from bench.gas import (
     BASELINE_PATH,
     BUDGET_KEYS,
+    FINALIZE_CASES,
     UPDATE_HINT,
     budget_problems,
+    finalize_cases,
     load_baseline,
-    measure,
     scripted_gas,
 )
 from tests.conftest import TEST_KEYS
@@ -48,13 +49,15 @@ def test_the_budget_check_reports_increases_and_gaps():
 
 def test_the_fixed_finalize_limit_leaves_room_over_its_dearest_case():
     # Keepers send finalize with finalize_gas(maxValidators) and no estimate: it must cover the
-    # dearest finalize, every seat revealing and paid, the holder's first reward, with room to spare.
-    for validators in (3, 16):
-        run = measure(relayers=2, validators=validators, rounds=1)
+    # limit the dearest finalize needs (first rewards and fees, every other seat charged and
+    # removed, refunds only after the call), with room to spare.
+    for seats in (3, 16):
+        rows = finalize_cases(seats)
 
-        used = run.first[f"finalize({validators} reveals)"]
-
-        assert 1.5 * used <= finalize_gas(validators)
+        assert {(r["path"], r["revealers"], r["others"]) for r in rows} == set(FINALIZE_CASES)
+        assert all(r["limit"] >= r["used"] for r in rows)
+        dearest = max(r["limit"] for r in rows)
+        assert 1.5 * dearest <= finalize_gas(seats), f"{seats} seats: {dearest} needed"
 
 
 def test_every_fixed_gas_limit_leaves_room_over_the_baseline():

@@ -224,6 +224,54 @@ def test_rotation_order_over_several_rounds(chain: Chain, actors: Actors):
     assert order(a, task) == [A, C, D]
 
 
+def test_a_void_review_keeps_the_holder_at_the_front(
+    chain: Chain, actors: Actors, invariant: Invariant
+):
+    task = make_task(actors, slash_timeout_bp=0)
+    a, b, c = actors.relayers[:3]
+    for view in (a, b, c):
+        view.join_relay(task, ETH)
+    submit(a, task, "child-1")  # no validators: the review decides nothing
+    next_tx_at(chain, a.task_state(task).deadline + 1)
+
+    receipt = actors.keeper.finalize(task)
+
+    state = a.task_state(task)
+    assert (state.phase, state.round, state.holder) == (Phase.TURN, 2, addr(a))
+    assert order(a, task) == [addr(a), addr(b), addr(c)]
+    assert events_in(a, receipt, "TurnStarted") == [
+        {"taskId": task, "round": 2, "holder": addr(a), "deadline": chain.now() + 100}
+    ]
+    expire_and_skip(chain, actors.keeper, task)  # a kept a turn, not a right to stall
+    assert a.task_state(task).holder == addr(b)
+    assert order(a, task) == [addr(b), addr(c), addr(a)]
+    invariant.check()
+
+
+def test_a_second_void_review_in_a_row_sends_the_holder_to_the_tail(
+    chain: Chain, actors: Actors, invariant: Invariant
+):
+    # A holder that also holds a seat (or validators that never reach a quorum) would otherwise
+    # keep the turn for good: each review void, each void keeping the turn.
+    task = make_task(actors, slash_timeout_bp=0)
+    a, b = actors.relayers[:2]
+    for view in (a, b):
+        view.join_relay(task, ETH)
+    for label in ("child-1", "child-2"):
+        submit(a, task, label)
+        next_tx_at(chain, a.task_state(task).deadline + 1)
+        actors.keeper.finalize(task)
+
+    state = a.task_state(task)
+    assert (state.phase, state.round, state.holder) == (Phase.TURN, 3, addr(b))
+    assert order(a, task) == [addr(b), addr(a)]
+    submit(b, task, "child-3")  # b's own child voids: b keeps the front once, like a did
+    next_tx_at(chain, b.task_state(task).deadline + 1)
+    actors.keeper.finalize(task)
+    assert b.task_state(task).holder == addr(b)
+    invariant.check()
+
+
 def test_a_queue_of_one_keeps_the_turn(chain: Chain, actors: Actors):
     task = make_task(actors, slash_timeout_bp=0)
     a = actors.relayers[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from web3.types import TxReceipt
 
 from tests.conftest import Chain
 from tests.contracts.conftest import (
@@ -21,7 +22,7 @@ from tests.contracts.conftest import (
     seat,
     submit,
 )
-from trainer.contract import ZERO_ADDRESS, Phase, Status, TaskState
+from trainer.contract import ZERO_ADDRESS, Ballot, Phase, Status, TaskState
 
 
 @pytest.fixture
@@ -135,6 +136,172 @@ def test_a_revealed_validator_cannot_leave_before_finalize(
     v1.leave_validator(task)
 
 
+def test_a_validator_without_a_ballot_cannot_leave_a_review_to_dodge_its_miss(
+    chain: Chain, actors: Actors, task: int, review: TaskState, invariant: Invariant
+):
+    v0, v1, v2 = actors.validators[:3]
+
+    with reverts("DeRelay__BallotOpen", task, 1):
+        v2.leave_validator(task)
+    for v in (v0, v1):
+        commit(v, task, 1, 5000)
+    next_tx_at(chain, review.deadline + 1)
+    for v in (v0, v1):
+        reveal(v, task, 1, 5000)
+    receipt = actors.keeper.finalize(task)
+
+    miss = ETH * 500 // 10_000  # slashMissBp of its stake
+    assert events_in(v2, receipt, "ValidatorMissed") == [
+        {"taskId": task, "round": 1, "validator": v2.client.address, "amount": miss, "misses": 1}
+    ]
+    # below validatorStake after the miss: out, the rest withdrawable
+    assert events_in(v2, receipt, "ValidatorLeft") == [
+        {"taskId": task, "validator": v2.client.address, "refund": ETH - miss, "forced": True}
+    ]
+    account = v2.account(task, v2.client.address)
+    assert (account.seat, account.validator_stake, account.withdrawable) == (-1, 0, ETH - miss)
+    fees = 2 * (ETH // 100) + ETH // 1000  # two in-band reveals and the keeper bounty
+    assert v2.task_state(task).pool == 10 * ETH - fees + miss
+    invariant.check()
+
+
+def test_a_validator_seated_after_the_commit_window_is_excused_and_may_leave(
+    chain: Chain, actors: Actors, invariant: Invariant
+):
+    task = make_task(actors, max_validators=4)
+    actors.relayers[0].join_relay(task, ETH)
+    v0, v1, late, later = actors.validators[:4]
+    seat([v0, v1], task)
+    submit(actors.relayers[0], task, "child-1")
+    review = actors.keeper.task_state(task)
+    for v in (v0, v1):
+        commit(v, task, 1, 5000)
+    next_tx_at(chain, review.deadline + 1)
+    late.register_validator(task, ETH)  # too late to commit: not asked to
+    later.register_validator(task, ETH)
+
+    later.leave_validator(task)  # no ballot in a review it was not asked to: free to go
+    for v in (v0, v1):
+        reveal(v, task, 1, 5000)
+    receipt = actors.keeper.finalize(task)
+
+    assert events_in(late, receipt, "ValidatorMissed") == []
+    account = late.account(task, late.client.address)
+    assert (account.seat, account.validator_stake, account.withdrawable) == (2, ETH, 0)
+    assert late.seats(task)[2].misses == 0
+    assert later.withdrawable(later.client.address) == ETH
+    invariant.check()
+
+
+def test_a_validator_seated_while_the_commit_window_is_open_must_commit(
+    chain: Chain, actors: Actors, invariant: Invariant
+):
+    # Otherwise a squatter could leave between reviews and take the seats back after each
+    # submission for free.
+    task = make_task(actors, max_validators=3)
+    actors.relayers[0].join_relay(task, ETH)
+    v0, v1, joiner = actors.validators[:3]
+    seat([v0, v1], task)
+    submit(actors.relayers[0], task, "child-1")
+    joiner.register_validator(task, 2 * ETH)
+
+    with reverts("DeRelay__BallotOpen", task, 1):
+        joiner.leave_validator(task)
+    review = actors.keeper.task_state(task)
+    for v in (v0, v1):
+        commit(v, task, 1, 5000)
+    next_tx_at(chain, review.deadline + 1)
+    for v in (v0, v1):
+        reveal(v, task, 1, 5000)
+    receipt = actors.keeper.finalize(task)
+
+    miss = 2 * ETH * 500 // 10_000
+    assert events_in(joiner, receipt, "ValidatorMissed") == [
+        {
+            "taskId": task,
+            "round": 1,
+            "validator": joiner.client.address,
+            "amount": miss,
+            "misses": 1,
+        }
+    ]
+    assert joiner.account(task, joiner.client.address).validator_stake == 2 * ETH - miss
+    invariant.check()
+
+
+def test_the_holder_is_never_charged_for_its_own_review_and_may_leave_its_seat(
+    chain: Chain, actors: Actors, invariant: Invariant
+):
+    task = make_task(actors, max_validators=3)
+    holder = actors.relayers[0]
+    holder.join_relay(task, ETH)
+    holder.register_validator(task, ETH)  # seat 0: it cannot commit to its own child
+    v0, v1 = actors.validators[:2]
+    seat([v0, v1], task)
+
+    result = play_round(
+        chain, task, holder, "child-1", [Vote(v0, 5000), Vote(v1, 5000)], keeper=actors.keeper
+    )
+    submit(holder, task, "child-2")
+    holder.leave_validator(task)
+
+    assert events_in(holder, result.finalize_receipt, "ValidatorMissed") == []
+    account = holder.account(task, holder.client.address)
+    assert (account.seat, account.validator_stake, account.withdrawable) == (-1, 0, ETH)
+    invariant.check()
+
+
+def test_a_commit_clears_the_missed_commits_and_max_misses_in_a_row_cost_the_seat(
+    chain: Chain, actors: Actors, invariant: Invariant
+):
+    task = make_task(actors, max_validators=3)
+    alice = actors.relayers[0]  # alone: she holds every turn
+    alice.join_relay(task, ETH)
+    v0, v1, lazy = actors.validators[:3]
+    seat([v0, v1], task)
+    lazy.register_validator(task, 4 * ETH)  # enough stake that only the miss count removes it
+    honest = [Vote(v0, 5000), Vote(v1, 5000)]
+    stake, pool = 4 * ETH, 10 * ETH
+    misses: list[list[int]] = []
+
+    def turn(label: str, votes: list[Vote]) -> TxReceipt:
+        nonlocal stake, pool
+        result = play_round(chain, task, alice, label, votes, keeper=actors.keeper)
+        missed = events_in(lazy, result.finalize_receipt, "ValidatorMissed")
+        for event in missed:
+            assert event["amount"] == stake * 500 // 10_000
+            stake -= event["amount"]
+            pool += event["amount"]
+        pool -= len(votes) * (ETH // 100) + ETH // 1000  # in-band reveals, keeper bounty
+        misses.append([e["misses"] for e in missed])
+        assert lazy.task_state(task).pool == pool
+        invariant.check()
+        return result.finalize_receipt
+
+    turn("c-1", honest)
+    turn("c-2", honest)
+    assert lazy.seats(task)[2].misses == 2
+    turn("c-3", [*honest, Vote(lazy, 5000)])  # one commit in time clears the count (and earns)
+    assert lazy.seats(task)[2].misses == 0
+    turn("c-4", honest)
+    turn("c-5", honest)
+    assert (lazy.seats(task)[2].misses, lazy.account(task, lazy.client.address).seat) == (2, 2)
+    last = turn("c-6", honest)
+
+    assert misses == [[1], [2], [], [1], [2], [3]]
+    assert events_in(lazy, last, "ValidatorLeft") == [
+        {"taskId": task, "validator": lazy.client.address, "refund": stake, "forced": True}
+    ]
+    account = lazy.account(task, lazy.client.address)
+    assert stake == 4 * ETH * 95**5 // 100**5  # five misses of 5% each, exact here
+    assert (account.seat, account.validator_stake, account.withdrawable) == (
+        -1,
+        0,
+        stake + ETH // 100,  # with its fee of c-3
+    )
+    assert lazy.task_state(task).validator_count == 2
+
+
 # ---------------------------------------------------------------------- commit
 
 
@@ -203,24 +370,29 @@ def test_reveal_before_the_commit_window_ends_reverts(
         reveal(v0, task, 1, 5300)
 
 
-def test_reveal_inside_the_window_records_the_score(
+def test_reveal_inside_the_window_records_both_scores(
     chain: Chain, actors: Actors, task: int, review: TaskState
 ):
     v0, v1 = actors.validators[:2]
-    commit(v0, task, 1, 5300)
+    commit(v0, task, 1, 5300, champion=5100)
     commit(v1, task, 1, 5100)
     next_tx_at(chain, review.deadline + 1)
 
-    receipt = reveal(v0, task, 1, 5300)
+    receipt = reveal(v0, task, 1, 5300, champion=5100)
     next_tx_at(chain, review.reveal_end)  # the last second of the window
     reveal(v1, task, 1, 5100)
 
     (event,) = events_in(v0, receipt, "ScoreRevealed")
-    assert (event["round"], event["validator"], event["score"]) == (1, v0.client.address, 5300)
-    assert [(s.round, s.ballot, s.score) for s in v0.seats(task)] == [
-        (1, 2, 5300),
-        (1, 2, 5100),
-        (0, 0, 0),
+    assert (event["round"], event["validator"], event["childScore"], event["championScore"]) == (
+        1,
+        v0.client.address,
+        5300,
+        5100,
+    )
+    assert [(s.round, s.ballot, s.child_score, s.champion_score) for s in v0.seats(task)] == [
+        (1, Ballot.REVEALED, 5300, 5100),
+        (1, Ballot.REVEALED, 5100, 5000),  # the champion's score on chain, by default
+        (0, Ballot.NONE, 0, 0),
     ]
 
 
@@ -244,6 +416,17 @@ def test_reveal_of_a_score_above_10000_reverts(
 
     with reverts("DeRelay__ScoreOutOfRange", 10_001):
         reveal(v0, task, 1, 10_001)
+
+
+def test_reveal_of_a_champion_score_above_10000_reverts(
+    chain: Chain, actors: Actors, task: int, review: TaskState
+):
+    v0 = actors.validators[0]
+    commit(v0, task, 1, 5300, champion=10_001)
+    next_tx_at(chain, review.deadline + 1)
+
+    with reverts("DeRelay__ScoreOutOfRange", 10_001):
+        reveal(v0, task, 1, 5300, champion=10_001)
 
 
 def test_reveal_without_a_commitment_reverts(
@@ -348,58 +531,106 @@ def test_finalize_waits_for_the_reveal_window_while_a_commitment_is_unrevealed(
 # ---------------------------------------------------------------------- the verdict
 
 
-def test_the_verdict_takes_the_lower_median_of_an_even_count(chain: Chain, actors: Actors):
-    task = make_task(actors, max_validators=5, tolerance=0)
+def test_the_verdict_takes_the_lower_median_of_each_even_count(chain: Chain, actors: Actors):
+    task = make_task(actors, max_validators=5)
     holder = actors.relayers[0]
     holder.join_relay(task, ETH)
     seat(actors.validators[:4], task)
     v = actors.validators
 
-    # sorted 4990, 5000, 5200, 9000: lower median 5000 == ref (accepted; the upper, 5200, would gain)
+    # child 4990, 5000, 5200, 9000 -> 5000; champion 4000, 5000, 5000, 5000 -> 5000;
+    # paired deltas -10, 200, 1000, 4000 -> 200, which decides: the difference of the two medians
+    # (0) would not crown the child, the upper median delta (1000) would pay five times as much.
     result = play_round(
         chain,
         task,
         holder,
         "child-1",
-        [Vote(v[0], 9000), Vote(v[1], 4990), Vote(v[2], 5200), Vote(v[3], 5000)],
+        [
+            Vote(v[0], 9000, champion=5000),
+            Vote(v[1], 4990, champion=5000),
+            Vote(v[2], 5200, champion=5000),
+            Vote(v[3], 5000, champion=4000),
+        ],
         keeper=actors.keeper,
     )
 
     (event,) = events_in(holder, result.finalize_receipt, "RoundFinalized")
-    assert (event["verdict"], event["median"], event["reveals"], event["reward"]) == (
-        Status.ACCEPTED,
-        5000,
-        4,
-        0,
-    )
+    reward = ETH // 10 + 200 * (ETH // 1000)
+    assert (
+        event["verdict"],
+        event["childScore"],
+        event["championScore"],
+        event["delta"],
+        event["reveals"],
+        event["reward"],
+    ) == (Status.ACCEPTED, 5000, 5000, 200, 4, reward)
+    assert actors.keeper.champion(task) == (result.child, 5000)
 
 
-@pytest.mark.parametrize(("median", "verdict"), [(4900, Status.ACCEPTED), (4899, Status.REJECTED)])
-def test_the_verdict_accepts_within_tolerance_of_ref(
-    chain: Chain, actors: Actors, task: int, median, verdict
+# Test bands: slashBand 1000, advanceBand 100; the champion (genesis) scores 5000.
+@pytest.mark.parametrize(
+    ("delta", "verdict"),
+    [
+        (1, Status.ACCEPTED),  # beats the champion: head and champion
+        (0, Status.ACCEPTED),  # as good as the champion: head only
+        (-100, Status.ACCEPTED),  # on the advance band: head only
+        (-101, Status.HELD),  # just outside the advance band: nothing moves
+        (-1000, Status.HELD),  # on the slash band: still not slashed
+        (-1001, Status.REJECTED),  # outside the slash band: slashed
+    ],
+)
+def test_the_verdict_splits_at_the_two_bands(
+    chain: Chain, actors: Actors, task: int, invariant: Invariant, delta: int, verdict: Status
 ):
     holder = actors.relayers[0]
     holder.join_relay(task, 2 * ETH)
     seat(actors.validators[:2], task)
 
+    # the validators measure the champion at 4000 on their data: only the paired delta counts
     result = play_round(
         chain,
         task,
         holder,
         "child-1",
-        [Vote(v, median) for v in actors.validators[:2]],
+        [Vote(v, 4000 + delta, champion=4000) for v in actors.validators[:2]],
         keeper=actors.keeper,
     )
 
     (event,) = events_in(holder, result.finalize_receipt, "RoundFinalized")
-    assert (event["verdict"], event["median"]) == (verdict, median)  # ref 5000, tolerance 100
-    assert holder.record(task, result.child[4:])[3] == verdict
+    assert (event["verdict"], event["childScore"], event["championScore"], event["delta"]) == (
+        verdict,
+        4000 + delta,
+        4000,
+        delta,
+    )
+    assert holder.record(task, result.child[4:])[3:5] == (verdict, 4000 + delta)
+    head = (result.child, 4000 + delta) if verdict == Status.ACCEPTED else (cid_of("genesis"), 5000)
+    assert actors.keeper.head(task) == head
+    champion = (result.child, 4001) if delta > 0 else (cid_of("genesis"), 4000)
+    assert actors.keeper.champion(task) == champion  # the score follows the current validators
+    slash = 2 * ETH * 2000 // 10_000 if verdict == Status.REJECTED else 0
+    reward = ETH // 1000 if delta > 0 else 0  # gain 1 < minGain 10: rewardPerPoint only
+    account = holder.account(task, holder.client.address)
+    assert (account.relayer_stake, account.withdrawable, account.shares) == (
+        2 * ETH - slash,
+        reward,
+        reward,
+    )
+    assert actors.keeper.task_state(task).pool == (
+        10 * ETH + slash - reward - 2 * (ETH // 100) - ETH // 1000  # two fees, keeper bounty
+    )
+    invariant.check()
 
 
-def test_a_median_of_zero_is_never_accepted_whatever_the_tolerance(chain: Chain, actors: Actors):
+@pytest.mark.parametrize("champion", [0, 800])
+def test_a_child_median_of_zero_is_never_accepted_whatever_the_bands(
+    chain: Chain, actors: Actors, invariant: Invariant, champion: int
+):
     # Validators score unusable weights (not loadable, wrong shape, NaN) as 0: such a head would
-    # stop the relay, so even a tolerance wider than ref cannot let it in.
-    task = make_task(actors, genesis_score=800, tolerance=10_000)
+    # stop the relay, so even bands as wide as the scale, or a champion the validators also score
+    # 0 (delta 0), cannot let it in.
+    task = make_task(actors, genesis_score=800, slash_band=10_000, advance_band=10_000)
     holder = actors.relayers[0]
     holder.join_relay(task, 2 * ETH)
     seat(actors.validators[:2], task)
@@ -409,10 +640,17 @@ def test_a_median_of_zero_is_never_accepted_whatever_the_tolerance(chain: Chain,
         task,
         holder,
         "garbage",
-        [Vote(v, 0) for v in actors.validators[:2]],
+        [Vote(v, 0, champion=champion) for v in actors.validators[:2]],
         keeper=actors.keeper,
     )
 
     (finalized,) = events_in(actors.keeper, result.finalize_receipt, "RoundFinalized")
-    assert finalized["verdict"] == Status.REJECTED
+    assert (finalized["verdict"], finalized["childScore"], finalized["delta"]) == (
+        Status.REJECTED,
+        0,
+        -champion,
+    )
     assert actors.keeper.head(task) == (cid_of("genesis"), 800)
+    assert actors.keeper.champion(task) == (cid_of("genesis"), champion)
+    assert holder.account(task, holder.client.address).relayer_stake == 2 * ETH - 2 * ETH // 5
+    invariant.check()

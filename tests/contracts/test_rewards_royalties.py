@@ -1,4 +1,5 @@
-"""Relay rewards (minGain, pool cap, ref EMA), validator fees while the pool lasts, and royalties."""
+"""Relay rewards (gain over the champion, minGain, pool cap), validator fees while the pool lasts,
+and royalties."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from tests.contracts.conftest import (
     Invariant,
     RoundResult,
     Vote,
+    cid_of,
     events_in,
     make_task,
     play_round,
     reverts,
     seat,
 )
-from trainer.contract import DeRelayContract
+from trainer.contract import DeRelayContract, Status
 
 ACC = 10**18  # accPerShare scale
 
@@ -55,10 +57,11 @@ def reward_of(view: DeRelayContract, result: RoundResult) -> int:
     [
         (5009, 9 * ETH // 1000),  # gain 9 < minGain 10: rewardPerPoint * gain only
         (5010, ETH // 10 + 10 * ETH // 1000),  # gain 10: baseReward too
-        (4950, 0),  # accepted within tolerance, no gain: nothing
+        (5000, 0),  # as good as the champion: the head, no reward
+        (4950, 0),  # accepted within the advance band, no gain: nothing
     ],
 )
-def test_reward_follows_gain_over_ref(
+def test_reward_follows_gain_over_the_champion(
     chain: Chain, actors: Actors, task: int, median: int, reward: int
 ):
     alice = actors.relayers[0]
@@ -73,17 +76,20 @@ def test_reward_follows_gain_over_ref(
     assert alice.task_state(task).total_shares == reward
 
 
-def test_with_zero_min_gain_an_accepted_turn_without_gain_earns_the_base_reward(
-    chain: Chain, actors: Actors
+@pytest.mark.parametrize(("median", "reward"), [(5001, ETH // 10 + ETH // 1000), (5000, 0)])
+def test_with_min_gain_one_any_gain_over_the_champion_earns_the_base_reward(
+    chain: Chain, actors: Actors, median: int, reward: int
 ):
-    task = make_task(actors, min_gain=0)
+    # minGain is at least 1: a turn that only matches the champion is never paid
+    task = make_task(actors, min_gain=1)
     alice = actors.relayers[0]
     alice.join_relay(task, ETH)
     seat(actors.validators[:2], task)
 
-    result = unanimous(chain, actors, task, alice, "child-1", 4950)
+    result = unanimous(chain, actors, task, alice, "child-1", median)
 
-    assert reward_of(alice, result) == ETH // 10  # gain 0 >= minGain 0
+    assert reward_of(alice, result) == reward
+    assert alice.account(task, addr(alice)).shares == reward
 
 
 def test_reward_fees_and_bounty_are_capped_by_the_pool(
@@ -131,31 +137,40 @@ def test_validator_fees_are_paid_in_seat_order_while_the_pool_lasts(
     assert reward_of(alice, result) == 0
 
 
-def test_ref_is_an_ema_of_accepted_medians(chain: Chain, actors: Actors, task: int):
+def test_the_champion_is_a_high_water_mark(
+    chain: Chain, actors: Actors, task: int, invariant: Invariant
+):
     alice = actors.relayers[0]
     alice.join_relay(task, 2 * ETH)
     seat(actors.validators[:2], task)
-    refs, rewards = [], []
+    heads, champions, rewards = [], [], []
 
-    for label, median in [("c1", 5301), ("c2", 5100), ("c3", 5200), ("c4", 3000), ("c5", 5200)]:
-        result = unanimous(chain, actors, task, alice, label, median)
-        refs.append(alice.task_state(task).ref)
+    for label, median in [("c1", 5301), ("c2", 5100), ("c3", 5250), ("c4", 3000), ("c5", 5350)]:
+        result = unanimous(chain, actors, task, alice, label, median, check=invariant.check)
+        heads.append(alice.head(task))
+        champions.append(alice.champion(task))
         rewards.append(reward_of(alice, result))
 
-    # ref += (m - ref) * 5000 / 10000, rounded toward the old ref; the rejected c4 leaves it alone.
-    # Gain is over max(ref, parent's score).
-    assert refs == [5150, 5125, 5162, 5162, 5181]
+    # c1 beats genesis; c2 (-201) is held; c3 (-51) advances the head only; c4 is rejected;
+    # c5 beats c1 by 49 and is paid for those 49 points, not for the 100 over the head.
+    c1, c3, c5 = (cid_of(label) for label in ("c1", "c3", "c5"))
+    assert heads == [(c1, 5301), (c1, 5301), (c3, 5250), (c3, 5250), (c5, 5350)]
+    assert champions == [(c1, 5301), (c1, 5301), (c1, 5301), (c1, 5301), (c5, 5350)]
     milli = ETH // 1000
-    assert rewards == [
-        100 * milli + 301 * milli,
-        0,
-        100 * milli + 75 * milli,
-        0,
-        0,  # 5200 is 38 over ref but no better than its parent (5200): a copy would score the same
+    assert rewards == [100 * milli + 301 * milli, 0, 0, 0, 100 * milli + 49 * milli]
+    assert [e.status for e in alice.lineage(task)[1:]] == [
+        Status.ACCEPTED,
+        Status.HELD,
+        Status.ACCEPTED,
+        Status.REJECTED,
+        Status.ACCEPTED,
     ]
     state = alice.task_state(task)
-    assert (state.accepted_count, state.head_score) == (4, 5200)
-    assert state.total_shares == sum(rewards)
+    assert state.accepted_count == 3
+    assert state.total_shares == sum(rewards) == alice.account(task, addr(alice)).shares
+    assert alice.account(task, addr(alice)).relayer_stake == 2 * ETH - 2 * ETH // 5  # c4
+    fees = 5 * (2 * (ETH // 100) + ETH // 1000)
+    assert state.pool == 10 * ETH - sum(rewards) - fees + 2 * ETH // 5
 
 
 # ---------------------------------------------------------------------- royalties
@@ -288,10 +303,10 @@ def test_royalties_split_by_shares_over_several_payments(
         expect_withdrawable()
 
     milli = ETH // 1000
-    turn(a, "a-1", 5300, 400 * milli)  # ref 5000 -> 5150
+    turn(a, "a-1", 5300, 400 * milli)  # champion 5000 -> 5300
     pay(ETH)  # all of the royalty to a
     assert model.pending(addr(a)) == ETH // 2
-    turn(b, "b-1", 5400, 200 * milli)  # 100 over the parent; ref -> 5275; b missed the payment
+    turn(b, "b-1", 5400, 200 * milli)  # 100 over the champion; b missed the payment
     assert consumer.account(task, addr(b)).pending_royalties == 0
     pay(3 * ETH // 10)  # a : b = 2 : 1
 
@@ -305,9 +320,9 @@ def test_royalties_split_by_shares_over_several_payments(
     assert events_in(b, b.claim_royalties(task), "RoyaltiesSettled") == []  # nothing more owed
     invariant.check()
 
-    turn(c, "c-1", 5433, 133 * milli)  # ref -> 5354
+    turn(c, "c-1", 5433, 133 * milli)  # 33 over the champion
     pay(777 * ETH // 1000)
-    turn(a, "a-2", 5517, 184 * milli)  # a's share change settles its royalties first
+    turn(a, "a-2", 5517, 184 * milli)  # 84 over; a's share change settles its royalties first
     assert model.settled[addr(a)] > 0
     assert a.account(task, addr(a)).pending_royalties == 0
     pay(ETH // 100 + 7)
@@ -338,17 +353,25 @@ def test_rounding_dust_never_goes_negative(
     invariant.check()  # dust is -1 wei: alice is owed 1 wei more than the contract set aside
 
 
-def test_a_copy_of_a_head_above_ref_earns_nothing(chain: Chain, actors: Actors, task: int):
-    # ref lags the head: after a big gain the head is far above ref, and a free-rider that
-    # resubmits the head (with noise, so the CID is new) scores what the head scores.
+def test_a_copy_of_the_champion_earns_nothing(
+    chain: Chain, actors: Actors, task: int, invariant: Invariant
+):
+    # A free-rider that resubmits the champion (with noise, so the CID is new) scores what the
+    # champion scores: it may become the head, but it earns nothing and mints no shares.
     alice, bob = actors.relayers[:2]
     alice.join_relay(task, 2 * ETH)
     bob.join_relay(task, 2 * ETH)
     seat(actors.validators[:2], task)
-    unanimous(chain, actors, task, alice, "big-gain", 6000)
-    assert alice.task_state(task).ref < 6000
+    big = unanimous(chain, actors, task, alice, "big-gain", 6000)
+    pool = bob.task_state(task).pool
 
-    copy = unanimous(chain, actors, task, bob, "copy-of-head", 6000)
+    copy = unanimous(chain, actors, task, bob, "copy-of-head", 6000, check=invariant.check)
 
     assert reward_of(bob, copy) == 0
-    assert bob.task_state(task).head_score == 6000
+    assert events_in(bob, copy.finalize_receipt, "ChampionCrowned") == []
+    assert bob.head(task) == (copy.child, 6000)
+    assert bob.champion(task) == (big.child, 6000)
+    b = bob.account(task, addr(bob))
+    assert (b.shares, b.withdrawable, b.relayer_stake) == (0, 0, 2 * ETH)
+    assert bob.task_state(task).total_shares == reward_of(alice, big)
+    assert bob.task_state(task).pool == pool - 2 * (ETH // 100) - ETH // 1000

@@ -1,32 +1,61 @@
-"""Stateful property tests: a Hypothesis state machine drives DeRelay on the embedded chain.
+"""Stateful property tests: a Hypothesis state machine drives DeRelay (review v2) on the embedded
+chain.
 
 Relayers, validators (one relayer validates too), a keeper and a consumer do every action in
-random order, with random arguments (fresh, stale, repeated and malformed submissions; right and
-wrong reveals; stakes below, at and above the minimum), and the clock jumps to just before, on and
-just after each window's edge. A Python model of DESIGN.md section 2 predicts every outcome:
+random order, with random arguments (fresh, stale, repeated, re-encoded and malformed submissions;
+right and wrong reveals; stakes below, at and above the minimum), and the clock jumps to just
+before, on and just after each window's edge. A Python model of the contract (DESIGN.md sections 2
+and 2.1, with the verdict and reward arithmetic of deploy/metrics.py) predicts every outcome:
 
-- an action the model says must succeed succeeds, with exactly the model's effects;
+- an action the model says must succeed succeeds, with exactly the model's effects and events
+  (the verdict, the champion crowned, validator fees, the keeper bounty, no-reveal and
+  missed-commit slashes, seats lost);
 - an action that reverts reverts with one of the custom errors the model says apply (a revert is
   an expected outcome, never a failure by itself; a panic or an unexplained error is a failure).
 
-After every step the whole observable state (task view, every actor's account, the seats, the
-queue walked page by page, the queue's next/prev links in storage, the contract's balance) must
-equal the model, and these invariants must hold on the chain's own numbers:
+Behind the ballots is a small world: every model has a true quality (accuracy in bp) and every
+validator a bias (how hard its held-out data is), so an honest validator scores a model at
+quality + bias, both the child and the champion on the same data. Children are drawn to improve
+on the champion (by less than, exactly and more than minGain), to copy it (re-encoded), to dip
+within the advance band and recover, to walk the head down by the whole advance band, to land
+held, on the slash band's edge or below it, or to be junk (score 0); a relayer may instead
+follow an attacker's plan every turn (walk the head down, dip then recover, aim at the advance
+band's edge), and a relayer whose review went void may resubmit its child. Validators are honest,
+boosters (vouch for any child), sinkers (vote every child down), lazy (two equal guesses),
+silent (commit, never reveal) or squatters (never commit); their data all get harder or easier
+at once, and they come and go.
+
+After every step the whole observable state (task view with head and champion, every actor's
+account, the seats with their ballots and missed-commit counts, the queue walked page by page,
+the queue's next/prev links in storage, the contract's balance) must equal the model, and these
+invariants must hold:
 
 - balance: the contract holds pools + stakes + withdrawable + unsettled royalties + bounded dust;
-- money in and out: everything ever paid out <= everything paid in, and the balance is the difference;
-- one holder: Idle iff the queue is empty iff nobody holds the turn; otherwise the holder is the
-  queue's front;
+  everything ever paid out <= everything paid in, and the balance is the difference;
+- one holder: Idle iff the queue is empty iff nobody holds the turn; the holder is the front;
 - queue integrity: the walk's length is queueLength, no member twice, next/prev form one cycle;
-- no reward without an accepted turn: a RoundFinalized reward is non-zero only with verdict
-  Accepted, and the rewards sum to the royalty shares;
-- no stuck stake: a relayer out of the queue (a validator without a seat) has no stake, one in it
-  has at least the minimum; leaving credits the whole stake;
-- withdrawals: withdraw succeeds for every positive balance and pays exactly that balance.
+- head and champion: the head is the champion, or it was accepted (against the same champion)
+  with a median delta >= -advanceBand; when an honest majority decided it, its true quality is
+  no more than advanceBand below the champion's, as the current validators measure; a champion
+  is only ever replaced by a child with delta > 0 (and, decided honestly, truly better);
+- shares only grow with crowned children, by exactly the reward
+  `min(pool, (delta >= minGain ? baseReward : 0) + rewardPerPoint * delta)`;
+- a void round moves no money out of the pool (no fees, no bounty, no reward: the pool only
+  gains the validators' slashes); the holder keeps the turn once in a row;
+- no reachable state rejects every honest child forever: with honest validators in every seat
+  that is free or will be freed (squatters, silent), a child that beats the champion by minGain
+  on each validator's data is crowned by the model's verdict, unless liars outvote them (a
+  colluding majority wins any vote: the documented bound). At the end of each example the same
+  is played on chain: honest newcomers take free seats and the holder's honest child must be
+  crowned within the rounds that squatters and silent validators take to lose their seats (a
+  holder whose own seat keeps its reviews from a quorum has them void twice, then the turn
+  passes on);
+- no stuck stake; withdraw pays exactly the balance.
 
 Each example takes a chain snapshot (the contract deployed, no task), creates a task from drawn
-parameters (quorum, seats, queue cap, tolerance, slashes, fees, bounties, royalty share, pool) and
-reverts to the snapshot in teardown. Its last act is to move everyone out: finish any review,
+parameters (quorum, seats, queue cap, bands, missed-commit limit and slash, reward, slashes, fees,
+bounties, royalty share, pool) and reverts to the snapshot in teardown. Its last acts are the
+honest-child probe above (in a snapshot of its own) and moving everyone out: finish any review,
 leave the queue (the holder gives up its fresh turn) and the seats, claim royalties and withdraw,
 each of which must succeed; what stays is the pool and the royalty dust.
 
@@ -41,6 +70,7 @@ DERELAY_HYPOTHESIS_STEPS override the numbers of either.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import time
@@ -70,6 +100,7 @@ from hypothesis.stateful import (
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from deploy.metrics import Review, paid_in_band, relay_reward, review
 from tests.conftest import TEST_KEYS, Chain
 from tests.contracts.conftest import (
     DATA_COMMITMENT,
@@ -85,6 +116,7 @@ from trainer.chain import ChainClient, RevertDecoder, revert_data
 from trainer.contract import (
     ZERO_ADDRESS,
     AccountState,
+    Ballot,
     DeRelayContract,
     Phase,
     Status,
@@ -99,25 +131,33 @@ ETH = 10**18
 BP = 10_000
 ACC_SCALE = 10**18
 
-DEFAULT_EXAMPLES, DEFAULT_STEPS = 15, 30
+DEFAULT_EXAMPLES, DEFAULT_STEPS = 12, 40
 SLOW_EXAMPLES, SLOW_STEPS = 100, 50
 
 # Roles, as indices into tests.conftest.TEST_KEYS.
 PUBLISHER = 0
 RELAYERS = (1, 2, 3)
-VALIDATORS = (5, 6, 7)
+VALIDATORS = (5, 6, 7, 8)  # one more than the seats: turnover
 DUAL = 1  # a relayer that also takes a validator seat (self-review must be refused)
 SEAT_SEEKERS = (*VALIDATORS, DUAL)
 KEEPER = 10
 CONSUMER = 11
+NEWCOMERS = (4, 9, 12, 13)  # honest validators that take free seats in the end-of-example probe
 EVERYONE = (PUBLISHER, *RELAYERS, *VALIDATORS, KEEPER, CONSUMER)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Outcomes seen by the last run (action: "ok" or the revert's name), printed at its end: the
-# quickest way to see what a profile reaches (`pytest -s`).
+# Outcomes seen by the last run (action: "ok" or the revert's name; verdicts; probe results),
+# printed at its end: the quickest way to see what a profile reaches (`pytest -s`).
 OUTCOMES: Counter[tuple[str, str]] = Counter()
 STEPS: list[int] = []  # steps of each example of the last run
+
+VERDICTS = {
+    "void": Status.VOID,
+    "rejected": Status.REJECTED,
+    "held": Status.HELD,
+    "accepted": Status.ACCEPTED,
+}
 
 
 # ---------------------------------------------------------------------- the model
@@ -126,21 +166,51 @@ STEPS: list[int] = []  # steps of each example of the last run
 @dataclass
 class SeatModel:
     validator: str
-    round: int = 0
-    score: int = 0
-    ballot: int = 0  # 0 none, 1 committed, 2 revealed
+    round: int = 0  # the round of the ballot below (a seat taken during a review: that review)
+    child: int = 0
+    champion: int = 0
+    ballot: Ballot = Ballot.NONE
+    misses: int = 0  # reviews in a row it could have committed to and did not
+
+    def view(self) -> tuple[str, int, int, int, int, int]:
+        """The seat as `seatsOf` returns it."""
+        return (self.validator, self.round, self.child, self.champion, self.ballot, self.misses)
+
+
+@dataclass
+class Finalized:
+    """What one finalize must do, event by event (each list in emission order)."""
+
+    outcome: Review
+    event: dict[str, Any]  # RoundFinalized
+    crowned: list[tuple[str, bytes, int, int]]  # ChampionCrowned: relayer, digest, score, gain
+    relayer_slashed: list[tuple[str, int]]  # RelayerSlashed (rejected): relayer, amount
+    fees: list[tuple[str, int]]  # ValidatorPaid: validator, fee
+    bounty: list[tuple[str, int]]  # KeeperPaid: keeper, bounty
+    silent: list[tuple[str, int]]  # ValidatorSlashed: validator, amount
+    missed: list[tuple[str, int, int]]  # ValidatorMissed: validator, amount, misses
+    unseated: list[tuple[str, int, bool]]  # ValidatorLeft: validator, refund, forced
+
+    @property
+    def charged(self) -> int:
+        """Validator stake moved to the pool."""
+        return sum(a for _, a in self.silent) + sum(a for _, a, _ in self.missed)
 
 
 @dataclass
 class Model:
-    """DESIGN.md section 2 for one task, in Python: what the chain must show after each action."""
+    """The contract for one task, in Python: what the chain must show after each action."""
 
     p: TaskParams
     pool: int
-    ref: int
     head: bytes  # digest of the head's CID
     head_codec: int
     head_score: int
+    champion: bytes  # digest of the champion's CID
+    champion_codec: int
+    champion_score: int
+    head_delta: int = 0  # median delta the head was accepted with (0 for the genesis)
+    kept: bool = False  # this turn is the holder's second try after a void review
     phase: Phase = Phase.IDLE
     round: int = 0
     phase_start: int = 0
@@ -149,7 +219,9 @@ class Model:
     vstakes: dict[str, int] = field(default_factory=dict)  # seated validators only
     seats: list[SeatModel | None] = field(default_factory=list)
     commitments: dict[int, bytes] = field(default_factory=dict)  # by seat index
-    ballots: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # score, salt this round
+    ballots: dict[str, tuple[int, int, bytes]] = field(
+        default_factory=dict
+    )  # child, champion, salt
     withdrawable: dict[str, int] = field(default_factory=dict)
     shares: dict[str, int] = field(default_factory=dict)
     acc_paid: dict[str, int] = field(default_factory=dict)
@@ -217,6 +289,7 @@ class Model:
         self.stakes[who] = value
         self.queue.append(who)
         if len(self.queue) == 1:
+            self.kept = False
             self._start_turn(ts)
 
     def expect_add_stake(self, who: str, value: int) -> set[str]:
@@ -248,6 +321,7 @@ class Model:
         self.queue.remove(who)
         self.credit(who, stake)
         if holding:  # it gave up an unused turn: the next one starts at once
+            self.kept = False
             self._start_turn(ts)
 
     def expect_skip(self, ts: int) -> set[str]:
@@ -264,7 +338,7 @@ class Model:
         self.stakes[holder] -= slash
         self.pool += slash - bounty
         self.credit(caller, bounty)
-        self._end_turn(ts)
+        self._end_turn(ts, voided=False)
 
     def _start_turn(self, ts: int) -> None:
         self.phase_start = ts
@@ -275,15 +349,30 @@ class Model:
         self.phase = Phase.TURN
         self.ballots = {}
 
-    def _end_turn(self, ts: int) -> None:
-        holder = self.queue.pop(0)
+    def _end_turn(self, ts: int, voided: bool) -> None:
+        """The holder goes to the tail (or leaves, under minStake); after a void review it keeps
+        the front for one more round, once in a row."""
+        holder = self.queue[0]
+        keep = voided and not self.kept and self.stakes[holder] >= self.p.min_stake
         if self.stakes[holder] < self.p.min_stake:
+            self.queue.pop(0)
             self.credit(holder, self.stakes.pop(holder))
-        else:
-            self.queue.append(holder)
+        elif not keep:
+            self.queue.append(self.queue.pop(0))
+        self.kept = keep
         self._start_turn(ts)
 
     # ------------------------------------------------------------------ submission
+
+    def can_resubmit(self, who: str, digest: bytes) -> bool:
+        """Only the holder's own child of the latest, void review may be submitted again."""
+        record = self.records.get(digest)
+        return (
+            record is not None
+            and record[3] == Status.VOID
+            and record[0] == who
+            and self.lineage[-1] == digest
+        )
 
     def expect_submit(
         self, who: str, round_: int, parent: bytes, child: bytes, samples: int, ts: int
@@ -303,14 +392,15 @@ class Model:
             errors.add("DeRelay__InvalidCid")
         if samples == 0:
             errors.add("DeRelay__ZeroSamples")
-        if child[4:] in self.records:
+        if child[4:] in self.records and not self.can_resubmit(who, child[4:]):
             errors.add("DeRelay__ChildSeen")
         return errors
 
     def submit(self, who: str, child: bytes, ts: int) -> None:
         digest = child[4:]
+        if digest not in self.records:
+            self.lineage.append(digest)
         self.records[digest] = (who, self.round, ts, Status.PENDING, 0, child[1])
-        self.lineage.append(digest)
         self.phase = Phase.REVIEW
         self.phase_start = ts
 
@@ -326,10 +416,11 @@ class Model:
             errors.add("DeRelay__SeatsFull")
         return errors
 
-    def register(self, who: str, value: int) -> None:
+    def register(self, who: str, value: int, ts: int) -> None:
         self.paid_in += value
-        index = self.seats.index(None)
-        self.seats[index] = SeatModel(who)
+        # seated after a review's commit window closed: excused from that review
+        round_ = self.round if self.phase == Phase.REVIEW and ts > self.commit_end else 0
+        self.seats[self.seats.index(None)] = SeatModel(who, round_)
         self.vstakes[who] = value
 
     def expect_leave_validator(self, who: str) -> set[str]:
@@ -338,13 +429,17 @@ class Model:
             return {"DeRelay__NotValidator"}
         seat = self.seats[index]
         assert seat is not None
-        if self.phase == Phase.REVIEW and seat.round == self.round and seat.ballot != 0:
+        seated_now = seat.round == self.round and seat.ballot == Ballot.NONE
+        if self.phase == Phase.REVIEW and who != self.holder and not seated_now:
             return {"DeRelay__BallotOpen"}
         return set()
 
-    def remove_validator(self, who: str) -> None:
+    def remove_validator(self, who: str) -> int:
+        """Free `who`'s seat and credit its stake; return the stake."""
         self.seats[self.seat_of(who)] = None
-        self.credit(who, self.vstakes.pop(who))
+        stake = self.vstakes.pop(who)
+        self.credit(who, stake)
+        return stake
 
     def expect_commit(self, who: str, round_: int, ts: int) -> set[str]:
         errors = set()
@@ -362,20 +457,18 @@ class Model:
         else:
             seat = self.seats[index]
             assert seat is not None
-            if seat.round == round_ and seat.ballot != 0:
+            if seat.round == round_ and seat.ballot != Ballot.NONE:
                 errors.add("DeRelay__AlreadyCommitted")
         return errors
 
-    def commit(self, who: str, commitment: bytes, score: int, salt: bytes) -> None:
+    def commit(self, who: str, commitment: bytes, ballot: tuple[int, int], salt: bytes) -> None:
         index = self.seat_of(who)
-        seat = self.seats[index]
-        assert seat is not None
-        seat.round, seat.score, seat.ballot = self.round, 0, 1
+        self.seats[index] = SeatModel(who, self.round, 0, 0, Ballot.COMMITTED, misses=0)
         self.commitments[index] = commitment
-        self.ballots[who] = (score, salt)
+        self.ballots[who] = (*ballot, salt)
 
     def expect_reveal(
-        self, task: int, who: str, round_: int, score: int, salt: bytes, ts: int
+        self, task: int, who: str, round_: int, ballot: tuple[int, int], salt: bytes, ts: int
     ) -> set[str]:
         errors = set()
         if self.phase != Phase.REVIEW:
@@ -386,7 +479,7 @@ class Model:
             errors.add("DeRelay__RevealNotOpen")
         if ts > self.reveal_end:
             errors.add("DeRelay__RevealClosed")
-        if score > BP:
+        if max(ballot) > BP:
             errors.add("DeRelay__ScoreOutOfRange")
         index = self.seat_of(who)
         if index < 0:
@@ -394,109 +487,128 @@ class Model:
         else:
             seat = self.seats[index]
             assert seat is not None
-            if seat.round != round_ or seat.ballot == 0:
+            if seat.round != round_ or seat.ballot == Ballot.NONE:
                 errors.add("DeRelay__NotCommitted")
-            if seat.ballot == 2:
+            if seat.ballot == Ballot.REVEALED:
                 errors.add("DeRelay__AlreadyRevealed")
-            if commitment_for(task, round_, score, salt, who) != self.commitments.get(index):
+            if commitment_for(task, round_, *ballot, salt, who) != self.commitments.get(index):
                 errors.add("DeRelay__RevealMismatch")
         return errors
 
-    def reveal(self, who: str, score: int) -> None:
+    def reveal(self, who: str, ballot: tuple[int, int]) -> None:
         seat = self.seats[self.seat_of(who)]
         assert seat is not None
-        seat.score, seat.ballot = score, 2
+        seat.child, seat.champion = ballot
+        seat.ballot = Ballot.REVEALED
 
     # ------------------------------------------------------------------ verdict
 
-    def _ballots(self) -> tuple[list[tuple[str, int]], bool]:
-        reveals = []
-        unrevealed = False
-        for seat in self.seats:
-            if seat is None or seat.round != self.round:
+    def tally(self) -> tuple[list[tuple[str, int, int]], list[int], list[int]]:
+        """This review's reveals (validator, child, champion) in seat order, the seats that
+        committed and did not reveal, and the seats that could have committed and did not
+        (occupied, not the holder, not seated during this review)."""
+        reveals: list[tuple[str, int, int]] = []
+        silent: list[int] = []
+        missed: list[int] = []
+        for i, seat in enumerate(self.seats):
+            if seat is None or seat.validator == self.holder:
                 continue
-            if seat.ballot == 2:
-                reveals.append((seat.validator, seat.score))
-            elif seat.ballot == 1:
-                unrevealed = True
-        return reveals, unrevealed
+            if seat.round != self.round:
+                missed.append(i)
+            elif seat.ballot == Ballot.REVEALED:
+                reveals.append((seat.validator, seat.child, seat.champion))
+            elif seat.ballot == Ballot.COMMITTED:
+                silent.append(i)
+        return reveals, silent, missed
 
     def expect_finalize(self, ts: int) -> set[str]:
         if self.phase != Phase.REVIEW:
             return {"DeRelay__WrongPhase"}
-        _, unrevealed = self._ballots()
-        if ts <= self.reveal_end and (unrevealed or ts <= self.commit_end):
+        _, silent, _ = self.tally()
+        if ts <= self.reveal_end and (silent or ts <= self.commit_end):
             return {"DeRelay__ReviewOpen"}
         return set()
 
-    def finalize(self, caller: str, ts: int) -> dict[str, Any]:
-        """Apply a finalize; return the RoundFinalized event it must emit."""
+    def finalize(self, caller: str, ts: int) -> Finalized:
+        """Apply a finalize; return what it must emit."""
         p = self.p
         holder = self.holder
-        reveals, _ = self._ballots()
-        scores = [score for _, score in reveals]
-        median = sorted(scores)[(len(scores) - 1) // 2] if scores else 0
+        reveals, silent, missed = self.tally()
+        outcome = review([(c, h) for _, c, h in reveals], p.quorum, p.slash_band, p.advance_band)
+        child = self.lineage[-1]
+        relayer, round_, submitted, _, _, codec = self.records[child]
         reward = 0
-        if len(reveals) < p.quorum:
-            verdict = Status.VOID
-        elif median != 0 and median + p.tolerance >= self.ref:  # a median of 0: unusable child
-            verdict = Status.ACCEPTED
-            gain = max(0, median - max(self.ref, self.head_score))  # over ref and the parent
-            reward = (p.base_reward if gain >= p.min_gain else 0) + p.reward_per_point * gain
-            reward = min(reward, self.pool)
+        done = Finalized(outcome, {}, [], [], [], [], [], [], [])
+        if outcome.verdict != "void":
+            self.champion_score = outcome.champion_score  # as this review's validators measure it
+        if outcome.verdict == "accepted":
             self.past_heads.append(self.head)
-            child = self.lineage[-1]
-            self.head, self.head_codec, self.head_score = child, self.records[child][5], median
+            self.head, self.head_codec, self.head_score = child, codec, outcome.child_score
+            self.head_delta = outcome.delta
             self.accepted += 1
-            if median >= self.ref:
-                self.ref += (median - self.ref) * p.ema_bp // BP
-            else:
-                self.ref -= (self.ref - median) * p.ema_bp // BP
-            if reward:
-                self.pool -= reward
-                self.settle(holder)
-                self.shares[holder] = self.shares.get(holder, 0) + reward
-                self.total_shares += reward
-                self.credit(holder, reward)
-        else:
-            verdict = Status.REJECTED
+            if outcome.crowned:
+                self.champion, self.champion_codec = child, codec
+                self.champion_score = outcome.child_score
+                done.crowned.append((holder, child, outcome.child_score, outcome.delta))
+                reward = relay_reward(
+                    outcome.delta, p.min_gain, p.base_reward, p.reward_per_point, self.pool
+                )
+                if reward:
+                    self.pool -= reward
+                    self.settle(holder)
+                    self.shares[holder] = self.shares.get(holder, 0) + reward
+                    self.total_shares += reward
+                    self.credit(holder, reward)
+        elif outcome.verdict == "rejected":
             slash = self.stakes[holder] * p.slash_reject_bp // BP
             self.stakes[holder] -= slash
             self.pool += slash
-        child = self.lineage[-1]
-        relayer, round_, submitted, _, _, codec = self.records[child]
-        score = 0 if verdict == Status.VOID else median
-        self.records[child] = (relayer, round_, submitted, verdict, score, codec)
-        event = {
+            done.relayer_slashed.append((holder, slash))
+        verdict = VERDICTS[outcome.verdict]
+        self.records[child] = (relayer, round_, submitted, verdict, outcome.child_score, codec)
+        done.event = {
             "taskId": 1,
             "round": self.round,
             "relayer": holder,
             "verdict": int(verdict),
-            "median": median,
-            "reveals": len(reveals),
-            "ref": self.ref,
+            "childScore": outcome.child_score,
+            "championScore": outcome.champion_score,
+            "delta": outcome.delta,
+            "reveals": outcome.reveals,
             "reward": reward,
         }
-        for validator, score in reveals:  # validator fees, in seat order while the pool lasts
+        if outcome.verdict != "void":  # a void review pays nothing from the pool
             fee = p.validator_fee
-            if abs(score - median) > p.band_bp or fee > self.pool or fee == 0:
-                continue
-            self.pool -= fee
-            self.credit(validator, fee)
-        for seat in list(self.seats):  # committed and silent: slashed, maybe unseated
-            if seat is None or seat.round != self.round or seat.ballot != 1:
-                continue
-            slash = self.vstakes[seat.validator] * p.slash_no_reveal_bp // BP
-            self.vstakes[seat.validator] -= slash
+            for validator, c, h in reveals if fee else []:  # in seat order while the pool lasts
+                if fee > self.pool:
+                    break
+                if paid_in_band((c, h), outcome, p.band_bp):
+                    self.pool -= fee
+                    self.credit(validator, fee)
+                    done.fees.append((validator, fee))
+            bounty = min(fee * p.keeper_bounty_bp // BP, self.pool)
+            if bounty:
+                self.pool -= bounty
+                self.credit(caller, bounty)
+                done.bounty.append((caller, bounty))
+        for i in sorted(silent + missed):  # every review, void included
+            seat = self.seats[i]
+            assert seat is not None
+            who = seat.validator
+            bp = p.slash_miss_bp if i in missed else p.slash_no_reveal_bp
+            slash = self.vstakes[who] * bp // BP
+            self.vstakes[who] -= slash
             self.pool += slash
-            seat.ballot = 0
-            if self.vstakes[seat.validator] < p.validator_stake:
-                self.remove_validator(seat.validator)
-        bounty = min(p.validator_fee * p.keeper_bounty_bp // BP, self.pool)
-        self.pool -= bounty
-        self.credit(caller, bounty)
-        self._end_turn(ts)
-        return event
+            if i in missed:
+                seat.misses += 1
+                done.missed.append((who, slash, seat.misses))
+            else:
+                seat.ballot = Ballot.NONE
+                done.silent.append((who, slash))
+            if self.vstakes[who] < p.validator_stake or (i in missed and seat.misses >= p.max_misses):  # fmt: skip
+                done.unseated.append((who, self.remove_validator(who), True))
+        self._end_turn(ts, voided=outcome.verdict == "void")
+        return done
 
     # ------------------------------------------------------------------ money
 
@@ -579,7 +691,7 @@ class Lens:
 
     def task_state(self, task: int) -> TaskState:
         v = self.call("taskState", task)
-        return TaskState(Phase(v[0]), *v[1:12], bytes(v[12]), *v[13:])
+        return TaskState(Phase(v[0]), *v[1:12], bytes(v[12]), bytes(v[13]), *v[14:])
 
     def account(self, task: int, address: str) -> AccountState:
         return AccountState(*self.call("accountOf", task, address))
@@ -638,12 +750,14 @@ PARAMS = st.fixed_dictionaries(
         "quorum": st.sampled_from([1, 2]),
         "max_validators": st.sampled_from([2, 3]),
         "max_queue": st.sampled_from([2, 3, 8]),
-        "tolerance": st.sampled_from([0, 100]),
-        "ema_bp": st.sampled_from([0, 5000, 10_000]),
-        "min_gain": st.sampled_from([0, 10]),
+        "slash_band": st.sampled_from([300, 1000]),
+        "advance_band": st.sampled_from([0, 100, 300]),
+        "max_misses": st.sampled_from([1, 2, 3, 3]),
+        "min_gain": st.sampled_from([1, 10]),
         "slash_timeout_bp": st.sampled_from([0, 1000, 5000]),
         "slash_reject_bp": st.sampled_from([0, 2000, 10_000]),
         "slash_no_reveal_bp": st.sampled_from([1000, 10_000]),
+        "slash_miss_bp": st.sampled_from([0, 500, 500, 5000]),
         "band_bp": st.sampled_from([0, 300]),
         "validator_fee": st.sampled_from([0, ETH // 100]),
         "keeper_bounty_bp": st.sampled_from([0, 1000, 10_000]),
@@ -654,13 +768,55 @@ PARAMS = st.fixed_dictionaries(
 FUNDING = st.sampled_from([0, ETH // 20, 10 * ETH])  # small pools run dry: rewards get capped
 STAKE = st.sampled_from(["below", "min", "min", "double"])
 AUTO = "auto"  # the actor most likely to make progress with this action
-# Scores as offsets from ref: far below, just outside and on the edge of a tolerance of 100, on
-# it, and gains below and above minGain (10). 10_001 (out of range) stands for itself.
-SCORE_OFFSETS = [-3000, -600, -101, -100, 0, 5, 50, 400]
-PROGRESS_COPIES = 5
+
+# The world behind the ballots. True qualities stay in [QMIN, QMAX] and biases in
+# [BIAS_MIN, BIAS_MAX], so an honest score (quality + bias) never clamps at 0 or 10000: every
+# honest validator measures a child's delta to the champion as the difference of true qualities.
+QMIN, QMAX = 1500, 8000
+BIAS_MIN, BIAS_MAX = -1000, 500
+GUESS = 5000  # a lazy validator's two equal guesses
+LIARS = ("booster", "sinker", "lazy")  # reveal something other than what they measured
+ABSENT = ("silent", "squatter")  # commit and never reveal; never commit
+BEHAVIOUR = st.sampled_from(["honest"] * 10 + [*LIARS, *ABSENT, "squatter"])  # 5 in 8 honest
+BIAS = st.sampled_from([-300, 0, 200])
+# What a child is, relative to the champion (or the head, for `walk`): see `child_quality`.
+QUALITY = st.sampled_from(
+    ["gain", "gain", "min_gain", "small_gain", "copy", "recover", "dip", "edge", "walk", "walk"]
+    + ["held", "slash_edge", "rejected", "junk"]
+)
+# What a relayer submits in `progress`: the drawn quality, or an attacker's plan every turn: walk
+# the head down, dip and then recover to the head's parent, aim at the advance band's edge.
+PROGRAM = st.sampled_from(["any", "any", "walker", "dipper", "poisoner"])
+PROGRESS_COPIES = 4  # rules that take the relay one step on
+ROUND_COPIES = 3  # rules that play a whole round
 STALL = st.sampled_from([False, False, False, True])  # the holder lets its turn run out
-OFFSETS = st.lists(st.sampled_from(SCORE_OFFSETS), min_size=1, max_size=3)
+ABSENT_ONCE = st.sampled_from([False] * 5 + [True])  # one validator skips this review
 MODES = st.lists(st.sampled_from(["right"] * 8 + ["silent", "wrong_salt"]), min_size=1, max_size=3)
+# State of the machine that the end-of-example probe changes and gives back.
+PROBE_STATE = (
+    "model", "nonces", "active", "finalized", "quality", "kind_of", "honest", "behaviour", "bias",
+    "labels", "reveals_tried", "shares_seen", "rewards_since",
+)  # fmt: skip
+
+
+def measured(quality: int | None, bias: int) -> int:
+    """What an honest validator whose data is `bias` harder or easier scores a model at."""
+    if quality is None:  # junk: weights that do not load score 0
+        return 0
+    score = quality + bias
+    assert 0 <= score <= BP, f"harness: quality {quality} with bias {bias} leaves the score range"
+    return score
+
+
+def vote(kind: str, child: int, champion: int) -> tuple[int, int]:
+    """The ballot a validator of `kind` commits when it measured (child, champion)."""
+    if kind == "booster":  # vouches for any child
+        return min(champion + 500, BP), champion
+    if kind == "sinker":  # votes every child down
+        return max(child - 2000, 0), champion
+    if kind == "lazy":  # skips the work
+        return GUESS, GUESS
+    return child, champion
 
 
 class RelayMachine(RuleBasedStateMachine):
@@ -687,6 +843,16 @@ class RelayMachine(RuleBasedStateMachine):
         self.labels = 0
         self.reveals_tried: set[tuple[int, int]] = set()  # (round, who) progress() revealed for
         self.active: set[int] = set()  # actors that sent a transaction: only they can hold anything
+        # the world
+        self.quality: dict[bytes, int | None] = {}  # true quality of every model (None: junk)
+        self.kind_of: dict[bytes, str] = {}  # what each child was drawn to be
+        self.honest: dict[bytes, bool] = {}  # accepted models: decided as honest ballots would
+        self.behaviour: dict[int, str] = dict.fromkeys(NEWCOMERS, "honest")
+        self.program: dict[int, str] = {}  # relayers'
+        self.bias: dict[int, int] = dict.fromkeys(NEWCOMERS, 0)
+        # shares seen by the last check, and rewards paid since
+        self.shares_seen: dict[str, int] = {}
+        self.rewards_since: Counter[str] = Counter()
         self.clean = True
         self.depth = 0
         self.steps = 0  # checks after the set-up: one per step
@@ -698,6 +864,7 @@ class RelayMachine(RuleBasedStateMachine):
         STEPS.append(self.steps)
         try:
             if self.clean and self.model is not None:
+                self.honest_child_is_crowned_on_chain()
                 self.everyone_leaves()
         finally:
             self.tester.revert_to_snapshot(self.snapshot)
@@ -706,6 +873,11 @@ class RelayMachine(RuleBasedStateMachine):
 
     def next_timestamp(self) -> int:
         return int(self.tester.get_block_by_number("pending")["timestamp"])
+
+    def travel_to(self, timestamp: int) -> None:
+        """Make the next block carry `timestamp`, unless the clock is already past it."""
+        if timestamp > self.next_timestamp():
+            self.tester.time_travel(timestamp)
 
     def send(self, who: int, function: str, *args: Any, value: int = 0) -> TxReceipt:
         """`who` calls `function`: an eth_call on the pending block first, whose revert is decoded
@@ -775,6 +947,17 @@ class RelayMachine(RuleBasedStateMachine):
         logs = getattr(self.contract.events, name)().process_receipt(receipt, errors=DISCARD)
         return [dict(log["args"]) for log in logs]
 
+    def expect_events(
+        self, receipt: TxReceipt, name: str, keys: tuple[str, ...], expected: list[tuple[Any, ...]]
+    ) -> None:
+        """The `name` events of `receipt`, as tuples of `keys`, are exactly `expected`."""
+
+        def plain(value: Any) -> Any:
+            return value if isinstance(value, str) else bytes(value) if isinstance(value, bytes) else int(value)  # fmt: skip
+
+        emitted = [tuple(plain(e[k]) for k in keys) for e in self.events(receipt, name)]
+        assert emitted == expected, f"{name}: chain {emitted}, model {expected}"
+
     # ------------------------------------------------------------------ helpers
 
     def pick(self, choice: int | str, candidates: Iterable[int], fallback: Iterable[int]) -> int:
@@ -783,13 +966,13 @@ class RelayMachine(RuleBasedStateMachine):
             return int(choice)
         return next(iter(candidates), next(iter(fallback)))
 
-    def ballot_of(self, who: int) -> int:
-        """`who`'s ballot in the current round: 0 none (or no seat), 1 committed, 2 revealed."""
+    def ballot_of(self, who: int) -> Ballot:
+        """`who`'s ballot in the current round (NONE without a seat)."""
         m = self.model
         assert m is not None
         index = m.seat_of(self.addr[who])
         seat = m.seats[index] if index >= 0 else None
-        return seat.ballot if seat is not None and seat.round == m.round else 0
+        return seat.ballot if seat is not None and seat.round == m.round else Ballot.NONE
 
     def index_of(self, address: str) -> int | None:
         return next((i for i, a in self.addr.items() if a == address), None)
@@ -798,14 +981,73 @@ class RelayMachine(RuleBasedStateMachine):
         r = self.lens.call("recordOf", self.task, digest)
         return (r[0], r[1], r[2], Status(r[3]), r[4], r[5])
 
+    # ------------------------------------------------------------------ the world
+
+    def quality_of(self, digest: bytes) -> int:
+        """A model's true quality, junk counted as the floor (children are drawn relative to it)."""
+        quality = self.quality[digest]
+        return QMIN if quality is None else quality
+
+    def child_quality(self, kind: str) -> int | None:
+        """The true quality of a new child of `kind`: a gain over the champion below, at or above
+        minGain; a re-encoded copy of the champion; a recovery to the head's parent; a dip within
+        the advance band; a child on its edge; a walk one advance band down from the head; held;
+        on the slash band's edge; below it; junk; or (`probe`) an honest improvement of
+        minGain."""
+        m = self.model
+        assert m is not None
+        p = m.p
+        champion = self.quality_of(m.champion)
+        if kind == "junk":
+            return None
+        if kind == "probe":  # champion + minGain; any real model beats junk
+            return QMIN if self.quality[m.champion] is None else champion + p.min_gain
+        target = {
+            "gain": champion + 250,
+            "min_gain": champion + p.min_gain,
+            "small_gain": champion + p.min_gain - 1,
+            "copy": champion,
+            "recover": self.quality_of(m.past_heads[-1]) if m.past_heads else champion,
+            "dip": champion - max(p.advance_band // 2, 1),
+            "edge": champion - p.advance_band,
+            "walk": self.quality_of(m.head) - p.advance_band,
+            "held": champion - p.advance_band - 1,
+            "slash_edge": champion - p.slash_band,
+            "rejected": champion - p.slash_band - 1,
+        }[kind]
+        return min(max(target, QMIN), QMAX)
+
+    def measured_ballot(self, who: int) -> tuple[int, int]:
+        """What `who` measures on its data: the child under review and the champion."""
+        m = self.model
+        assert m is not None
+        bias = self.bias[who]
+        return measured(self.quality[m.lineage[-1]], bias), measured(self.quality[m.champion], bias)
+
+    def ballot_for(self, who: int, kind: str) -> tuple[int, int]:
+        """The scores `who` commits: by its behaviour (`own`), as another behaviour, or with one
+        score out of range."""
+        child, champion = self.measured_ballot(who)
+        if kind == "out_of_range":
+            return (BP + 1, champion) if self.labels % 2 else (child, BP + 1)
+        return vote(self.behaviour[who] if kind == "own" else kind, child, champion)
+
     # ------------------------------------------------------------------ set-up
 
-    @initialize(params=PARAMS, funding=FUNDING, relayers=st.lists(st.sampled_from(RELAYERS), unique=True, min_size=1), validators=st.lists(st.sampled_from(SEAT_SEEKERS), unique=True, min_size=2, max_size=3))  # fmt: skip
+    @initialize(params=PARAMS, funding=FUNDING, relayers=st.lists(st.sampled_from(RELAYERS), unique=True, min_size=1), validators=st.lists(st.sampled_from(SEAT_SEEKERS), unique=True, min_size=2, max_size=3), behaviours=st.fixed_dictionaries(dict.fromkeys(SEAT_SEEKERS, BEHAVIOUR)), biases=st.fixed_dictionaries(dict.fromkeys(SEAT_SEEKERS, BIAS)), programs=st.fixed_dictionaries(dict.fromkeys(RELAYERS, PROGRAM)))  # fmt: skip
     @tracked
     def create_task(
-        self, params: dict[str, Any], funding: int, relayers: list[int], validators: list[int]
+        self,
+        params: dict[str, Any],
+        funding: int,
+        relayers: list[int],
+        validators: list[int],
+        behaviours: dict[int, str],
+        biases: dict[int, int],
+        programs: dict[int, str],
     ) -> None:
         params["quorum"] = min(params["quorum"], params["max_validators"])
+        params["advance_band"] = min(params["advance_band"], params["slash_band"])
         p = make_params(**params)
         ts = self.next_timestamp()
         receipt = self.act(PUBLISHER, set(), "createTask", p.as_tuple(), value=funding)
@@ -813,20 +1055,27 @@ class RelayMachine(RuleBasedStateMachine):
         (created,) = self.events(receipt, "TaskCreated")
         self.task = int(created["taskId"])
         assert self.task == 1
-        genesis = p.genesis_cid[4:]
+        genesis, codec = p.genesis_cid[4:], p.genesis_cid[1]
         m = Model(
             p=p,
             pool=funding,
-            ref=p.genesis_score,
             head=genesis,
-            head_codec=p.genesis_cid[1],
+            head_codec=codec,
             head_score=p.genesis_score,
+            champion=genesis,
+            champion_codec=codec,
+            champion_score=p.genesis_score,
             seats=[None] * p.max_validators,
             paid_in=funding,
         )
-        m.records[genesis] = (self.addr[PUBLISHER], 0, ts, Status.GENESIS, p.genesis_score, p.genesis_cid[1])  # fmt: skip
+        m.records[genesis] = (self.addr[PUBLISHER], 0, ts, Status.GENESIS, p.genesis_score, codec)
         m.lineage.append(genesis)
         self.model = m
+        self.quality[genesis] = p.genesis_score
+        self.honest[genesis] = True
+        self.behaviour.update(behaviours)
+        self.bias.update(biases)
+        self.program = programs
         for who in relayers[: p.max_queue]:
             self.join(who, "min")
         for k, who in enumerate(validators):  # a double stake survives a no-reveal slash
@@ -890,12 +1139,15 @@ class RelayMachine(RuleBasedStateMachine):
         who=st.sampled_from([AUTO, AUTO, AUTO, *RELAYERS]),
         kind=st.sampled_from(
             ["fresh"] * 5
-            + ["stale_parent", "seen_child", "head_child", "recoded_child", "wrong_round"]
-            + ["zero_samples", "bad_cid"]
+            + ["void_retry", "stale_parent", "seen_child", "head_child", "recoded_child"]
+            + ["wrong_round", "zero_samples", "bad_cid"]
         ),
+        quality=QUALITY,
     )
     @tracked
-    def submit(self, who: int | str, kind: str) -> None:
+    def submit(self, who: int | str, kind: str, quality: str) -> None:
+        """Submit a child: a fresh one of `quality`, the latest submission again (its relayer's
+        own void child may come back), or a malformed or refused one."""
         m = self.model
         assert m is not None
         holder = self.index_of(m.holder)
@@ -905,15 +1157,17 @@ class RelayMachine(RuleBasedStateMachine):
         parent = m.head
         samples = 100
         child = cid_of(f"child-{self.labels}", 0x55 if self.labels % 2 else 0x70)
-        if kind == "stale_parent":
+        latest = m.lineage[-1]
+        if kind == "void_retry":  # the latest submission, as it was sent
+            child = bytes([1, m.records[latest][5], 0x12, 0x20]) + latest
+        elif kind == "stale_parent":
             parent = m.past_heads[-1] if m.past_heads else keccak(b"no such parent")
         elif kind == "seen_child":  # the genesis or any earlier submission
             child = bytes([1, 0x55, 0x12, 0x20]) + m.lineage[self.labels % len(m.lineage)]
         elif kind == "head_child":
             child = bytes([1, m.head_codec, 0x12, 0x20]) + m.head
-        elif kind == "recoded_child":  # same digest as a seen child, other codec: still seen
-            digest = m.lineage[-1]
-            child = bytes([1, 0x70 if m.records[digest][5] == 0x55 else 0x55, 0x12, 0x20]) + digest
+        elif kind == "recoded_child":  # the latest digest under the other codec: still that child
+            child = bytes([1, 0x70 if m.records[latest][5] == 0x55 else 0x55, 0x12, 0x20]) + latest
         elif kind == "wrong_round":
             round_ = max(round_ + (1 if self.labels % 2 else -1), 0)
         elif kind == "zero_samples":
@@ -924,9 +1178,14 @@ class RelayMachine(RuleBasedStateMachine):
         address = self.addr[actor]
         expected = m.expect_submit(address, round_, parent, child, samples, ts)
         args = (self.task, round_, parent, child, META_CID, DATA_COMMITMENT, samples)
-        if self.act(actor, expected, "submitRelay", *args, what=f"submitRelay({kind})"):
+        what = f"submitRelay({quality if kind == 'fresh' else kind})"
+        if self.act(actor, expected, "submitRelay", *args, what=what):
+            digest = child[4:]
             m.submit(address, child, ts)
-            assert self.record(child[4:]) == (address, round_, ts, Status.PENDING, 0, child[1])
+            if digest not in self.quality:
+                self.quality[digest] = self.child_quality(quality)
+                self.kind_of[digest] = quality
+            assert self.record(digest) == (address, round_, ts, Status.PENDING, 0, child[1])
 
     # ------------------------------------------------------------------ validators
 
@@ -937,9 +1196,10 @@ class RelayMachine(RuleBasedStateMachine):
         minimum = m.p.validator_stake
         value = {"below": minimum - 1, "min": minimum, "double": 2 * minimum}[stake]
         address = self.addr[who]
+        ts = self.next_timestamp()
         expected = m.expect_register(address, value)
         if self.act(who, expected, "registerValidator", self.task, value=value):
-            m.register(address, value)
+            m.register(address, value, ts)
 
     @tracked
     def leave_validator(self, who: int) -> None:
@@ -955,71 +1215,119 @@ class RelayMachine(RuleBasedStateMachine):
 
     @rule(
         who=st.sampled_from([AUTO, AUTO, AUTO, *SEAT_SEEKERS]),
-        offset=st.sampled_from([*SCORE_OFFSETS, 10_001]),
+        ballot=st.sampled_from(["own"] * 4 + ["honest", *LIARS, "out_of_range"]),
         wrong_round=st.sampled_from([False] * 5 + [True]),
     )
     @tracked
-    def commit(self, who: int | str, offset: int, wrong_round: bool) -> None:
+    def commit(self, who: int | str, ballot: str, wrong_round: bool) -> None:
         m = self.model
         assert m is not None
         ts = self.next_timestamp()
         ready = [i for i in SEAT_SEEKERS if not m.expect_commit(self.addr[i], m.round, ts)]
         actor = self.pick(who, ready, SEAT_SEEKERS)
         address = self.addr[actor]
-        score = 10_001 if offset == 10_001 else min(max(m.ref + offset, 0), BP)
+        scores = self.ballot_for(actor, ballot)
         round_ = m.round + 1 if wrong_round else m.round
         salt = keccak(text=f"salt:{address}:{round_}:{self.labels}")
-        commitment = commitment_for(self.task, round_, score, salt, address)
+        commitment = commitment_for(self.task, round_, *scores, salt, address)
         expected = m.expect_commit(address, round_, ts)
         if self.act(actor, expected, "commitScore", self.task, round_, commitment):
-            m.commit(address, commitment, score, salt)
+            m.commit(address, commitment, scores, salt)
 
     @rule(
         who=st.sampled_from([AUTO, AUTO, AUTO, *SEAT_SEEKERS]),
-        mode=st.sampled_from(["right"] * 4 + ["wrong_salt", "wrong_score", "wrong_round"]),
+        mode=st.sampled_from(
+            ["right"] * 4 + ["wrong_salt", "wrong_child", "wrong_champion", "wrong_round"]
+        ),
     )
     @tracked
     def reveal(self, who: int | str, mode: str) -> None:
         m = self.model
         assert m is not None
-        committed = [i for i in SEAT_SEEKERS if self.ballot_of(i) == 1]
+        committed = [i for i in SEAT_SEEKERS if self.ballot_of(i) == Ballot.COMMITTED]
         actor = self.pick(who, committed, SEAT_SEEKERS)
         address = self.addr[actor]
-        score, salt = m.ballots.get(address, (5000, b"\0" * 32))
+        child, champion, salt = m.ballots.get(address, (5000, 5000, b"\0" * 32))
         round_ = m.round
         if mode == "wrong_salt":
             salt = keccak(salt)
-        elif mode == "wrong_score":
-            score = score + 1 if score < BP else score - 1
+        elif mode == "wrong_child":
+            child = child + 1 if child < BP else child - 1
+        elif mode == "wrong_champion":
+            champion = champion + 1 if champion < BP else champion - 1
         elif mode == "wrong_round":
             round_ += 1
         ts = self.next_timestamp()
-        expected = m.expect_reveal(self.task, address, round_, score, salt, ts)
+        expected = m.expect_reveal(self.task, address, round_, (child, champion), salt, ts)
         what = f"revealScore({mode})"
-        if self.act(actor, expected, "revealScore", self.task, round_, score, salt, what=what):
-            m.reveal(address, score)
+        if self.act(actor, expected, "revealScore", self.task, round_, child, champion, salt, what=what):  # fmt: skip
+            m.reveal(address, (child, champion))
 
     # ------------------------------------------------------------------ verdict
 
     @rule(who=st.sampled_from([AUTO, AUTO, *EVERYONE]))
     @tracked
     def finalize(self, who: int | str) -> None:
+        """Finalize; besides the model's effects and events: a void review moves no money out of
+        the pool and the holder keeps the turn; a crowned child beat the champion; a review
+        decided as honest ballots would have decided it measured true qualities."""
         m = self.model
         assert m is not None
+        p = m.p
         actor = self.pick(who, [KEEPER], EVERYONE)
         ts = self.next_timestamp()
-        expected = m.expect_finalize(ts)
-        receipt = self.act(actor, expected, "finalize", self.task)
+        child, champion, holder, round_, pool = m.lineage[-1], m.champion, m.holder, m.round, m.pool
+        kept = m.kept
+        reveals, _, _ = m.tally()
+        revealers = [self.index_of(validator) for validator, _, _ in reveals]
+        honest_ballots = [self.measured_ballot(i) for i in revealers if i is not None]
+        honest = review(honest_ballots, p.quorum, p.slash_band, p.advance_band)
+        receipt = self.act(actor, m.expect_finalize(ts), "finalize", self.task)
         if receipt is None:
             return
-        child = m.lineage[-1]
-        event = m.finalize(self.addr[actor], ts)
-        OUTCOMES["verdict", Status(event["verdict"]).name.lower()] += 1
+        done = m.finalize(self.addr[actor], ts)
+        outcome = done.outcome
+
         (emitted,) = self.events(receipt, "RoundFinalized")
         emitted = {k: (v if k == "relayer" else int(v)) for k, v in emitted.items()}
-        assert emitted == event, f"RoundFinalized {emitted}, model {event}"
-        self.finalized.append(emitted)
+        assert emitted == done.event, f"RoundFinalized {emitted}, model {done.event}"
+        self.expect_events(receipt, "ChampionCrowned", ("relayer", "digest", "score", "gain"), done.crowned)  # fmt: skip
+        self.expect_events(receipt, "RelayerSlashed", ("relayer", "amount"), done.relayer_slashed)
+        self.expect_events(receipt, "ValidatorPaid", ("validator", "fee"), done.fees)
+        self.expect_events(receipt, "KeeperPaid", ("keeper", "bounty"), done.bounty)
+        self.expect_events(receipt, "ValidatorSlashed", ("validator", "amount"), done.silent)
+        self.expect_events(receipt, "ValidatorMissed", ("validator", "amount", "misses"), done.missed)  # fmt: skip
+        self.expect_events(receipt, "ValidatorLeft", ("validator", "refund", "forced"), done.unseated)  # fmt: skip
         assert self.record(child) == m.records[child]
+        self.finalized.append(emitted)
+        self.rewards_since[holder] += emitted["reward"]
+        OUTCOMES["verdict", outcome.verdict] += 1
+        OUTCOMES[f"verdict on {self.kind_of.get(child, '?')}", outcome.verdict] += 1
+        OUTCOMES.update(("validator", f"missed ({misses} in a row)") for *_, misses in done.missed)
+        for validator, _, _ in done.unseated:
+            gone = any(v == validator and k >= p.max_misses for v, _, k in done.missed)
+            OUTCOMES["validator", "unseated: missed maxMisses" if gone else "unseated: stake"] += 1
+
+        if outcome.verdict == "void":
+            state = self.lens.task_state(self.task)
+            assert state.pool == pool + done.charged, "a void review moved money out of the pool"
+            assert not done.fees and not done.bounty and not emitted["reward"]
+            assert state.round == round_ + 1 and m.kept != kept  # kept once, then passed on
+            if m.kept:
+                assert (state.phase, state.holder) == (Phase.TURN, holder)
+        elif emitted["reward"]:
+            assert outcome.crowned
+        decided_honestly = (honest.verdict, honest.delta) == (outcome.verdict, outcome.delta)
+        if outcome.verdict == "accepted":
+            assert outcome.delta >= -p.advance_band
+            self.honest[child] = decided_honestly
+        if outcome.crowned:
+            assert outcome.delta > 0 and m.champion == child != champion
+            old, new = self.quality[champion], self.quality[child]
+            if decided_honestly and old is not None and new is not None:
+                assert new - old == outcome.delta > 0, f"crowned {new} over {old}"
+        else:
+            assert m.champion == champion
 
     # ------------------------------------------------------------------ money
 
@@ -1104,6 +1412,22 @@ class RelayMachine(RuleBasedStateMachine):
             self.leave_validator(who)
 
     @rule(
+        action=st.sampled_from(["harder", "harder", "easier", "become"]),
+        who=st.sampled_from(SEAT_SEEKERS),
+        behaviour=BEHAVIOUR,
+    )
+    @tracked
+    def world_action(self, action: str, who: int, behaviour: str) -> None:
+        """Every validator's held-out data gets harder (or easier) at once, as when the validator
+        set changes; or one validator changes its ways."""
+        if action == "become":
+            self.behaviour[who] = behaviour
+            return
+        shift = -700 if action == "harder" else 300
+        for i, bias in self.bias.items():
+            self.bias[i] = min(max(bias + shift, BIAS_MIN), BIAS_MAX)
+
+    @rule(
         action=st.sampled_from(
             ["pay", "pay", "pay", "fund", "claim", "claim", "withdraw", "withdraw"]
         ),
@@ -1155,19 +1479,29 @@ class RelayMachine(RuleBasedStateMachine):
     # reveals, finalize. `progress` takes the next step the relay needs, whatever the phase.
 
     def progress(
-        self, offsets: list[int], modes: list[str], late: bool, stall: bool, pay: bool
+        self,
+        quality: str,
+        retry: bool,
+        absent: bool,
+        modes: list[str],
+        late: bool,
+        stall: bool,
+        pay: bool,
     ) -> None:
-        """The relay's next step: the holder submits (or, `stall`ing, lets its turn run out and
-        is skipped, maybe by itself), validators commit `offsets` from ref, reveal by `modes`, the keeper
-        finalizes. The clock lands on each window's last second before it moves past it (unless
-        `late`), and there the action the edge still forbids is tried first: a skip on the turn's
-        deadline, a reveal and a finalize on the commit window's end, a finalize on the reveal
-        window's end (with a ballot still unrevealed). Before a submission the consumer may `pay`
-        for the model, so that royalties accrue between one contributor's rewards."""
+        """The relay's next step: the holder submits a child of `quality` (or its own void child
+        again, when `retry`; or, `stall`ing, lets its turn run out and is skipped, maybe by
+        itself), the seated validators commit what their behaviour says (squatters never do,
+        and with `absent` one of them skips this review), reveal by `modes` (silent ones never
+        do), the keeper finalizes. The clock lands on each window's last second before it moves
+        past it (unless `late`), and there the action the edge still forbids is tried first: a
+        skip on the turn's deadline, a reveal and a finalize on the commit window's end, a
+        finalize on the reveal window's end (with a ballot still unrevealed). Before a
+        submission the consumer may `pay` for the model, so that royalties accrue between one
+        contributor's rewards."""
         m = self.model
         assert m is not None
         ts = self.next_timestamp()
-        committed = [i for i in SEAT_SEEKERS if self.ballot_of(i) == 1]
+        committed = [i for i in SEAT_SEEKERS if self.ballot_of(i) == Ballot.COMMITTED]
         if m.phase == Phase.IDLE:
             waiting = [i for i in RELAYERS if self.addr[i] not in m.stakes]
             self.join(waiting[0] if waiting else RELAYERS[0], "min")
@@ -1182,12 +1516,15 @@ class RelayMachine(RuleBasedStateMachine):
             else:
                 if pay and m.total_shares:
                     self.pay_for_model(CONSUMER, 3 * m.p.usage_fee + 7)
-                self.submit(AUTO, "fresh")
+                self.seat_a_quorum()
+                retry = retry and m.can_resubmit(m.holder, m.lineage[-1])
+                self.submit(AUTO, "void_retry" if retry else "fresh", self.plan(quality))
         elif ts <= m.commit_end:
             ready = [i for i in SEAT_SEEKERS if not m.expect_commit(self.addr[i], m.round, ts)]
-            for who, offset in zip(ready, offsets * 3, strict=False):
-                self.commit(who, offset, False)
-            if not ready:
+            voters = [i for i in ready if self.behaviour[i] != "squatter"][int(absent) :]
+            for who in voters:
+                self.commit(who, "own", False)
+            if not voters:
                 if ts == m.commit_end:
                     if committed:
                         self.reveal(committed[0], "right")
@@ -1198,7 +1535,7 @@ class RelayMachine(RuleBasedStateMachine):
         ):
             for who, mode in zip(untried, modes * 3, strict=False):
                 self.reveals_tried.add((m.round, who))
-                if mode != "silent":
+                if mode != "silent" and self.behaviour[who] != "silent":
                     self.reveal(who, mode)
         elif m.expect_finalize(ts):
             if ts == m.reveal_end:
@@ -1207,15 +1544,71 @@ class RelayMachine(RuleBasedStateMachine):
         else:
             self.finalize(KEEPER)
 
-    def relay_moves_on(
-        self, offsets: list[int], modes: list[str], late: bool, stall: bool, pay: bool
-    ) -> None:
-        self.progress(offsets, modes, late, stall, pay)
+    def plan(self, quality: str) -> str:
+        """The holder's next child: `quality`, or what its attack program says."""
+        m = self.model
+        assert m is not None
+        holder = self.index_of(m.holder)
+        program = self.program.get(holder, "any") if holder is not None else "any"
+        if program == "walker":
+            return "walk"
+        if program == "dipper":
+            return "dip" if m.head == m.champion else "recover"
+        if program == "poisoner":
+            return "edge"
+        return quality
 
-    # The same rule under PROGRESS_COPIES names: Hypothesis picks among rules uniformly, and its
-    # swarm testing turns each name off for whole examples at random.
+    def seat_a_quorum(self) -> None:
+        """Validators take free seats while those who could review the holder's child are fewer
+        than a quorum (behaviours as drawn: squatters and liars too)."""
+        m = self.model
+        assert m is not None
+        reviewers = [s for s in m.seats if s is not None and s.validator != m.holder]
+        waiting = [i for i in VALIDATORS if m.seat_of(self.addr[i]) < 0]
+        for who in waiting[: max(m.p.quorum - len(reviewers), 0)]:
+            if None in m.seats:
+                self.register_validator(who, "min")
+
+    def relay_moves_on(
+        self,
+        quality: str,
+        retry: bool,
+        absent: bool,
+        modes: list[str],
+        late: bool,
+        stall: bool,
+        pay: bool,
+    ) -> None:
+        self.progress(quality, retry, absent, modes, late, stall, pay)
+
+    def relay_plays_a_round(
+        self,
+        quality: str,
+        retry: bool,
+        absent: bool,
+        modes: list[str],
+        late: bool,
+        stall: bool,
+        pay: bool,
+    ) -> None:
+        """`progress` until the round ends: a whole review (or a skipped turn) in one step, so
+        that an example reaches the attacks that take several rounds (walks, dip and recover,
+        missed commits in a row) while the invariants are checked once."""
+        m = self.model
+        assert m is not None
+        round_ = m.round
+        for _ in range(16):  # a round takes at most a dozen steps
+            self.progress(quality, retry, absent, modes, late, stall, pay)
+            if m.round != round_ or m.phase == Phase.IDLE:
+                return
+        raise AssertionError(f"round {round_} did not end: {m.phase}")
+
+    # The same rules under several names: Hypothesis picks among rules uniformly, and its swarm
+    # testing turns each name off for whole examples at random.
     for _copy in range(PROGRESS_COPIES):
-        locals()[f"relay_moves_on_{_copy}"] = rule(offsets=OFFSETS, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_moves_on)  # fmt: skip
+        locals()[f"relay_moves_on_{_copy}"] = rule(quality=QUALITY, retry=st.booleans(), absent=ABSENT_ONCE, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_moves_on)  # fmt: skip
+    for _copy in range(ROUND_COPIES):
+        locals()[f"relay_plays_a_round_{_copy}"] = rule(quality=QUALITY, retry=st.booleans(), absent=ABSENT_ONCE, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_plays_a_round)  # fmt: skip
     del _copy
 
     # ------------------------------------------------------------------ observation
@@ -1226,7 +1619,7 @@ class RelayMachine(RuleBasedStateMachine):
         m = self.model
         if m is None:
             return
-        self.steps += 1
+        self.steps += self.depth == 1  # not the checks the probe and the exit make
         lens = self.lens
         p = m.p
 
@@ -1243,9 +1636,10 @@ class RelayMachine(RuleBasedStateMachine):
             len(m.queue),
             len(m.lineage),
             m.accepted,
-            m.ref,
+            m.champion_score,
             m.head_score,
             bytes([1, m.head_codec, 0x12, 0x20]) + m.head,
+            bytes([1, m.champion_codec, 0x12, 0x20]) + m.champion,
             sum(seat is not None for seat in m.seats),
             m.total_shares,
             m.acc,
@@ -1261,14 +1655,23 @@ class RelayMachine(RuleBasedStateMachine):
             state.queue_length,
             state.submission_count,
             state.accepted_count,
-            state.ref,
+            state.champion_score,
             state.head_score,
             state.head_cid,
+            state.champion_cid,
             state.validator_count,
             state.total_shares,
             state.acc_per_share,
         )
         assert actual_state == expected_state, f"taskState {state}\nmodel {expected_state}"
+
+        # head and champion: models the relay accepted (or the genesis); the head is the champion
+        # or was accepted against it within the advance band
+        assert lens.call("champion", self.task) == (state.champion_cid, state.champion_score)
+        for digest in {m.head, m.champion}:
+            assert self.record(digest)[3] in (Status.GENESIS, Status.ACCEPTED), digest.hex()
+        if m.head != m.champion:
+            assert m.head_delta >= -p.advance_band, f"head accepted at delta {m.head_delta}"
 
         # every actor's account. Every position is opened by its owner's transaction (stakes,
         # rewards, fees and bounties go to msg.sender, the holder or seated validators), so an
@@ -1305,13 +1708,20 @@ class RelayMachine(RuleBasedStateMachine):
             if account.seat >= 0:
                 assert account.validator_stake >= p.validator_stake, f"#{i} seated under stake"
 
-        # the seats
+        # shares only grow with crowned children, each by exactly its reward
+        assert set(self.rewards_since) <= set(accounts)
+        for address, account in accounts.items():
+            grown = account.shares - self.shares_seen.get(address, 0)
+            assert grown == self.rewards_since[address], f"shares of {address} grew by {grown}"
+            self.shares_seen[address] = account.shares
+        self.rewards_since.clear()
+
+        # the seats, with their ballots and missed-commit counts
         seats = [tuple(seat) for seat in lens.call("seatsOf", self.task)]
-        expected_seats = [
-            (s.validator, s.round, s.score, s.ballot) if s else (ZERO_ADDRESS, 0, 0, 0)
-            for s in m.seats
-        ]
-        assert seats == expected_seats
+        expected_seats = [s.view() if s else (ZERO_ADDRESS, 0, 0, 0, 0, 0) for s in m.seats]
+        assert seats == expected_seats, f"seats {seats}\nmodel {expected_seats}"
+        for seat in m.seats:
+            assert seat is None or seat.misses < p.max_misses, f"{seat} kept its seat"
 
         # the queue: walked in pages of two, then its links in storage
         walk: list[tuple[str, int]] = []
@@ -1337,10 +1747,10 @@ class RelayMachine(RuleBasedStateMachine):
         else:
             assert order and state.holder == order[0], f"holder {state.holder}, queue {order}"
 
-        # no reward without an accepted turn; rewards are exactly the royalty shares
+        # no reward without a crowned child; rewards are exactly the royalty shares
         for event in self.finalized:
             if event["reward"]:
-                assert event["verdict"] == Status.ACCEPTED, f"reward without acceptance: {event}"
+                assert event["verdict"] == Status.ACCEPTED and event["delta"] > 0, event
         assert sum(e["reward"] for e in self.finalized) == state.total_shares
         assert sum(a.shares for a in accounts.values()) == state.total_shares
 
@@ -1356,7 +1766,137 @@ class RelayMachine(RuleBasedStateMachine):
         bound = (contributors + 1 + state.total_shares // ACC_SCALE) * m.payments
         assert 0 <= balance - owed <= bound, f"balance {balance}, owed {owed}, dust bound {bound}"
 
+    @invariant()
+    @tracked
+    def the_head_stays_near_the_champion(self) -> None:
+        """A head decided by an honest majority is truly no more than advanceBand below the
+        champion, as every current honest validator (and unbiased data) measures it."""
+        m = self.model
+        if m is None or m.head == m.champion or not self.honest[m.head]:
+            return
+        seated = [i for i in self.bias if m.seat_of(self.addr[i]) >= 0]
+        biases = [0] + [self.bias[i] for i in seated if self.behaviour[i] == "honest"]
+        head, champion = self.quality[m.head], self.quality[m.champion]
+        for bias in biases:
+            gap = measured(head, bias) - measured(champion, bias)
+            assert gap >= -m.p.advance_band, f"head {gap} bp below the champion"
+
+    @invariant()
+    @tracked
+    def honest_child_would_be_crowned(self) -> None:
+        """No reachable state rejects every honest child forever: with honest validators in every
+        seat that is free or will be freed (a squatter's after maxMisses, a silent one's after its
+        no-reveal slashes), and the others voting as they do, the model's verdict crowns a child
+        that beats the champion by minGain on each validator's data, unless liars outvote the
+        honest (the documented bound)."""
+        m = self.model
+        if m is None:
+            return
+        p = m.p
+        holder = m.holder
+        if m.seat_of(holder) >= 0 and p.max_validators - 1 < p.quorum:
+            # Its own seat keeps the holder's reviews from a quorum: after at most two void ones
+            # (a void review keeps the turn once in a row) the next relayer's turn comes, or that
+            # of a relayer without a seat that joins.
+            holder = next((a for a in m.queue if m.seat_of(a) < 0), ZERO_ADDRESS)
+            OUTCOMES["honest child (model)", "after the seated holder's turn"] += 1
+        child = self.child_quality("probe")
+        champion = self.quality[m.champion]
+        ballots = []
+        liars = 0
+        for seat in m.seats:
+            if seat is not None and seat.validator == holder:
+                continue  # the holder's own seat is excused from its review
+            who = None if seat is None else self.index_of(seat.validator)
+            kind = "honest" if who is None else self.behaviour[who]
+            kind = "honest" if kind in ABSENT else kind
+            bias = 0 if who is None else self.bias[who]
+            ballots.append(vote(kind, measured(child, bias), measured(champion, bias)))
+            liars += kind in LIARS
+        assert len(ballots) >= p.quorum, f"{len(ballots)} seats for a quorum of {p.quorum}"
+        if liars > (len(ballots) - 1) // 2:
+            OUTCOMES["honest child (model)", "outvoted by liars"] += 1
+            return
+        outcome = review(ballots, p.quorum, p.slash_band, p.advance_band)
+        assert outcome.crowned, f"an honest child would be {outcome}"
+        assert champion is None or outcome.delta == p.min_gain, outcome
+
     # ------------------------------------------------------------------ the end
+
+    def honest_child_is_crowned_on_chain(self) -> None:
+        """The honest-child check played on chain from the example's last state, in a snapshot
+        that is then rolled back (with the machine's own state)."""
+        saved = copy.deepcopy({name: getattr(self, name) for name in PROBE_STATE})
+        snapshot = self.tester.take_snapshot()
+        try:
+            OUTCOMES["honest child (chain)", self.play_honest_rounds()] += 1
+        finally:
+            self.tester.revert_to_snapshot(snapshot)
+            for name, value in saved.items():
+                setattr(self, name, value)
+
+    def reach_a_turn(self, margin: int) -> None:
+        """Finish any review, fill an idle queue, skip a turn that expires within `margin`
+        seconds: a holder may submit after `margin` more transactions."""
+        m = self.model
+        assert m is not None
+        while True:
+            ts = self.next_timestamp()
+            if m.phase == Phase.REVIEW:
+                self.travel_to(m.reveal_end + 1)
+                self.finalize(KEEPER)
+            elif m.phase == Phase.IDLE:
+                self.join(next(i for i in RELAYERS if self.addr[i] not in m.stakes), "min")
+            elif ts + margin > m.deadline:
+                self.travel_to(m.deadline + 1)
+                self.skip_turn(KEEPER)
+            else:
+                return
+
+    def play_honest_rounds(self) -> str:
+        """Honest newcomers take every free seat and the holders submit honest children, until
+        one is crowned; only liars outvoting the honest may prevent it. Rounds are void while
+        squatters and silent validators hold seats; they lose them within maxMisses rounds (a
+        silent one with a double stake, after its seventh no-reveal slash at 10%). A holder whose
+        own seat keeps its reviews from a quorum has two void ones, then the turn passes on."""
+        m = self.model
+        assert m is not None
+        p = m.p
+        rounds = p.max_misses + 8 + 2
+        for _ in range(rounds):
+            self.reach_a_turn(margin=len(NEWCOMERS))
+            if all(m.seat_of(a) >= 0 for a in m.queue):  # a relayer without a seat joins
+                self.join(next(i for i in RELAYERS if i != DUAL and self.addr[i] not in m.stakes), "min")  # fmt: skip
+            for who in NEWCOMERS:
+                if None in m.seats and m.seat_of(self.addr[who]) < 0:
+                    self.behaviour[who], self.bias[who] = "honest", 0
+                    self.register_validator(who, "min")
+            self.submit(AUTO, "fresh", "probe")
+            assert m.phase == Phase.REVIEW
+            seated = [i for i in (*SEAT_SEEKERS, *NEWCOMERS) if m.seat_of(self.addr[i]) >= 0]
+            voters = [
+                i for i in seated if self.addr[i] != m.holder and self.behaviour[i] != "squatter"
+            ]
+            for who in voters:
+                self.commit(who, "own", False)
+            self.travel_to(m.commit_end + 1)
+            revealers = [i for i in voters if self.behaviour[i] != "silent"]
+            for who in revealers:
+                self.reveal(who, "right")
+            if len(revealers) < len(voters):
+                self.travel_to(m.reveal_end + 1)
+            champion = self.quality[m.champion]
+            self.finalize(KEEPER)
+            self.chain_matches_model()
+            event = self.finalized[-1]
+            if event["verdict"] == Status.VOID:
+                continue
+            if sum(self.behaviour[i] in LIARS for i in revealers) > (len(revealers) - 1) // 2:
+                return "outvoted by liars"
+            assert event["verdict"] == Status.ACCEPTED and event["delta"] > 0, event
+            assert champion is None or event["delta"] == p.min_gain, event
+            return "crowned"
+        raise AssertionError(f"no honest child crowned in {rounds} rounds")
 
     def everyone_leaves(self) -> None:
         """Everyone can get out: finish a review, leave the queue (the holder gives up its new
@@ -1366,8 +1906,7 @@ class RelayMachine(RuleBasedStateMachine):
         assert m is not None
         while m.queue:
             if m.phase == Phase.REVIEW:
-                if self.next_timestamp() <= m.reveal_end:
-                    self.tester.time_travel(m.reveal_end + 1)
+                self.travel_to(m.reveal_end + 1)
                 self.finalize(KEEPER)
                 assert m.phase != Phase.REVIEW
             elif self.next_timestamp() > m.deadline:
@@ -1412,7 +1951,7 @@ def profile(examples: int, steps: int) -> settings:
 def environment(chain: Chain) -> Environment:
     """The contract deployed, and the storage slot of its queue links found once."""
     decoder = decoder_for()
-    accounts = {i: Account.from_key(TEST_KEYS[i]) for i in EVERYONE}
+    accounts = {i: Account.from_key(TEST_KEYS[i]) for i in (*EVERYONE, *NEWCOMERS)}
     deployer = ChainClient(chain.w3, accounts[PUBLISHER], decoder)
     relay = DeRelayContract.deploy(deployer)
     snapshot = chain.tester.take_snapshot()

@@ -151,6 +151,64 @@ def test_submit_with_zero_samples_reverts(chain: Chain, actors: Actors, task: in
         submit(actors.relayers[0], task, "child-1", samples=0)
 
 
+def void_review(chain: Chain, actors: Actors, task: int, label: str) -> bytes:
+    """Relayer 0, the holder, submits `label`; with no validator seated the review goes void."""
+    child = submit(actors.relayers[0], task, label)
+    next_tx_at(chain, actors.keeper.task_state(task).deadline + 1)
+    actors.keeper.finalize(task)
+    return child
+
+
+def test_after_a_void_review_the_holder_may_resubmit_its_child(
+    chain: Chain, actors: Actors, task: int, turn: int, invariant: Invariant
+):
+    holder = actors.relayers[0]
+    child = void_review(chain, actors, task, "child-1")
+    assert holder.task_state(task).round == 2  # the holder kept the turn
+
+    receipt = holder.submit_relay(task, 2, GENESIS, child, META_CID, DATA_COMMITMENT, 640)
+
+    now = chain.now()
+    (event,) = events_in(holder, receipt, "RelaySubmitted")
+    assert (event["round"], event["relayer"], event["childCid"]) == (
+        2,
+        holder.client.address,
+        child,
+    )
+    state = holder.task_state(task)
+    assert (state.phase, state.round, state.submission_count) == (Phase.REVIEW, 2, 2)
+    assert holder.record(task, digest_of(child)) == (
+        holder.client.address,
+        2,
+        now,
+        Status.PENDING,
+        0,
+        0x55,
+    )
+    assert [e.cid for e in holder.lineage(task)] == [cid_of("genesis"), child]  # one entry
+    invariant.check()
+
+
+def test_a_void_child_may_be_resubmitted_only_while_it_is_the_latest(
+    chain: Chain, actors: Actors, task: int, turn: int
+):
+    holder, other = actors.relayers[:2]
+    first = void_review(chain, actors, task, "child-1")
+    second = void_review(chain, actors, task, "child-2")  # the kept turn: another child, void too
+    assert holder.task_state(task).holder == other.client.address  # kept once, then the tail
+    with reverts("DeRelay__ChildSeen", task, digest_of(second)):
+        submit(other, task, "child-2", child=second)  # nobody takes another's void child
+    next_tx_at(chain, holder.task_state(task).deadline + 1)
+    actors.keeper.skip_turn(task)
+    assert holder.task_state(task).holder == holder.client.address
+
+    with reverts("DeRelay__ChildSeen", task, digest_of(first)):
+        submit(holder, task, "child-1")
+
+    submit(holder, task, "child-2", child=second)
+    assert holder.task_state(task).phase == Phase.REVIEW
+
+
 # ---------------------------------------------------------------------- skipTurn
 
 

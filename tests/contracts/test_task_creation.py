@@ -38,7 +38,9 @@ def test_create_task_records_params_pool_and_genesis(chain, actors: Actors):
     assert event["pool"] == 3 * ETH
     state = actors.publisher.task_state(task)
     assert (state.phase, state.round, state.pool) == (Phase.IDLE, 0, 3 * ETH)
-    assert (state.ref, state.head_score, state.head_cid) == (4321, 4321, params.genesis_cid)
+    assert (state.head_score, state.head_cid) == (4321, params.genesis_cid)
+    assert (state.champion_score, state.champion_cid) == (4321, params.genesis_cid)
+    assert actors.publisher.champion(task) == actors.publisher.head(task)
     assert (state.submission_count, state.accepted_count, state.queue_length) == (1, 0, 0)
     relayer, round_, _, status, score, codec = actors.publisher.record(
         task, digest_of(params.genesis_cid)
@@ -62,7 +64,7 @@ def test_tasks_are_numbered_from_one_and_kept_apart(chain, actors: Actors):
     assert actors.publisher.publisher_of(second) == actors.keeper.client.address
     assert actors.publisher.task_state(first).pool == ETH
     assert actors.publisher.task_state(second).pool == 0
-    assert actors.publisher.task_state(second).ref == 100
+    assert actors.publisher.champion(second) == (cid_of("genesis"), 100)
 
 
 # One invalid value per validated parameter (and both ends where there are two).
@@ -80,12 +82,15 @@ INVALID = [
     ("quorum", 0, "quorum"),
     ("quorum", 4, "quorum"),  # > maxValidators (3)
     ("max_queue", 0, "maxQueue"),
-    ("tolerance", 10_001, "tolerance"),
-    ("ema_bp", 10_001, "emaBp"),
+    ("slash_band", 10_001, "slashBand"),
+    ("advance_band", 1001, "advanceBand"),  # > slashBand (1000): would advance what it holds
+    ("max_misses", 0, "maxMisses"),
+    ("min_gain", 0, "minGain"),  # a child that only matches the champion is never paid
     ("min_gain", 10_001, "minGain"),
     ("slash_timeout_bp", 10_001, "slashTimeoutBp"),
     ("slash_reject_bp", 10_001, "slashRejectBp"),
     ("slash_no_reveal_bp", 10_001, "slashNoRevealBp"),
+    ("slash_miss_bp", 10_001, "slashMissBp"),
     ("band_bp", 10_001, "bandBp"),
     ("keeper_bounty_bp", 10_001, "keeperBountyBp"),
     ("royalty_bp", 10_001, "royaltyBp"),
@@ -115,12 +120,14 @@ def test_create_task_accepts_every_bound(chain, actors: Actors):
         max_validators=16,
         quorum=16,
         max_queue=1,
-        tolerance=10_000,
-        ema_bp=10_000,
+        slash_band=10_000,
+        advance_band=10_000,
+        max_misses=255,
         min_gain=10_000,
         slash_timeout_bp=10_000,
         slash_reject_bp=10_000,
         slash_no_reveal_bp=10_000,
+        slash_miss_bp=10_000,
         band_bp=10_000,
         keeper_bounty_bp=10_000,
         royalty_bp=10_000,
@@ -138,14 +145,17 @@ def test_create_task_accepts_every_bound(chain, actors: Actors):
     assert actors.publisher.task_params(task) == params
 
 
-def test_create_task_accepts_zero_basis_points(chain, actors: Actors):
+def test_create_task_accepts_every_lower_bound(chain, actors: Actors):
+    # zero basis points everywhere, except minGain and maxMisses, which start at 1
     params = make_params(
-        tolerance=0,
-        ema_bp=0,
-        min_gain=0,
+        slash_band=0,
+        advance_band=0,
+        max_misses=1,
+        min_gain=1,
         slash_timeout_bp=0,
         slash_reject_bp=0,
         slash_no_reveal_bp=0,
+        slash_miss_bp=0,
         band_bp=0,
         keeper_bounty_bp=0,
         royalty_bp=0,
@@ -235,14 +245,14 @@ def _call(view, name):
         "registerValidator": lambda: view.register_validator(t, ETH),
         "leaveValidator": lambda: view.leave_validator(t),
         "commitScore": lambda: view.commit_score(t, 1, b"\0" * 32),
-        "revealScore": lambda: view.reveal_score(t, 1, 1, b"\0" * 32),
+        "revealScore": lambda: view.reveal_score(t, 1, 1, 1, b"\0" * 32),
         "finalize": lambda: view.finalize(t),
         "claimRoyalties": lambda: view.claim_royalties(t),
         "taskParams": lambda: view.task_params(t),
         "publisherOf": lambda: view.publisher_of(t),
         "taskState": lambda: view.task_state(t),
         "head": lambda: view.head(t),
-        "currentTurn": lambda: view._view("currentTurn", t),
+        "champion": lambda: view.champion(t),
         "queuePage": lambda: view._view("queuePage", t, zero, 10),
         "lineage": lambda: view.lineage(t),
         "recordOf": lambda: view.record(t, b"\0" * 32),
@@ -270,7 +280,7 @@ ENTRY_POINTS = [
     "publisherOf",
     "taskState",
     "head",
-    "currentTurn",
+    "champion",
     "queuePage",
     "lineage",
     "recordOf",

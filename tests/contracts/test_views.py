@@ -10,16 +10,18 @@ from tests.contracts.conftest import (
     Actors,
     Vote,
     cid_of,
+    commit,
     digest_of,
     make_params,
     make_task,
     next_tx_at,
     play_round,
+    reveal,
     reverts,
     seat,
     submit,
 )
-from trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase, Status, commitment_for
+from trainer.contract import ZERO_ADDRESS, Ballot, DeRelayContract, Phase, Status, commitment_for
 from trainer.errors import ChainError
 
 
@@ -47,14 +49,16 @@ def test_task_params_round_trip(chain: Chain, actors: Actors):
         quorum=3,
         max_validators=7,
         max_queue=99,
-        tolerance=1500,
-        ema_bp=3000,
+        slash_band=1500,
+        advance_band=400,
+        max_misses=5,
         min_gain=7,
         base_reward=12345,
         reward_per_point=678,
         slash_timeout_bp=111,
         slash_reject_bp=222,
         slash_no_reveal_bp=333,
+        slash_miss_bp=777,
         band_bp=444,
         validator_fee=9999,
         keeper_bounty_bp=555,
@@ -137,12 +141,13 @@ def test_lineage_pages_with_statuses(chain: Chain, actors: Actors, task: int):
     v = actors.validators[:2]
     a.join_relay(task, 2 * ETH)
     b.join_relay(task, 2 * ETH)
-    seat(v, task)
+    seat(v, task, 2 * ETH)  # survives the missed commits of the void round
     times = []
     for holder, label, votes in [
         (a, "a-1", [Vote(x, 5300) for x in v]),
         (b, "b-1", [Vote(x, 1000) for x in v]),
-        (a, "a-2", []),
+        (a, "a-2", []),  # void: a keeps the turn
+        (a, "a-3", [Vote(x, 5000) for x in v]),  # 300 below the champion: held
     ]:
         result = play_round(chain, task, holder, label, votes, keeper=actors.keeper)
         times.append(result.commit_end - 50)  # submitted one commit window before commit end
@@ -157,34 +162,47 @@ def test_lineage_pages_with_statuses(chain: Chain, actors: Actors, task: int):
         (1, cid_of("a-1"), addr(a), 1, Status.ACCEPTED, 5300),
         (2, cid_of("b-1"), addr(b), 2, Status.REJECTED, 1000),
         (3, cid_of("a-2"), addr(a), 3, Status.VOID, 0),
-        (4, cid_of("b-2"), addr(b), 4, Status.PENDING, 0),
+        (4, cid_of("a-3"), addr(a), 4, Status.HELD, 5000),
+        (5, cid_of("b-2"), addr(b), 5, Status.PENDING, 0),
     ]
     assert [e.submitted_at for e in entries[1:]] == times
     assert [e.index for e in view.lineage(task, 1, 2)] == [1, 2]
-    assert [e.cid for e in view.lineage(task, 3, 2)] == [cid_of("a-2"), cid_of("b-2")]
-    assert view.lineage(task, 4, 0) == []
-    assert view.lineage(task, 5, 10) == []
+    assert [e.cid for e in view.lineage(task, 4, 2)] == [cid_of("a-3"), cid_of("b-2")]
+    assert view.lineage(task, 5, 0) == []
+    assert view.lineage(task, 6, 10) == []
     assert view.lineage(task, 99, 10) == []
     assert view.full_lineage(task, page_size=2) == entries
-    assert view.task_state(task).submission_count == 5
+    assert view.task_state(task).submission_count == 6
 
 
 def test_seats_list_every_seat(chain: Chain, actors: Actors):
     task = make_task(actors, max_validators=4)
-    v0, v1 = actors.validators[:2]
+    alice = actors.relayers[0]
+    v0, v1, v2 = actors.validators[:3]
+    alice.join_relay(task, ETH)
     v0.register_validator(task, ETH)
     v1.register_validator(task, ETH)
+    v2.register_validator(task, 2 * ETH)
     v0.leave_validator(task)
+    submit(alice, task, "child-1")
+    commit(v1, task, 1, 5200, champion=4900)
+    next_tx_at(chain, actors.keeper.task_state(task).deadline + 1)
+    reveal(v1, task, 1, 5200, champion=4900)
+    next_tx_at(chain, actors.keeper.task_state(task).reveal_end + 1)
+    actors.keeper.finalize(task)  # void; v2 missed its commit
 
     seats = actors.keeper.seats(task)
 
-    assert [(s.index, s.validator, s.round, s.score, s.ballot) for s in seats] == [
-        (0, ZERO_ADDRESS, 0, 0, 0),
-        (1, addr(v1), 0, 0, 0),
-        (2, ZERO_ADDRESS, 0, 0, 0),
-        (3, ZERO_ADDRESS, 0, 0, 0),
+    assert [
+        (s.index, s.validator, s.round, s.child_score, s.champion_score, s.ballot, s.misses)
+        for s in seats
+    ] == [
+        (0, ZERO_ADDRESS, 0, 0, 0, Ballot.NONE, 0),
+        (1, addr(v1), 1, 5200, 4900, Ballot.REVEALED, 0),
+        (2, addr(v2), 0, 0, 0, Ballot.NONE, 1),
+        (3, ZERO_ADDRESS, 0, 0, 0, Ballot.NONE, 0),
     ]
-    assert actors.keeper.task_state(task).validator_count == 1
+    assert actors.keeper.task_state(task).validator_count == 2
 
 
 def test_account_of_a_stranger_and_of_a_member(chain: Chain, actors: Actors, task: int):
@@ -210,21 +228,27 @@ def test_account_of_a_stranger_and_of_a_member(chain: Chain, actors: Actors, tas
     )
 
 
-def test_current_turn_and_task_state_in_every_phase(chain: Chain, actors: Actors, task: int):
+def test_task_state_in_every_phase(chain: Chain, actors: Actors, task: int):
     view = actors.keeper
     holder = actors.relayers[0]
-    assert tuple(view._view("currentTurn", task)) == (Phase.IDLE, 0, ZERO_ADDRESS, 0)
+    state = view.task_state(task)
+    assert (state.phase, state.round, state.holder, state.deadline) == (
+        Phase.IDLE,
+        0,
+        ZERO_ADDRESS,
+        0,
+    )
 
     holder.join_relay(task, ETH)
     started = chain.now()
-    assert tuple(view._view("currentTurn", task)) == (Phase.TURN, 1, addr(holder), started + 100)
     state = view.task_state(task)
+    assert (state.phase, state.round, state.holder) == (Phase.TURN, 1, addr(holder))
     assert (state.phase_start, state.deadline, state.reveal_end) == (started, started + 100, 0)
 
     submit(holder, task, "child-1")
     submitted = chain.now()
-    assert tuple(view._view("currentTurn", task)) == (Phase.REVIEW, 1, addr(holder), submitted + 50)
     state = view.task_state(task)
+    assert (state.round, state.holder) == (1, addr(holder))
     assert (state.phase, state.phase_start, state.deadline, state.reveal_end) == (
         Phase.REVIEW,
         submitted,
@@ -237,7 +261,7 @@ def test_head_and_records(chain: Chain, actors: Actors, task: int):
     holder = actors.relayers[0]
     holder.join_relay(task, ETH)
     seat(actors.validators[:2], task)
-    assert actors.keeper.head(task) == (cid_of("genesis"), 5000)
+    assert actors.keeper.head(task) == actors.keeper.champion(task) == (cid_of("genesis"), 5000)
 
     result = play_round(
         chain,
@@ -247,8 +271,23 @@ def test_head_and_records(chain: Chain, actors: Actors, task: int):
         [Vote(v, 5400) for v in actors.validators[:2]],
         keeper=actors.keeper,
     )
+    crowned = actors.keeper.champion(task)
+    follower = play_round(
+        chain,
+        task,
+        holder,
+        "child-2",
+        [Vote(v, 5350, champion=5450) for v in actors.validators[:2]],  # -100: head only
+        keeper=actors.keeper,
+    )
 
-    assert actors.keeper.head(task) == (result.child, 5400)
+    assert crowned == (result.child, 5400)
+    assert actors.keeper.head(task) == (follower.child, 5350)
+    # the champion's score follows what the validators measured it at in the last review
+    assert actors.keeper.champion(task) == (result.child, 5450)
+    state = actors.keeper.task_state(task)
+    assert (state.head_cid, state.head_score) == (follower.child, 5350)
+    assert (state.champion_cid, state.champion_score) == (result.child, 5450)
     relayer, round_, submitted_at, status, score, codec = actors.keeper.record(
         task, digest_of(result.child)
     )
@@ -274,10 +313,12 @@ def test_commitment_view_matches_the_python_helper(chain: Chain, actors: Actors)
     salt = b"\x5a" * 32
     validator = addr(actors.validators[0])
 
-    onchain = actors.keeper._view("commitmentFor", 3, 7, 6543, salt, validator)
+    onchain = actors.keeper._view("commitmentFor", 3, 7, 6543, 6000, salt, validator)
 
-    assert onchain == commitment_for(3, 7, 6543, salt, validator)
-    assert onchain != commitment_for(3, 7, 6544, salt, validator)
+    assert onchain == commitment_for(3, 7, 6543, 6000, salt, validator)
+    assert onchain != commitment_for(3, 7, 6544, 6000, salt, validator)
+    assert onchain != commitment_for(3, 7, 6543, 6001, salt, validator)
+    assert onchain != commitment_for(3, 7, 6000, 6543, salt, validator)  # the order binds
 
 
 @pytest.mark.parametrize(

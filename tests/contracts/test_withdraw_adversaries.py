@@ -187,17 +187,19 @@ def test_a_late_holder_cannot_submit_and_is_skipped(
 
 @pytest.fixture
 def history(chain: Chain, actors: Actors, task: int) -> dict[str, bytes]:
-    """Four finalized rounds: a-1 accepted, b-1 rejected, a-2 void, b-2 accepted (the head)."""
+    """Five finalized rounds: a-1 accepted, b-1 rejected, a-2 void (a keeps the turn), a-3 held,
+    b-2 accepted (the head and the champion)."""
     a, b = actors.relayers[:2]
     v = actors.validators[:2]
     a.join_relay(task, 2 * ETH)
     b.join_relay(task, 2 * ETH)
-    seat(v, task)
+    seat(v, task, 2 * ETH)  # v1 survives its missed commit
     children = {}
     for holder, label, votes in [
         (a, "a-1", [Vote(x, 5300) for x in v]),
         (b, "b-1", [Vote(x, 1000) for x in v]),
         (a, "a-2", [Vote(v[0], 5300)]),
+        (a, "a-3", [Vote(x, 5000) for x in v]),
         (b, "b-2", [Vote(x, 5400) for x in v]),
     ]:
         children[label] = play_round(chain, task, holder, label, votes, keeper=actors.keeper).child
@@ -207,6 +209,7 @@ def history(chain: Chain, actors: Actors, task: int) -> dict[str, bytes]:
         Status.ACCEPTED,
         Status.REJECTED,
         Status.VOID,
+        Status.HELD,
         Status.ACCEPTED,
     ]
     return children
@@ -220,9 +223,9 @@ def test_a_stale_parent_is_refused(
 
     for parent in (digest_of(cid_of("genesis")), digest_of(history["a-1"])):
         with reverts("DeRelay__StaleParent", task, parent, head):
-            submit(a, task, "a-3", parent=parent)
+            submit(a, task, "a-4", parent=parent)
 
-    submit(a, task, "a-3")  # from the head it goes through
+    submit(a, task, "a-4")  # from the head it goes through
     invariant.check()
 
 
@@ -235,7 +238,8 @@ def test_a_repeated_child_is_refused(
         "genesis": cid_of("genesis"),
         "earlier accepted": history["a-1"],
         "rejected": history["b-1"],
-        "void": history["a-2"],
+        "own void, since superseded": history["a-2"],
+        "held": history["a-3"],
         "parent (the head)": history["b-2"],
         "parent's digest under another codec": cid_of("b-2", 0x70),
     }
@@ -245,9 +249,9 @@ def test_a_repeated_child_is_refused(
             submit(a, task, what, child=child)
 
     state = a.task_state(task)
-    assert (state.phase, state.submission_count, state.pool) == (Phase.TURN, 5, pool)
+    assert (state.phase, state.submission_count, state.pool) == (Phase.TURN, 6, pool)
     invariant.check()
-    submit(a, task, "a-3")  # a new child goes through
+    submit(a, task, "a-4")  # a new child goes through
     assert a.task_state(task).phase == Phase.REVIEW
 
 
@@ -288,35 +292,40 @@ def test_a_validator_cannot_commit_twice(
 
     next_tx_at(chain, review.deadline + 1)
     reveal(v0, task, 1, 5300)  # the first commitment stands
-    assert v0.seats(task)[0].score == 5300
+    assert v0.seats(task)[0].child_score == 5300
     invariant.check()
 
 
-@pytest.mark.parametrize("lie", ["score", "salt"])
+@pytest.mark.parametrize("lie", ["child", "champion", "swapped", "salt"])
 def test_a_reveal_that_differs_from_the_commitment_reverts(
     chain: Chain, actors: Actors, task: int, review, lie
 ):
     v0 = actors.validators[0]
-    commit(v0, task, 1, 5300)
+    commit(v0, task, 1, 5300, champion=5000)
     next_tx_at(chain, review.deadline + 1)
-    score, salt = (9000, None) if lie == "score" else (5300, b"\x01" * 32)
+    child, champion, salt = {
+        "child": (9000, 5000, None),
+        "champion": (5300, 4000, None),  # a lower champion score would raise the delta
+        "swapped": (5000, 5300, None),
+        "salt": (5300, 5000, b"\x01" * 32),
+    }[lie]
 
     with reverts("DeRelay__RevealMismatch", task, 1):
-        reveal(v0, task, 1, score, salt)
+        reveal(v0, task, 1, child, salt, champion=champion)
 
     assert v0.seats(task)[0].ballot == 1
 
 
 def test_a_copied_commitment_cannot_be_revealed(chain: Chain, actors: Actors, task: int, review):
     v0, v1 = actors.validators[:2]
-    honest = commitment_for(task, 1, 5300, salt_of(v0, 1), addr(v0))
+    honest = commitment_for(task, 1, 5300, 5000, salt_of(v0, 1), addr(v0))
     v0.commit_score(task, 1, honest)
     v1.commit_score(task, 1, honest)  # copies v0's hash without knowing the score
     next_tx_at(chain, review.deadline + 1)
     reveal(v0, task, 1, 5300)
 
     with reverts("DeRelay__RevealMismatch", task, 1):
-        v1.reveal_score(task, 1, 5300, salt_of(v0, 1))  # the hash binds the validator's address
+        v1.reveal_score(task, 1, 5300, 5000, salt_of(v0, 1))  # the hash binds the address
 
 
 def test_a_second_reveal_reverts(chain: Chain, actors: Actors, task: int, review):
@@ -347,3 +356,28 @@ def test_a_late_reveal_is_refused_and_the_silence_slashed(
     silent = v2.account(task, addr(v2))
     assert (silent.seat, silent.validator_stake, silent.withdrawable) == (-1, 0, ETH - ETH // 10)
     invariant.check()
+
+
+def test_a_lazy_validator_revealing_equal_guesses_earns_no_fee(
+    chain: Chain, actors: Actors, task: int, invariant: Invariant
+):
+    # Skipping the work and revealing the same number for child and champion lands on a median
+    # delta near 0, but a fee also needs the child's score within bandBp of its median.
+    alice = actors.relayers[0]
+    v0, v1, lazy = actors.validators[:3]
+    alice.join_relay(task, ETH)
+    seat([v0, v1, lazy], task)
+
+    result = play_round(
+        chain,
+        task,
+        alice,
+        "child-1",
+        [Vote(v0, 6030, champion=6000), Vote(v1, 6030, champion=6000), Vote(lazy, 7000, 7000)],
+        keeper=actors.keeper,
+        check=invariant.check,
+    )
+
+    (finalized,) = events_in(alice, result.finalize_receipt, "RoundFinalized")
+    assert (finalized["childScore"], finalized["delta"]) == (6030, 30)
+    assert [alice.withdrawable(addr(x)) for x in (v0, v1, lazy)] == [ETH // 100, ETH // 100, 0]

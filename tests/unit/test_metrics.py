@@ -9,6 +9,7 @@ import pytest
 
 from deploy.metrics import (
     Profit,
+    Review,
     RoyaltyBook,
     cumulative_profit,
     fedavg,
@@ -16,11 +17,11 @@ from deploy.metrics import (
     gini,
     jain_index,
     lower_median,
-    next_ref,
+    paid_in_band,
     profit_of,
     relay_reward,
+    review,
     value_at,
-    verdict,
 )
 
 
@@ -113,32 +114,101 @@ class TestContractArithmetic:
         assert lower_median([4, 1, 3, 2]) == 2  # lower of the two middle values
         assert lower_median([]) == 0
 
-    def test_verdict(self):
-        assert verdict(5000, 1, 6000, 1500, 2) == "void"
-        assert verdict(4500, 2, 6000, 1500, 2) == "accepted"  # exactly at the bar
-        assert verdict(4499, 3, 6000, 1500, 2) == "rejected"
-        assert verdict(0, 3, 100, 1500, 2) == "rejected"  # unusable weights, whatever the bar
 
-    def test_next_ref_moves_toward_median_rounded_toward_ref(self):
-        assert next_ref(1000, 2000, 3000) == 1300
-        assert next_ref(1000, 1003, 3000) == 1000  # 0.9 rounds down
-        assert next_ref(2000, 1000, 3000) == 1700
-        assert next_ref(2000, 1997, 3000) == 2000  # moves at most as far as asked
-        assert next_ref(1000, 2000, 10_000) == 2000
+class TestReview:
+    # the contract test parameters: quorum 2, slash band 1000, advance band 100
+    @staticmethod
+    def decide(*ballots: tuple[int, int]) -> Review:
+        return review(ballots, quorum=2, slash_band=1000, advance_band=100)
 
-    def test_contract_reward_rule(self):
-        # gain over max(ref, parent): base reward once gain >= minGain, plus per point
-        assert relay_reward(6000, 5000, 1, 100, 2, 10**9, 5000) == 100 + 2 * 1000
-        assert relay_reward(5000, 5000, 1, 100, 2, 10**9, 5000) == 0
-        assert relay_reward(4000, 5000, 0, 100, 2, 10**9, 5000) == 100  # minGain 0: base always
-        assert relay_reward(6000, 5000, 1, 100, 2, 150, 5000) == 150  # capped by the pool
+    def test_fewer_reveals_than_quorum_are_void(self):
+        outcome = self.decide((9000, 5000))
 
-    def test_a_copy_of_a_head_above_ref_earns_nothing(self):
-        # the head scores 7000 while ref lags at 5000: a copy scores 7000 too
-        assert relay_reward(7000, 5000, 1, 100, 2, 10**9, 7000) == 0
-        assert relay_reward(7500, 5000, 1, 100, 2, 10**9, 7000) == 100 + 2 * 500
-        # a recovering turn after a dip below ref is paid only above ref
-        assert relay_reward(5500, 5000, 1, 100, 2, 10**9, 3000) == 100 + 2 * 500
+        assert outcome == Review("void", 0, 0, 0, 1)
+        assert not outcome.crowned
+
+    def test_the_median_of_paired_differences_decides_not_the_difference_of_medians(self):
+        # each validator scores both models on its own data: easy data (9000 vs 8900), hard data
+        # (5000 vs 4000) and data on which the child is worse (6000 vs 6500)
+        outcome = self.decide((9000, 8900), (5000, 4000), (6000, 6500))
+
+        assert (outcome.child_score, outcome.champion_score) == (6000, 6500)
+        assert outcome.delta == 100  # lower median of 100, 1000, -500; the medians differ by -500
+        assert outcome.verdict == "accepted" and outcome.crowned
+        assert outcome.reveals == 3
+
+    @pytest.mark.parametrize(
+        "delta, verdict",
+        [
+            (1, "accepted"),
+            (0, "accepted"),
+            (-100, "accepted"),  # at the advance band
+            (-101, "held"),
+            (-1000, "held"),  # at the slash band
+            (-1001, "rejected"),
+        ],
+    )
+    def test_the_bands_split_accepted_held_and_rejected(self, delta, verdict):
+        outcome = self.decide((5000 + delta, 5000), (5010 + delta, 5010))
+
+        assert (outcome.verdict, outcome.delta) == (verdict, delta)
+        assert outcome.crowned == (delta > 0)
+
+    def test_unusable_weights_are_rejected_whatever_the_delta(self):
+        outcome = self.decide((0, 0), (0, 0))
+
+        assert (outcome.verdict, outcome.delta) == ("rejected", 0)
+
+    def test_one_high_vote_of_two_does_not_crown(self):
+        # the lower median: the lower of the two middle values
+        outcome = self.decide((5000, 5000), (5300, 5000))
+
+        assert (outcome.verdict, outcome.delta, outcome.child_score) == ("accepted", 0, 5000)
+        assert not outcome.crowned
+
+
+class TestRelayReward:
+    def test_no_gain_over_the_champion_earns_nothing(self):
+        assert relay_reward(0, 10, 100, 2, 10**9) == 0
+        assert relay_reward(-300, 10, 100, 2, 10**9) == 0  # regaining lost ground pays nothing
+
+    def test_base_reward_from_min_gain_plus_per_point(self):
+        assert relay_reward(9, 10, 100, 2, 10**9) == 2 * 9
+        assert relay_reward(10, 10, 100, 2, 10**9) == 100 + 2 * 10
+        assert relay_reward(1000, 10, 100, 2, 10**9) == 100 + 2 * 1000
+
+    def test_capped_by_the_pool(self):
+        assert relay_reward(1000, 10, 100, 2, 150) == 150
+        assert relay_reward(1000, 10, 100, 2, 0) == 0
+
+
+class TestPaidInBand:
+    # child median 6000, median delta 1000
+    OUTCOME = review([(6000, 5000), (6100, 5100), (5900, 4900)], 2, 1000, 100)
+
+    def test_within_the_band_of_both_medians_is_paid(self):
+        assert (self.OUTCOME.child_score, self.OUTCOME.delta) == (6000, 1000)
+        assert paid_in_band((6000, 5000), self.OUTCOME, 500)
+        assert paid_in_band((6500, 5500), self.OUTCOME, 500)  # both edges are inside
+        assert paid_in_band((5500, 5000), self.OUTCOME, 500)  # delta 500: at the edge
+
+    def test_off_either_median_is_not_paid(self):
+        assert not paid_in_band((6501, 5501), self.OUTCOME, 500)  # child off by 501
+        assert not paid_in_band((6000, 5501), self.OUTCOME, 500)  # delta off by 501
+
+    def test_two_equal_guesses_are_not_paid_near_a_zero_delta(self):
+        # a validator that skips the work reveals the same guess twice: it matches a median
+        # delta of 0 but not the child's median score
+        outcome = review([(7000, 7000), (7100, 7100), (6900, 6900)], 2, 1000, 100)
+
+        assert outcome.delta == 0
+        assert not paid_in_band((5000, 5000), outcome, 500)
+        assert paid_in_band((7200, 7200), outcome, 500)
+
+    def test_a_void_review_pays_nobody(self):
+        void = review([(6000, 5000)], 2, 1000, 100)
+
+        assert not paid_in_band((6000, 5000), void, 500)
 
 
 class TestRoyaltyBook:
