@@ -19,7 +19,7 @@ import click
 from eth_account.signers.local import LocalAccount
 
 from deploy.deployer import DEPLOYMENTS_DIR, deploy_contract, load_deployment
-from deploy.payouts import task_payouts
+from deploy.payouts import Payout, task_payouts
 from deploy.tasks import (
     load_spec,
     parse_amount,
@@ -29,7 +29,7 @@ from deploy.tasks import (
 )
 from trainer.chain import ChainClient, TxOptions, chain_id, connect, describe_endpoint
 from trainer.cid import Cid
-from trainer.contract import ETHER, DeRelayContract, decoder_for
+from trainer.contract import ETHER, DeRelayContract, Status, decoder_for
 from trainer.errors import ConfigError, DeRelayError
 from trainer.keys import create_keystore, load_account
 from trainer.limits import DEFAULT_LIMITS, Limits, parse_size
@@ -303,7 +303,12 @@ def task() -> None:
 )
 @click.option("--fund", "funding", default="1ether", show_default=True, help="Initial pool.")
 @click.option(
-    "--param", "params", multiple=True, help="Override a task parameter: name=value (repeatable)."
+    "--param",
+    "params",
+    multiple=True,
+    help="Override a task parameter: name=value (repeatable), e.g. slash_band=3000, "
+    "advance_band=340, max_misses=3, slash_miss_bp=500, min_gain=170; `derelay task show` "
+    "lists them all.",
 )
 @click.option("--genesis-seed", type=int, default=0, show_default=True)
 @click.option(
@@ -390,24 +395,74 @@ def task_show(rpc: str, deployments: Path, task_id: int, as_json: bool) -> None:
 @rpc_option
 @deployments_option
 @click.argument("task_id", type=int, required=False)
-def status(rpc: str, deployments: Path, task_id: int | None) -> None:
-    """Where a task's relay stands (all tasks when none is given)."""
+@click.option(
+    "--verdicts", type=int, default=5, show_default=True, help="How many of the last verdicts."
+)
+def status(rpc: str, deployments: Path, task_id: int | None, verdicts: int) -> None:
+    """Where a task's relay stands (all tasks when none is given): the champion (what consumers
+    license), the head (what the next turn trains on), the last verdicts and validator misses."""
     relay = open_contract(rpc, deployments)
     count = relay.task_count()
     click.echo(
         f"DeRelay at {relay.address} on {describe_endpoint(relay.client.w3)}: {count} task(s)"
     )
     for tid in [task_id] if task_id else range(1, count + 1):
-        s = relay.task_state(tid)
-        click.echo(
-            f"task {tid}: {s.phase.name.lower()} round {s.round}, holder {s.holder}, "
-            f"deadline {s.deadline}, pool {eth(s.pool)}, queue {s.queue_length}, "
-            f"validators {s.validator_count}"
+        for line in status_lines(relay, tid, verdicts):
+            click.echo(line)
+
+
+def status_lines(relay: DeRelayContract, task_id: int, verdicts: int = 5) -> list[str]:
+    """The `derelay status` lines of one task."""
+    s = relay.task_state(task_id)
+    params = relay.task_params(task_id)
+    head_role = (
+        "also the champion" if s.head_cid == s.champion_cid else "the next turn trains on it"
+    )
+    lines = [
+        f"task {task_id}: {s.phase.name.lower()} round {s.round}, holder {s.holder}, "
+        f"deadline {s.deadline}, pool {eth(s.pool)}, queue {s.queue_length}, "
+        f"validators {s.validator_count}",
+        f"  champion {Cid.from_bytes(s.champion_cid)} score {s.champion_score} bp "
+        "(licensed by `derelay model get`; children are measured against it)",
+        f"  head     {Cid.from_bytes(s.head_cid)} score {s.head_score} bp "
+        f"({head_role}), "
+        f"{s.accepted_count} accepted of {s.submission_count - 1} submitted",
+        f"  review: rejected and slashed below champion - {params.slash_band} bp, "
+        f"held below champion - {params.advance_band} bp, rewarded for gain over the champion "
+        f"(base reward from +{params.min_gain} bp)",
+    ]
+    finalized = relay.events("RoundFinalized", taskId=task_id)[-verdicts:] if verdicts > 0 else []
+    crowned = {e["args"]["round"] for e in relay.events("ChampionCrowned", taskId=task_id)}
+    if finalized:
+        lines.append("  last verdicts:")
+        for event in reversed(finalized):
+            lines.append("    " + verdict_text(event["args"], event["args"]["round"] in crowned))
+    misses = [seat for seat in relay.seats(task_id) if int(seat.validator, 16) and seat.misses]
+    for seat in misses:
+        lines.append(
+            f"  validator {seat.validator} (seat {seat.index}) missed {seat.misses} of "
+            f"{params.max_misses} commits in a row"
         )
-        click.echo(
-            f"  head {Cid.from_bytes(s.head_cid)} score {s.head_score} bp (ref {s.ref}), "
-            f"{s.accepted_count} accepted of {s.submission_count - 1} submitted"
-        )
+    return lines
+
+
+def verdict_text(args: Any, crowned: bool) -> str:
+    """One RoundFinalized event in words: the verdict, the medians and what was paid."""
+    verdict = Status(args["verdict"]).name.lower()
+    head = f"round {args['round']:4} {verdict:8} {args['relayer']}"
+    if verdict == "void":
+        return f"{head}  {args['reveals']} reveal(s), below quorum: nothing paid, turn kept"
+    text = (
+        f"{head}  child {args['childScore']} bp, champion {args['championScore']} bp, "
+        f"delta {args['delta']:+d} bp, {args['reveals']} reveals"
+    )
+    if crowned:
+        return text + f": crowned the champion, reward {eth(args['reward'])}"
+    return text + {
+        "accepted": ": the head, no gain over the champion, no reward",
+        "held": ": head unchanged, no reward, no slash",
+        "rejected": ": relayer slashed",
+    }.get(verdict, "")
 
 
 @cli.command()
@@ -416,17 +471,52 @@ def status(rpc: str, deployments: Path, task_id: int | None) -> None:
 @click.argument("task_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def lineage(rpc: str, deployments: Path, task_id: int, as_json: bool) -> None:
-    """Every model of a task: genesis, then each submission with its verdict."""
+    """Every model of a task: genesis, then each submission with its verdict; the champion and
+    the head are marked."""
     relay = open_contract(rpc, deployments)
-    entries = relay.full_lineage(task_id)
+    rows = lineage_rows(relay, task_id)
     if as_json:
-        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    for e in entries:
-        click.echo(
-            f"{e.index:4} round {e.round:4} {e.status.name.lower():9} {e.score:6} bp  "
-            f"{Cid.from_bytes(e.cid)}  {e.relayer}"
+    click.echo(render_lineage(rows))
+
+
+def render_lineage(rows: list[dict[str, Any]]) -> str:
+    """The lineage, a line per model: index, round, verdict, child score and delta to the
+    champion in its review, CID, relayer, and which one is the champion and the head."""
+    lines = []
+    for r in rows:
+        score = "–" if r["status"] in ("void", "pending") else str(r["score"])
+        delta = "" if r["delta"] is None else f"{r['delta']:+d}"
+        marks = ",".join(name for name in ("champion", "head") if r[name])
+        lines.append(
+            f"{r['index']:4} round {r['round']:4} {r['status']:8} {score:>6} bp {delta:>6}  "
+            f"{r['cid']}  {r['relayer']}{'  <- ' + marks if marks else ''}"
         )
+    return "\n".join(lines)
+
+
+def lineage_rows(relay: DeRelayContract, task_id: int) -> list[dict[str, Any]]:
+    """The lineage as JSON rows, each with its review's champion score and delta (None before a
+    decided review) and whether it is the champion and the head now."""
+    state = relay.task_state(task_id)
+    finalized = {
+        e["args"]["round"]: e["args"] for e in relay.events("RoundFinalized", taskId=task_id)
+    }
+    rows = []
+    for e in relay.full_lineage(task_id):
+        review = finalized.get(e.round) if e.index > 0 else None
+        decided = review is not None and e.status not in (Status.VOID, Status.PENDING)
+        rows.append(
+            {
+                **e.to_json(),
+                "champion_score": review["championScore"] if decided else None,
+                "delta": review["delta"] if decided else None,
+                "champion": e.cid == state.champion_cid,
+                "head": e.cid == state.head_cid,
+            }
+        )
+    return rows
 
 
 # ---------------------------------------------------------------------- money
@@ -454,16 +544,26 @@ def payouts(rpc: str, deployments: Path, task_id: int, address: str | None, as_j
     click.echo(render_payouts(rows))
 
 
-def render_payouts(rows: list[Any]) -> str:
-    """A fixed-width payouts table in ether."""
-    header = f"{'address':42}  {'earned':>12}  {'relay':>10}  {'fees':>10}  {'keeper':>10}  {'royalty':>10}  {'slashed':>10}  {'withdrawable':>12}"
+def render_payouts(rows: list[Payout]) -> str:
+    """A fixed-width payouts table in ether; `lost` is stake lost to slashes and missed commits,
+    `turns` counts accepted (of which crowned), held, rejected and void turns."""
+    header = (
+        f"{'address':42}  {'earned':>12}  {'relay':>10}  {'fees':>10}  {'keeper':>10}  "
+        f"{'royalty':>10}  {'lost':>10}  {'withdrawable':>12}  {'turns a(c)/h/r/v':>16}  "
+        f"{'missed':>6}"
+    )
     lines = [header]
     for r in rows:
+        turns = (
+            f"{r.accepted_turns}({r.crowned_turns})/{r.held_turns}/{r.rejected_turns}/"
+            f"{r.void_turns}"
+        )
         lines.append(
             f"{r.address:42}  {r.earned / ETHER:12.6f}  {r.relayer_rewards / ETHER:10.6f}  "
             f"{r.validator_fees / ETHER:10.6f}  {r.keeper_bounties / ETHER:10.6f}  "
-            f"{(r.royalties_settled + r.royalties_pending) / ETHER:10.6f}  {r.slashed / ETHER:10.6f}  "
-            f"{r.withdrawable / ETHER:12.6f}"
+            f"{(r.royalties_settled + r.royalties_pending) / ETHER:10.6f}  "
+            f"{r.stake_lost / ETHER:10.6f}  {r.withdrawable / ETHER:12.6f}  {turns:>16}  "
+            f"{r.missed_reviews:6}"
         )
     return "\n".join(lines)
 
@@ -516,23 +616,32 @@ def model_get(
     out: Path,
     pay: str | None,
 ) -> None:
-    """Pay the usage fee (a recorded licence), then fetch and verify the head weights into --out."""
+    """Pay the usage fee (a recorded licence), then fetch and verify the champion's weights into
+    --out: the best model accepted so far, not the head (which may trail it by the advance band)."""
     from trainer.models import load_weights
 
     relay = open_contract(rpc, deployments, keystore, dev_account)
     store = open_store(ipfs, store_dir, limits().content_bytes)
     params = relay.task_params(task_id)
     spec = load_spec(store, params.spec_cid, limits())
-    head_cid, score = relay.head(task_id)
-    weights = store.get(Cid.from_bytes(head_cid), max_bytes=limits().weights_bytes)
+    champion_cid, score = relay.champion(task_id)
+    champion = Cid.from_bytes(champion_cid)
+    weights = store.get(champion, max_bytes=limits().weights_bytes)
     load_weights(weights, spec, limits().weights_bytes)
     amount = parse_amount(pay) if pay else params.usage_fee
     relay.pay_for_model(task_id, amount)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(weights)
     tmp.replace(out)
+    head_cid, head_score = relay.head(task_id)
+    head = (
+        "it is also the head"
+        if head_cid == champion_cid
+        else f"the head {Cid.from_bytes(head_cid)} scores {head_score} bp"
+    )
     click.echo(
-        f"paid {eth(amount)}; wrote {out} ({len(weights)} bytes, {Cid.from_bytes(head_cid)}, score {score} bp)"
+        f"paid {eth(amount)}; wrote the champion of task {task_id} to {out} "
+        f"({len(weights)} bytes, {champion}, score {score} bp; {head})"
     )
 
 
@@ -734,12 +843,24 @@ def simulate_cmd(
     is_flag=True,
     help="The long version (500 queued, 1000 share holders, ganache and IPFS).",
 )
-def bench(out: Path, full: bool) -> None:
+@click.option(
+    "--smallest",
+    is_flag=True,
+    help="Every section on its smallest case, in well under a minute: checks the benchmark runs.",
+)
+def bench(out: Path, full: bool, smallest: bool) -> None:
     """Every performance figure, side by side in one run: gas, content store, turn latency,
-    scale. Writes bench.md and bench.json into --out."""
-    from bench.run import run_bench
+    scale. Writes bench.md and bench.json into --out; exits non-zero when a section failed."""
+    from bench.run import failures, run_bench
 
-    click.echo(run_bench(out, full, echo=click.echo))
+    if full and smallest:
+        raise click.UsageError("--full and --smallest are two sizes of one run: pick one")
+    click.echo(run_bench(out, full, smallest=smallest, echo=click.echo))
+    failed = failures(json.loads((out / "bench.json").read_text()))
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} bench part(s) failed, first: {failed[0]} (details in {out / 'bench.json'})"
+        )
 
 
 @cli.command()

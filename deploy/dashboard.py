@@ -3,9 +3,13 @@
 Nothing is stored off chain: every refresh reads the task's events (one `eth_getLogs` filtered by
 the contract and the task id) and its views (state, parameters, lineage, queue, seats, accounts),
 so two dashboards on the same chain show the same numbers, to the wei. The pool's history is
-derived from the events alone (creation, funding, model payments, rewards, fees, bounties and
-slashes), because a node need not keep the state of past blocks; its last value is checked against
-the pool the contract holds now.
+derived from the events alone (creation, funding, model payments, rewards, fees, bounties, slashes
+and missed-commit charges), because a node need not keep the state of past blocks; its last value
+is checked against the pool the contract holds now.
+
+The page shows the head (what the next turn trains on) next to the champion (the best model
+accepted so far: what consumers license and what each review measures the child against), and
+every verdict: accepted, held (within the slash band, outside the advance band), rejected, void.
 
 The server is the standard library's `ThreadingHTTPServer` in a daemon thread. It serves a static
 page (`deploy/dashboard_static/`, plain HTML, CSS and JavaScript: no build step, nothing loaded
@@ -63,6 +67,8 @@ TASK_EVENTS = (
     "ScoreCommitted",
     "ScoreRevealed",
     "RoundFinalized",
+    "ChampionCrowned",
+    "ValidatorMissed",
     "ValidatorPaid",
     "ValidatorSlashed",
     "RelayerSlashed",
@@ -170,7 +176,7 @@ class TaskDashboard:
             "state": _state_json(state),
             "clock": _clock(state, params.commit_window, params.reveal_window, now),
             "curve": _curve(params.genesis_score, lineage, events, self._time_of),
-            "lineage": _lineage_json(lineage, events, self._time_of),
+            "lineage": _lineage_json(lineage, events, self._time_of, state),
             "queue": [
                 {
                     "position": i,
@@ -181,7 +187,13 @@ class TaskDashboard:
                 for i, (address, stake) in enumerate(queue)
             ],
             "validators": [
-                {"seat": s.index, "address": s.validator, "round": s.round, "ballot": s.ballot}
+                {
+                    "seat": s.index,
+                    "address": s.validator,
+                    "round": s.round,
+                    "ballot": s.ballot.name.lower(),
+                    "misses": s.misses,
+                }
                 for s in seats
                 if int(s.validator, 16) != 0
             ],
@@ -259,9 +271,11 @@ def _state_json(state: TaskState) -> dict[str, Any]:
         "queue_length": state.queue_length,
         "submission_count": state.submission_count,
         "accepted_count": state.accepted_count,
-        "ref": state.ref,
+        "champion_score": state.champion_score,
+        "champion_cid": cid_text(state.champion_cid),
         "head_score": state.head_score,
         "head_cid": cid_text(state.head_cid),
+        "head_is_champion": state.head_cid == state.champion_cid,
         "validator_count": state.validator_count,
     }
 
@@ -289,32 +303,35 @@ def _clock(state: TaskState, commit_window: int, reveal_window: int, now: int) -
 def _curve(
     genesis_score: int, lineage: list[Any], events: list[Any], time_of: Callable[[Any], int]
 ) -> dict[str, Any]:
-    """Head accuracy after each accepted round (genesis first), the bar `ref`, and the others."""
-    entries_by_round = {e.round: e for e in lineage if e.index > 0}
+    """The head after each accepted round (genesis first), the champion after each decided review
+    (its score as re-measured there, or the crowned child's), and the other verdicts."""
+    by_digest = {bytes(e.cid[4:]): e for e in lineage}
     genesis = lineage[0]
-    points = [
-        {
-            "round": 0,
-            "score": genesis_score,
-            "cid": cid_text(genesis.cid),
-            "time": genesis.submitted_at,
-        }
-    ]
-    ref = [{"round": 0, "ref": genesis_score}]
+    genesis_cid = cid_text(genesis.cid)
+    start = genesis.submitted_at
+    points = [{"round": 0, "score": genesis_score, "cid": genesis_cid, "time": start}]
+    champion = [{"round": 0, "score": genesis_score, "cid": genesis_cid, "crowned": True}]
     others = []
+    children: dict[int, str] = {}
+    crowned: set[int] = set()
     for event in events:
+        args = event["args"]
+        if event["event"] == "RelaySubmitted":
+            children[args["round"]] = cid_text(args["childCid"])
+        elif event["event"] == "ChampionCrowned":
+            crowned.add(args["round"])
+            entry = by_digest.get(bytes(args["digest"]))
+            children.setdefault(args["round"], cid_text(entry.cid) if entry else "")
         if event["event"] != "RoundFinalized":
             continue
-        args = event["args"]
         verdict = Status(args["verdict"])
-        ref.append({"round": args["round"], "ref": args["ref"]})
-        entry = entries_by_round.get(args["round"])
+        round_ = args["round"]
         if verdict == Status.ACCEPTED:
             points.append(
                 {
-                    "round": args["round"],
-                    "score": args["median"],
-                    "cid": cid_text(entry.cid) if entry else "",
+                    "round": round_,
+                    "score": args["childScore"],
+                    "cid": children.get(round_, ""),
                     "relayer": args["relayer"],
                     "time": time_of(event),
                 }
@@ -322,19 +339,37 @@ def _curve(
         else:
             others.append(
                 {
-                    "round": args["round"],
-                    "score": args["median"],
+                    "round": round_,
+                    "score": args["childScore"],
+                    "champion": args["championScore"],
+                    "delta": args["delta"],
                     "verdict": verdict.name.lower(),
                     "relayer": args["relayer"],
                 }
             )
-    return {"points": points, "ref": ref, "others": others}
+        if verdict == Status.VOID:
+            continue  # nobody measured anything: the champion stands as it was
+        if round_ in crowned:
+            champion.append(
+                {"round": round_, "score": args["childScore"], "cid": children.get(round_, ""),
+                 "crowned": True}
+            )  # fmt: skip
+        else:
+            champion.append(
+                {"round": round_, "score": args["championScore"], "cid": champion[-1]["cid"],
+                 "crowned": False}
+            )  # fmt: skip
+    return {"points": points, "champion": champion, "others": others}
 
 
 def _lineage_json(
-    lineage: list[Any], events: list[Any], time_of: Callable[[Any], int]
+    lineage: list[Any],
+    events: list[Any],
+    time_of: Callable[[Any], int],
+    state: TaskState,
 ) -> list[dict[str, Any]]:
-    """Every lineage entry with its parent, review outcome and submission details."""
+    """Every lineage entry with its parent, review outcome and submission details, and whether
+    it is the champion or the head now."""
     by_digest = {bytes(e.cid[4:]): e for e in lineage}
     submitted = {}
     finalized = {}
@@ -353,11 +388,14 @@ def _lineage_json(
             "submitted_at": e.submitted_at,
             "status": e.status.name.lower(),
             "score": e.score,
+            "champion": e.cid == state.champion_cid,
+            "head": e.cid == state.head_cid,
             "parent_index": None,
             "parent_cid": None,
             "metadata_cid": None,
             "samples": None,
-            "median": None,
+            "champion_score": None,
+            "delta": None,
             "reveals": None,
             "reward": None,
             "finalized_at": None,
@@ -373,7 +411,9 @@ def _lineage_json(
             row["samples"] = sub["args"]["samples"]
         fin = finalized.get(e.round) if e.index > 0 else None
         if fin is not None:
-            row["median"] = fin["args"]["median"]
+            if e.status != Status.VOID:
+                row["champion_score"] = fin["args"]["championScore"]
+                row["delta"] = fin["args"]["delta"]
             row["reveals"] = fin["args"]["reveals"]
             row["reward"] = str(fin["args"]["reward"])
             row["finalized_at"] = time_of(fin)
@@ -382,7 +422,8 @@ def _lineage_json(
 
 
 def _rounds(events: list[Any], time_of: Callable[[Any], int]) -> dict[int, dict[str, Any]]:
-    """Each round: its turn, submission, commits, reveals, verdict and the money it moved."""
+    """Each round: its turn, submission, commits, paired reveals, verdict, the money it moved
+    and the validators that missed its commit."""
     rounds: dict[int, dict[str, Any]] = {}
 
     def get(number: int) -> dict[str, Any]:
@@ -396,12 +437,15 @@ def _rounds(events: list[Any], time_of: Callable[[Any], int]) -> dict[int, dict[
                 "commits": [],
                 "reveals": [],
                 "outcome": "turn",
-                "median": None,
+                "child_score": None,
+                "champion_score": None,
+                "delta": None,
                 "reveal_count": None,
-                "ref": None,
+                "crowned": False,
                 "reward": None,
                 "validator_fees": [],
                 "slashes": [],
+                "misses": [],
                 "keeper_bounties": [],
             }
         return rounds[number]
@@ -435,20 +479,39 @@ def _rounds(events: list[Any], time_of: Callable[[Any], int]) -> dict[int, dict[
             )
         elif name == "ScoreRevealed":
             r["reveals"].append(
-                {"validator": args["validator"], "score": args["score"], "at": time_of(event)}
+                {
+                    "validator": args["validator"],
+                    "child": args["childScore"],
+                    "champion": args["championScore"],
+                    "delta": args["childScore"] - args["championScore"],
+                    "at": time_of(event),
+                }
             )
+        elif name == "ChampionCrowned":
+            r["crowned"] = True
         elif name == "RoundFinalized":
+            verdict = Status(args["verdict"])
             r["holder"] = args["relayer"]
-            r["outcome"] = Status(args["verdict"]).name.lower()
-            r["median"] = args["median"]
+            r["outcome"] = verdict.name.lower()
             r["reveal_count"] = args["reveals"]
-            r["ref"] = args["ref"]
             r["reward"] = str(args["reward"])
+            if verdict != Status.VOID:
+                r["child_score"] = args["childScore"]
+                r["champion_score"] = args["championScore"]
+                r["delta"] = args["delta"]
         elif name == "ValidatorPaid":
             r["validator_fees"].append({"validator": args["validator"], "fee": str(args["fee"])})
         elif name == "ValidatorSlashed":
             r["slashes"].append(
                 {"address": args["validator"], "amount": str(args["amount"]), "why": "no reveal"}
+            )
+        elif name == "ValidatorMissed":
+            r["misses"].append(
+                {
+                    "validator": args["validator"],
+                    "amount": str(args["amount"]),
+                    "misses": args["misses"],
+                }
             )
         elif name == "RelayerSlashed":
             reason = SLASH_REASONS.get(args["reason"], str(args["reason"]))
@@ -485,6 +548,8 @@ def pool_deltas(event: Any) -> tuple[int, str] | None:
         return int(args["amount"]), f"round {args['round']} {label}"
     if name == "ValidatorSlashed":
         return int(args["amount"]), f"round {args['round']} validator slashed"
+    if name == "ValidatorMissed":
+        return int(args["amount"]), f"round {args['round']} validator missed its commit"
     return None
 
 

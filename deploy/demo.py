@@ -22,6 +22,7 @@ from web3 import EthereumTesterProvider, Web3
 from deploy.payouts import Payout, task_payouts
 from deploy.tasks import publish_task
 from trainer.chain import ChainClient
+from trainer.cid import Cid
 from trainer.contract import ETHER, DeRelayContract, Phase, Status, decoder_for
 from trainer.journal import Journal
 from trainer.keys import dev_account
@@ -45,14 +46,18 @@ DEMO_PARAMS = dict(
 
 @dataclass(frozen=True)
 class RoundRow:
-    """One finalized round, as the live view and rounds.csv show it."""
+    """One finalized round, as the live view and rounds.csv show it: the review's medians (0 in a
+    void round), then the head and the champion after it."""
 
     round: int
     relayer: str
     verdict: str
-    median: int
+    child_score: int  # lower median of the child's scores
+    champion_measured: int  # lower median of the champion's scores, on the same held-out data
+    delta: int  # lower median of the paired differences: what decides
     head_score: int
-    ref: int
+    champion_score: int
+    crowned: bool  # the child became the champion
     reward: int
     pool: int
 
@@ -136,12 +141,17 @@ def run_demo(
     rows: list[RoundRow] = []
     seen_block = 0
     echo(
-        f"{'round':>5}  {'relayer':14}  {'verdict':9}  {'median':>7}  {'head':>7}  {'reward':>12}  {'pool':>10}"
+        f"{'round':>5}  {'relayer':14}  {'verdict':9}  {'child':>6}  {'champ':>6}  {'delta':>6}  "
+        f"{'head':>6}  {'champion':>9}  {'reward':>12}  {'pool':>10}"
     )
     while len(rows) < rounds:
         acted = False
         for worker in workers:
             acted = bool(worker.tick()) or acted
+        crowned = {
+            e["args"]["round"]
+            for e in publisher.events("ChampionCrowned", seen_block, taskId=task_id)
+        }
         for event in publisher.events("RoundFinalized", seen_block, taskId=task_id):
             args = event["args"]
             state = publisher.task_state(task_id)
@@ -149,21 +159,32 @@ def run_demo(
                 round=args["round"],
                 relayer=args["relayer"],
                 verdict=Status(args["verdict"]).name.lower(),
-                median=args["median"],
+                child_score=args["childScore"],
+                champion_measured=args["championScore"],
+                delta=args["delta"],
                 head_score=state.head_score,
-                ref=args["ref"],
+                champion_score=state.champion_score,
+                crowned=args["round"] in crowned,
                 reward=args["reward"],
                 pool=state.pool,
             )
             rows.append(row)
             echo(
-                f"{row.round:5}  {_short(row.relayer):14}  {row.verdict:9}  {row.median:7}  "
-                f"{row.head_score:7}  {row.reward / ETHER:10.6f} E  {row.pool / ETHER:8.4f} E"
+                f"{row.round:5}  {_short(row.relayer):14}  {row.verdict:9}  {row.child_score:6}  "
+                f"{row.champion_measured:6}  {row.delta:+6d}  {row.head_score:6}  "
+                f"{row.champion_score:6}{' *' if row.crowned else '  '} "
+                f"{row.reward / ETHER:10.6f} E  {row.pool / ETHER:8.4f} E"
             )
         seen_block = w3.eth.block_number + 1
         if not acted:
             _jump_to_next_deadline(tester, w3, publisher, task_id)
 
+    state = publisher.task_state(task_id)
+    echo(
+        f"champion {Cid.from_bytes(state.champion_cid)} scores {state.champion_score} bp (what "
+        f"`derelay model get` licenses); head {Cid.from_bytes(state.head_cid)} scores "
+        f"{state.head_score} bp"
+    )
     payouts = task_payouts(publisher, task_id)
     result = DemoResult(
         out_dir, task_id, published.genesis_score, rows, payouts, time.perf_counter() - started
@@ -185,7 +206,7 @@ def _jump_to_next_deadline(
 
 
 def _write_outputs(result: DemoResult, relay: DeRelayContract) -> None:
-    from deploy.plots import plot_accuracy
+    from deploy.plots import plot_series
 
     out = result.out_dir
     with (out / "rounds.csv").open("w", newline="") as handle:
@@ -195,25 +216,46 @@ def _write_outputs(result: DemoResult, relay: DeRelayContract) -> None:
                 "round",
                 "relayer",
                 "verdict",
-                "median_bp",
+                "child_bp",
+                "champion_measured_bp",
+                "delta_bp",
                 "head_score_bp",
-                "ref_bp",
+                "champion_score_bp",
+                "crowned",
                 "reward_wei",
                 "pool_wei",
             ]
         )
         for r in result.rows:
             writer.writerow(
-                [r.round, r.relayer, r.verdict, r.median, r.head_score, r.ref, r.reward, r.pool]
+                [
+                    r.round,
+                    r.relayer,
+                    r.verdict,
+                    r.child_score,
+                    r.champion_measured,
+                    r.delta,
+                    r.head_score,
+                    r.champion_score,
+                    int(r.crowned),
+                    r.reward,
+                    r.pool,
+                ]
             )
     (out / "payouts.json").write_text(
         json.dumps([p.to_json() for p in result.payouts], indent=2) + "\n"
     )
     lineage = [e.to_json() for e in relay.full_lineage(result.task_id)]
     (out / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
-    plot_accuracy(
+    plot_series(
         out / "accuracy.png",
         [0] + [r.round for r in result.rows],
-        [result.genesis_score] + [r.head_score for r in result.rows],
-        title="DeRelayL demo: head accuracy (median of validators' scores)",
+        {
+            "head": [result.genesis_score / 100] + [r.head_score / 100 for r in result.rows],
+            "champion": [result.genesis_score / 100]
+            + [r.champion_score / 100 for r in result.rows],
+        },
+        xlabel="round",
+        ylabel="accuracy (%)",
+        title="DeRelayL demo: head and champion (median of validators' scores)",
     )

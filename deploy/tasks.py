@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from trainer.cid import Cid
-from trainer.contract import DeRelayContract, TaskParams
+from trainer.contract import DeRelayContract, TaskParams, load_abi
 from trainer.errors import ConfigError, SpecError
 from trainer.limits import DEFAULT_LIMITS, Limits, read_prefix
 from trainer.models import init_weights, save_weights
@@ -44,8 +45,10 @@ def read_spec_file(path: Path, max_bytes: int = DEFAULT_LIMITS.spec_bytes) -> Ta
 
 
 def parse_param_overrides(items: list[str]) -> dict[str, int]:
-    """ "name=value" pairs (wei amounts accept an ether/gwei suffix) for TaskParams fields."""
+    """ "name=value" pairs (wei amounts accept an ether/gwei suffix) for TaskParams fields, each
+    checked to fit its field on chain (the contract checks the ranges it cares about)."""
     allowed = {f.name for f in fields(TaskParams)} - {"spec_cid", "genesis_cid", "genesis_score"}
+    bits = param_bits()
     overrides: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -54,8 +57,24 @@ def parse_param_overrides(items: list[str]) -> dict[str, int]:
             raise ConfigError(
                 f"--param {item!r}: expected name=value with name one of {', '.join(sorted(allowed))}"
             )
-        overrides[name] = parse_amount(value)
+        amount = parse_amount(value)
+        if amount >= 2 ** bits[name]:
+            raise ConfigError(
+                f"--param {item!r}: {name} is a uint{bits[name]} on chain, at most "
+                f"{2 ** bits[name] - 1}"
+            )
+        overrides[name] = amount
     return overrides
+
+
+def param_bits() -> dict[str, int]:
+    """The width in bits of each integer task parameter, from the contract's `createTask` ABI."""
+    (create,) = [item for item in load_abi() if item.get("name") == "createTask"]
+    return {
+        re.sub(r"(?<!^)([A-Z])", r"_\1", c["name"]).lower(): int(c["type"].removeprefix("uint"))
+        for c in create["inputs"][0]["components"]
+        if c["type"].startswith("uint")
+    }
 
 
 UNITS = (("ether", 10**18), ("eth", 10**18), ("gwei", 10**9), ("wei", 1))

@@ -17,7 +17,7 @@ from typing import Any
 from trainer.errors import JournalError, one_line
 from trainer.limits import loads_json
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: a ballot holds paired scores (child and champion)
 KEEP_ROUNDS = 64  # entries older than this many rounds are dropped on save
 
 
@@ -36,11 +36,14 @@ class TurnEntry:
 
 @dataclass(frozen=True)
 class BallotEntry:
-    """A review in flight. `phase`: scored (salt drawn), committed, revealed."""
+    """A review in flight: the child and the champion scored on the same held-out data. `phase`:
+    scored (salt drawn), committed, revealed."""
 
     round: int
     child_cid: str
-    score: int
+    child_score: int
+    champion_cid: str
+    champion_score: int
     salt: str
     phase: str
 

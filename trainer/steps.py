@@ -70,6 +70,32 @@ def score_weights(
     return evaluate(model, holdout.X, holdout.y)
 
 
+RELAY_CARD_FORMAT = "derelay-relay-card/2"  # 2: the champion the child was measured against
+
+
+@dataclass(frozen=True)
+class ChampionMeasure:
+    """The champion at the time of a turn, as its relayer saw it: the model every review measures
+    the child against, and what consumers license."""
+
+    cid: str
+    score_bp: int  # on chain: its median score in the last decided review (or when crowned)
+    local_accuracy_bp: int  # on the relayer's own training data, as the child's is measured
+
+
+def measure_champion(
+    spec: TaskSpec,
+    cid: str,
+    score_bp: int,
+    weights: bytes,
+    data: Dataset,
+    max_weights_bytes: int = DEFAULT_LIMITS.weights_bytes,
+) -> ChampionMeasure:
+    """The champion's accuracy on the relayer's own data, next to its on-chain score."""
+    local = score_weights(spec, weights, data, max_weights_bytes)
+    return ChampionMeasure(cid=cid, score_bp=score_bp, local_accuracy_bp=local)
+
+
 def relay_card(
     task_id: int,
     round_: int,
@@ -78,14 +104,30 @@ def relay_card(
     cfg: TrainConfig,
     fetch_seconds: float,
     data_commitment: bytes,
+    champion: ChampionMeasure | None = None,
 ) -> dict[str, object]:
-    """The relay card: what a turn did, for anyone auditing the lineage."""
+    """The relay card: what a turn did, for anyone auditing the lineage. `metrics` holds what the
+    relayer measured on its own data: the child's accuracy and, with `champion`, the champion's
+    and the child's local gain over it (a relayer's own claim; the validators' paired scores
+    decide)."""
+    metrics: dict[str, object] = {
+        "local_accuracy_bp": result.local_accuracy_bp,
+        "final_loss": result.final_loss,
+        "champion_local_accuracy_bp": None,
+        "local_gain_bp": None,
+    }
+    if champion is not None:
+        metrics["champion_local_accuracy_bp"] = champion.local_accuracy_bp
+        metrics["local_gain_bp"] = result.local_accuracy_bp - champion.local_accuracy_bp
     return {
-        "format": "derelay-relay-card/1",
+        "format": RELAY_CARD_FORMAT,
         "software": f"derelay {__version__}",
         "task": task_id,
         "round": round_,
         "parent": parent_cid,
+        "champion": None
+        if champion is None
+        else {"cid": champion.cid, "score_bp": champion.score_bp},
         "samples": result.samples,
         "data_commitment": "0x" + data_commitment.hex(),
         "train": {
@@ -100,7 +142,7 @@ def relay_card(
             "seed": cfg.seed,
             "device": result.device,
         },
-        "metrics": {"local_accuracy_bp": result.local_accuracy_bp, "final_loss": result.final_loss},
+        "metrics": metrics,
         "timings": {"fetch_s": round(fetch_seconds, 4), "train_s": round(result.train_seconds, 4)},
         "created_at": int(time.time()),
     }

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -27,14 +27,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from trainer.chain import rpc_int
 from trainer.cid import Cid
-from trainer.contract import DeRelayContract, Phase, TaskState, commitment_for, finalize_gas
+from trainer.contract import (
+    Ballot,
+    DeRelayContract,
+    Phase,
+    Status,
+    TaskState,
+    commitment_for,
+    finalize_gas,
+)
 from trainer.data import Dataset, data_commitment
 from trainer.errors import ChainError, ContractRevert, DeRelayError, StoreError
 from trainer.failpoints import failpoint
 from trainer.journal import BallotEntry, Journal, TurnEntry
 from trainer.limits import DEFAULT_LIMITS
 from trainer.spec import TaskSpec
-from trainer.steps import relay_card, score_weights, train_child
+from trainer.steps import measure_champion, relay_card, score_weights, train_child
 from trainer.store import ContentStore
 from trainer.training import TrainConfig
 
@@ -161,7 +169,7 @@ class Worker:
         if entry is not None and entry.phase in ("submitted", "abandoned"):
             return []
         if entry is None or entry.parent_cid != str(head):
-            entry = self._train(state.round, head)
+            entry = self._void_retry(state.round, head) or self._train(state, head)
         entry = self.journal.advance_turn(self.task_id, entry, "submitting")
         try:
             self.relay.submit_relay(
@@ -190,10 +198,30 @@ class Worker:
         self.journal.advance_turn(self.task_id, entry, "submitted")
         return [f"round {state.round}: submitted child {entry.child_cid} ({entry.samples} samples)"]
 
-    def _train(self, round_: int, head: Cid) -> TurnEntry:
+    def _void_retry(self, round_: int, head: Cid) -> TurnEntry | None:
+        """After a void review the holder keeps the turn: its child of the previous round, when the
+        chain says that review was void, goes in again (nobody else may take it). A submission
+        still "submitting" (a crash before its receipt) counts: the chain's record says it landed."""
+        previous = self.journal.turn(self.task_id, round_ - 1)
+        sent = previous is not None and previous.phase in ("submitting", "submitted")
+        if previous is None or not sent or previous.parent_cid != str(head):
+            return None
+        relayer, _, _, status, _, _ = self.relay.record(
+            self.task_id, Cid.parse(previous.child_cid).digest
+        )
+        if relayer != self.address or status != Status.VOID:
+            return None
+        entry = replace(previous, round=round_, phase="trained")
+        self.journal.record_turn(self.task_id, entry)
+        return entry
+
+    def _train(self, state: TaskState, head: Cid) -> TurnEntry:
         assert self.train_data is not None
+        round_ = state.round
         started = time.perf_counter()
         parent = self.store.get(head)
+        champion_cid = Cid.from_bytes(state.champion_cid)
+        champion_weights = parent if champion_cid == head else self.store.get(champion_cid)
         fetch_seconds = time.perf_counter() - started
         failpoint("after-download")
         cfg = TrainConfig.from_spec(
@@ -211,7 +239,17 @@ class Worker:
         commitment = data_commitment(self.train_data.X, self.train_data.y)
         child = self.store.add(result.weights)
         self.store.pin(child)
-        card = relay_card(self.task_id, round_, str(head), result, cfg, fetch_seconds, commitment)
+        champion = measure_champion(
+            self.spec,
+            str(champion_cid),
+            state.champion_score,
+            champion_weights,
+            self.train_data,
+            self.config.weights_bytes,
+        )
+        card = relay_card(
+            self.task_id, round_, str(head), result, cfg, fetch_seconds, commitment, champion
+        )
         card_cid = self.store.add(json.dumps(card, sort_keys=True).encode())
         self.store.pin(card_cid)
         entry = TurnEntry(
@@ -266,24 +304,44 @@ class Worker:
 
     def _committed_on_chain(self, state: TaskState, seat: int) -> bool:
         ballot = self.relay.seats(self.task_id)[seat]
-        return ballot.round == state.round and ballot.ballot != 0
+        return ballot.round == state.round and ballot.ballot != Ballot.NONE
+
+    def _score(self, cid: Cid) -> int:
+        assert self.holdout is not None
+        weights = self.store.get(cid)
+        return score_weights(self.spec, weights, self.holdout, self.config.weights_bytes)
 
     def _commit(self, state: TaskState, entry: BallotEntry | None) -> list[str]:
-        assert self.holdout is not None
         if entry is None:
             child_entry = self.relay.lineage(self.task_id, state.submission_count - 1, 1)[0]
             child = Cid.from_bytes(child_entry.cid)
+            champion = Cid.from_bytes(state.champion_cid)
             try:
-                weights = self.store.get(child)
-                score = score_weights(self.spec, weights, self.holdout, self.config.weights_bytes)
+                # Both on the same held-out data: the review decides on the difference, so what
+                # is hard about this validator's data cancels out.
+                child_score = self._score(child)
+                champion_score = self._score(champion)
             except StoreError as exc:
-                log.warning("round %d: cannot fetch child %s yet: %s", state.round, child, exc)
+                log.warning("round %d: cannot fetch the models yet: %s", state.round, exc)
                 return []
             # The salt is on disk before the commitment leaves: a crash cannot lose the reveal.
-            entry = BallotEntry(state.round, str(child), score, os.urandom(32).hex(), "scored")
+            entry = BallotEntry(
+                state.round,
+                str(child),
+                child_score,
+                str(champion),
+                champion_score,
+                os.urandom(32).hex(),
+                "scored",
+            )
             self.journal.record_ballot(self.task_id, entry)
         commitment = commitment_for(
-            self.task_id, state.round, entry.score, bytes.fromhex(entry.salt), self.address
+            self.task_id,
+            state.round,
+            entry.child_score,
+            entry.champion_score,
+            bytes.fromhex(entry.salt),
+            self.address,
         )
         try:
             self.relay.commit_score(self.task_id, state.round, commitment)
@@ -301,12 +359,19 @@ class Worker:
             raise
         failpoint("after-commit")
         self.journal.advance_ballot(self.task_id, entry, "committed")
-        return [f"round {state.round}: committed a score for {entry.child_cid}"]
+        return [
+            f"round {state.round}: committed scores for {entry.child_cid} and the champion "
+            f"{entry.champion_cid}"
+        ]
 
     def _reveal(self, state: TaskState, entry: BallotEntry) -> list[str]:
         try:
             self.relay.reveal_score(
-                self.task_id, state.round, entry.score, bytes.fromhex(entry.salt)
+                self.task_id,
+                state.round,
+                entry.child_score,
+                entry.champion_score,
+                bytes.fromhex(entry.salt),
             )
         except ContractRevert as exc:
             if exc.name in ("DeRelay__AlreadyRevealed", "DeRelay__NotCommitted"):
@@ -321,7 +386,10 @@ class Worker:
                 return []
             raise
         self.journal.advance_ballot(self.task_id, entry, "revealed")
-        return [f"round {state.round}: revealed score {entry.score}"]
+        return [
+            f"round {state.round}: revealed scores {entry.child_score} (child), "
+            f"{entry.champion_score} (champion)"
+        ]
 
     # ------------------------------------------------------------------ keeper
 

@@ -53,6 +53,10 @@ function pct(bp) {
   return bp === null || bp === undefined ? "–" : (bp / 100).toFixed(2) + "%";
 }
 
+function signed(bp) {
+  return bp === null || bp === undefined ? "–" : (bp > 0 ? "+" : bp < 0 ? "−" : "±") + Math.abs(bp);
+}
+
 function hue(address) {
   let x = 0;
   for (const ch of address.toLowerCase()) x = (x * 31 + ch.charCodeAt(0)) % 360;
@@ -148,8 +152,9 @@ function path(points, step) {
 function drawAccuracy(curve) {
   const svg = document.getElementById("accuracy-chart");
   const pts = curve.points;
-  const all = pts.map((p) => p.score).concat(curve.others.map((o) => o.score), curve.ref.map((r) => r.ref));
-  const lastRound = Math.max(1, ...pts.map((p) => p.round), ...curve.others.map((o) => o.round), ...curve.ref.map((r) => r.round));
+  const decided = curve.others.filter((o) => o.verdict !== "void");
+  const all = pts.map((p) => p.score).concat(decided.map((o) => o.score), curve.champion.map((c) => c.score));
+  const lastRound = Math.max(1, ...pts.map((p) => p.round), ...curve.others.map((o) => o.round), ...curve.champion.map((c) => c.round));
   let lo = Math.min(...all) / 100, hi = Math.max(...all) / 100;
   const pad = Math.max(1, (hi - lo) * 0.12);
   lo = Math.max(0, Math.floor(lo - pad));
@@ -158,28 +163,33 @@ function drawAccuracy(curve) {
   const f = frame(svg, [0, lastRound], [lo, hi], (t) => String(t), (t) => t + "%", xt);
   svg.append(s("text", { x: f.W - f.R, y: f.H - 4, "text-anchor": "end" }, "round"));
 
-  // the bar: ref after each finalized round, held until the next
-  const refPts = curve.ref.map((r) => [f.x(r.round), f.y(r.ref / 100)]);
-  refPts.push([f.x(lastRound), refPts[refPts.length - 1][1]]);
-  svg.append(s("path", { class: "ref", d: path(refPts, true) }));
+  // the champion: crowned or re-measured in each decided review, held until the next
+  const champ = curve.champion.map((c) => [f.x(c.round), f.y(c.score / 100)]);
+  champ.push([f.x(lastRound), champ[champ.length - 1][1]]);
+  svg.append(s("path", { class: "champion", d: path(champ, true) }));
   svg.append(s("path", { class: "head", d: path(pts.map((p) => [f.x(p.round), f.y(p.score / 100)]), false) }));
 
   for (const o of curve.others) {
-    const cx = f.x(o.round), cy = f.y(Math.max(lo, o.score / 100)), r = 4.5;
+    const voided = o.verdict === "void";
+    const cx = f.x(o.round), cy = voided ? f.y(lo) : f.y(Math.max(lo, o.score / 100)), r = 4.5;
+    const said = voided ? "below quorum, nothing measured"
+      : `child ${pct(o.score)}, champion ${pct(o.champion)}, delta ${signed(o.delta)} bp`;
     const g = s("g", { class: "mark " + o.verdict, "data-round": o.round },
-      s("title", {}, `round ${o.round}: ${o.verdict}, median ${pct(o.score)}`));
+      s("title", {}, `round ${o.round}: ${o.verdict}, ${said}`));
     g.append(s("line", { x1: cx - r, y1: cy - r, x2: cx + r, y2: cy + r }));
     g.append(s("line", { x1: cx - r, y1: cy + r, x2: cx + r, y2: cy - r }));
     svg.append(g);
   }
+  const crowned = new Set(curve.champion.filter((c) => c.crowned).map((c) => c.round));
   for (const p of pts) {
     const genesis = p.round === 0;
+    const kind = genesis ? "genesis" : "accepted" + (crowned.has(p.round) ? " crowned" : "");
     svg.append(
       s("circle", {
-        class: "pt " + (genesis ? "genesis" : "accepted"),
+        class: "pt " + kind,
         cx: f.x(p.round), cy: f.y(p.score / 100), r: genesis ? 4.5 : 5,
         "data-round": p.round, "data-score": p.score,
-      }, s("title", {}, `${genesis ? "genesis" : "round " + p.round}: ${pct(p.score)}\n${p.cid}`)),
+      }, s("title", {}, `${genesis ? "genesis" : "round " + p.round}: ${pct(p.score)}${crowned.has(p.round) && !genesis ? ", crowned the champion" : ""}\n${p.cid}`)),
     );
   }
 }
@@ -235,12 +245,14 @@ function timeLeft() {
 function drawSummary(d) {
   const st = d.state;
   const left = timeLeft();
+  const behind = st.head_score - st.champion_score;
   document.getElementById("summary").replaceChildren(
     card("phase", pill(st.phase), `round ${st.round}`),
     card("holder", addr(st.holder), d.clock.waiting_for),
     card("time left", h("span", { id: "time-left" }, duration(left)), d.clock.ends ? "until " + when(d.clock.ends) : ""),
-    card("head accuracy", pct(st.head_score), st.head_cid, { title: st.head_cid }),
-    card("bar (ref)", pct(st.ref), `tolerance ${pct(Number(d.params.tolerance))}`),
+    card("champion", pct(st.champion_score), st.champion_cid, { title: "what consumers license and children are measured against\n" + st.champion_cid, id: "champion-card", "data-cid": st.champion_cid }),
+    card("head", pct(st.head_score), st.head_is_champion ? "is the champion" : `${signed(behind)} bp vs the champion · ${st.head_cid}`, { title: "what the next turn trains on\n" + st.head_cid, id: "head-card", "data-cid": st.head_cid }),
+    card("bands", `${d.params.slash_band} / ${d.params.advance_band}`, "bp under the champion: reject / hold", { title: `a child more than ${d.params.slash_band} bp under the champion is rejected and its relayer slashed; more than ${d.params.advance_band} bp under it, held` }),
     card("pool", ether(st.pool) + " ETH", `${d.pool_history.length} movements`),
     card("accepted", `${st.accepted_count} / ${st.submission_count - 1}`, "of submissions"),
     card("queue", String(st.queue_length), `${st.validator_count} validator(s)`),
@@ -257,24 +269,32 @@ function drawQueue(d) {
       h("td", { class: "num" }, ether(q.stake)),
       h("td", {}, q.holder ? h("span", { class: "holder-left" }, d.state.phase === "turn" ? `holds the turn · ${duration(timeLeft())} left` : `holder · ${d.clock.waiting_for}`) : h("span", { class: "muted" }, `after ${q.position}`)),
     )));
-  const ballots = ["none", "committed", "revealed"];
   fillBody("validators", d.validators.map((v) =>
-    h("tr", { "data-address": v.address },
+    h("tr", { "data-address": v.address, "data-misses": v.misses },
       h("td", {}, String(v.seat)),
       h("td", {}, addr(v.address)),
-      h("td", {}, v.round ? `round ${v.round}: ${ballots[v.ballot] || v.ballot}` : "–"),
+      h("td", {}, v.round ? `round ${v.round}: ${v.ballot === "none" ? "seated during it" : v.ballot}` : "–"),
+      h("td", { class: "num" + (v.misses ? " neg" : "") }, `${v.misses} / ${d.params.max_misses}`),
     )));
+}
+
+function badges(e) {
+  const out = [];
+  if (e.champion) out.push(h("span", { class: "badge champion", title: "the champion: what consumers license" }, "champion"));
+  if (e.head) out.push(h("span", { class: "badge head", title: "the head: what the next turn trains on" }, "head"));
+  return out;
 }
 
 function drawLineage(d) {
   const rows = d.lineage.slice().reverse().map((e) => {
-    const key = "l" + e.index + e.status;
-    return flashIfNew(h("tr", { "data-index": e.index, "data-status": e.status, "data-cid": e.cid, "data-relayer": e.relayer, class: "status-" + e.status },
+    const key = "l" + e.index + e.status + (e.champion ? "c" : "") + (e.head ? "h" : "");
+    return flashIfNew(h("tr", { "data-index": e.index, "data-status": e.status, "data-cid": e.cid, "data-relayer": e.relayer, "data-champion": e.champion ? "1" : "0", "data-head": e.head ? "1" : "0", class: "status-" + e.status },
       h("td", {}, String(e.index)),
       h("td", {}, String(e.round)),
       h("td", {}, pill(e.status)),
       h("td", { class: "num" }, e.status === "void" || e.status === "pending" ? "–" : pct(e.score)),
-      h("td", { class: "cid-cell" }, cid(e.cid, 14)),
+      h("td", { class: "num", title: e.champion_score === null ? "" : `champion scored ${pct(e.champion_score)} in this review` }, signed(e.delta)),
+      h("td", { class: "cid-cell" }, cid(e.cid, 14), " ", badges(e)),
       h("td", {}, e.parent_index === null ? (e.index === 0 ? h("span", { class: "muted" }, "–") : cid(e.parent_cid)) : h("span", { title: e.parent_cid }, "#" + e.parent_index + " ", cid(e.parent_cid, 8))),
       h("td", {}, e.index === 0 ? h("span", { class: "muted" }, "publisher") : addr(e.relayer)),
       h("td", { class: "num" }, e.reward === null ? "–" : ether(e.reward)),
@@ -295,14 +315,17 @@ function drawRounds(d) {
     for (const f of r.validator_fees) money.push(h("div", {}, "fee ", ether(f.fee, 5), " → ", addr(f.validator)));
     for (const k of r.keeper_bounties) money.push(h("div", {}, "bounty ", ether(k.bounty, 5), " → ", addr(k.keeper)));
     for (const sl of r.slashes) money.push(h("div", { class: "neg" }, `slash (${sl.why}) `, ether(sl.amount, 5), " ← ", addr(sl.address)));
-    return flashIfNew(h("tr", { "data-round": r.round, "data-outcome": r.outcome, "data-commits": r.commits.length, "data-reveals": r.reveals.length },
+    for (const m of r.misses) money.push(h("div", { class: "neg miss" }, `missed commit (${m.misses} in a row) `, ether(m.amount, 5), " ← ", addr(m.validator)));
+    const outcome = r.crowned ? h("span", {}, pill(r.outcome), " ", h("span", { class: "badge champion" }, "crowned")) : pill(r.outcome);
+    return flashIfNew(h("tr", { "data-round": r.round, "data-outcome": r.outcome, "data-commits": r.commits.length, "data-reveals": r.reveals.length, "data-misses": r.misses.length, "data-crowned": r.crowned ? "1" : "0" },
       h("td", {}, String(r.round)),
       h("td", {}, addr(r.holder)),
-      h("td", {}, pill(r.outcome)),
+      h("td", {}, outcome),
       h("td", {}, ballotList(r.commits, (c) => h("span", { class: "muted", title: c.commitment }, c.commitment.slice(0, 10) + "…"))),
-      h("td", {}, ballotList(r.reveals, (v) => pct(v.score))),
-      h("td", { class: "num" }, r.median === null ? "–" : pct(r.median)),
-      h("td", { class: "num" }, r.ref === null ? "–" : pct(r.ref)),
+      h("td", {}, ballotList(r.reveals, (v) => `${pct(v.child)} / ${pct(v.champion)} (${signed(v.delta)})`)),
+      h("td", { class: "num" }, pct(r.child_score)),
+      h("td", { class: "num" }, pct(r.champion_score)),
+      h("td", { class: "num" }, signed(r.delta)),
       h("td", { class: "num" }, r.reward === null ? "–" : ether(r.reward)),
       h("td", { class: "small" }, money.length ? money : "–"),
     ), "r" + r.round + r.outcome);
@@ -311,7 +334,7 @@ function drawRounds(d) {
 
 function drawPayouts(d) {
   fillBody("payouts", d.payouts.map((p, i) =>
-    h("tr", { "data-address": p.address, "data-earned": p.earned, "data-slashed": p.slashed },
+    h("tr", { "data-address": p.address, "data-earned": p.earned, "data-lost": p.stake_lost },
       h("td", {}, String(i + 1)),
       h("td", {}, addr(p.address)),
       h("td", { class: "num" }, h("b", {}, ether(p.earned, 5))),
@@ -319,8 +342,8 @@ function drawPayouts(d) {
       h("td", { class: "num" }, ether(p.validator_fees, 5)),
       h("td", { class: "num" }, ether(p.keeper_bounties, 5)),
       h("td", { class: "num" }, ether(BigInt(p.royalties_settled) + BigInt(p.royalties_pending), 5)),
-      h("td", { class: "num" + (p.slashed !== "0" ? " neg" : "") }, ether(p.slashed, 5)),
-      h("td", { class: "num" }, `${p.accepted_turns}/${p.rejected_turns}`),
+      h("td", { class: "num" + (p.stake_lost !== "0" ? " neg" : ""), title: `slashed ${ether(p.slashed, 6)}, missed commits ${ether(p.missed_charges, 6)} (${p.missed_reviews})` }, ether(p.stake_lost, 5)),
+      h("td", { class: "num", title: "accepted (crowned) / held / rejected / void" }, `${p.accepted_turns}(${p.crowned_turns})/${p.held_turns}/${p.rejected_turns}/${p.void_turns}`),
     )));
 }
 
@@ -330,7 +353,7 @@ function drawParams(d) {
   for (const [k, v] of Object.entries(d.params)) {
     let shown = v;
     if (wei.has(k)) shown = ether(v, 6) + " ETH";
-    else if (k.endsWith("_bp") || k === "tolerance" || k === "genesis_score" || k === "min_gain") shown = `${v} bp`;
+    else if (k.endsWith("_bp") || k.endsWith("_band") || k === "genesis_score" || k === "min_gain") shown = `${v} bp`;
     else if (k.endsWith("_duration") || k.endsWith("_window")) shown = `${v} s`;
     rows.push([k, shown]);
   }
@@ -348,7 +371,7 @@ function render(d) {
   drawRounds(d);
   drawPayouts(d);
   drawParams(d);
-  knownRows = new Set([...d.lineage.map((e) => "l" + e.index + e.status), ...d.rounds.map((r) => "r" + r.round + r.outcome)]);
+  knownRows = new Set([...d.lineage.map((e) => "l" + e.index + e.status + (e.champion ? "c" : "") + (e.head ? "h" : "")), ...d.rounds.map((r) => "r" + r.round + r.outcome)]);
   document.body.dataset.block = d.block.number;
   document.body.dataset.accepted = d.state.accepted_count;
 }

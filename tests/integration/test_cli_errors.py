@@ -107,3 +107,25 @@ def test_missing_dataset_file_for_a_worker(ganache_node, ipfs_node, tmp_path):
     )
     assert "nope.npz" in line
     assert not list(tmp_path.glob(".derelay/journal-*"))
+
+
+def test_bad_task_parameters(ganache_node, tmp_path):
+    env = {"DERELAY_RPC": ganache_node.url}
+    done = subprocess.run(
+        [DERELAY, "deploy", "--dev-account", "0"], cwd=tmp_path, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    create = ["task", "create", "--dev-account", "0", "--param"]
+
+    # a parameter of the first review, gone: the line names the ones there are now
+    line = fails([*create, "tolerance=1500"], tmp_path, **env)
+    assert "tolerance" in line and "slash_band" in line and "advance_band" in line
+
+    # an advance band wider than the slash band, and one that does not fit its field
+    line = fails([*create, "advance_band=3500"], tmp_path, **env)
+    assert (
+        "InvalidParameter" in line and "advanceBand" in line and "fix that task parameter" in line
+    )
+    line = fails([*create, "max_misses=300"], tmp_path, **env)
+    assert "max_misses is a uint8 on chain, at most 255" in line

@@ -1,9 +1,11 @@
 """The dashboard against real chains: ganache over JSON-RPC with headless Chromium reading the page,
 and the embedded chain in process (the API alone).
 
-The browser test runs accepted, rejected and void rounds and a model payment on ganache, opens the
-page, checks that the chart, the lineage, the rounds, the queue and the payouts show what the chain
-holds, then accepts one more round and waits for the page to show it. It needs Debian's chromium
+The browser test runs accepted (crowned), rejected, void and held rounds, a validator that misses
+its commits, and a model payment on ganache, opens the page, checks that the chart (head, champion,
+every verdict), the lineage (champion and head marked), the rounds, the queue, the validators and
+the payouts show what the chain holds, then accepts one more round that moves the head and not the
+champion and waits for the page to show it. It needs Debian's chromium
 (`apt-get install -y chromium`) and the `playwright` Python package (driving the system browser;
 `playwright install` is never run). Set DERELAY_DASHBOARD_SCREENSHOT=<path> to keep a screenshot.
 """
@@ -26,6 +28,7 @@ import pytest
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import EthereumTesterProvider, Web3
 
+from deploy.cli import lineage_rows, render_lineage, status_lines
 from deploy.dashboard import open_dashboard, serve_dashboard
 from deploy.deployer import deploy_contract
 from deploy.payouts import task_payouts
@@ -61,8 +64,12 @@ def _cid(label: str) -> bytes:
     return bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(label.encode()).digest()
 
 
+Ballot = tuple[int, int] | None  # (child score, champion score) of one validator; None: no reveal
+
+
 class Relay:
-    """A task on a chain and the accounts that play it: two relayers, two validators, a keeper."""
+    """A task on a chain and the accounts that play it: two relayers, two validators, a keeper, a
+    consumer, and a lazy validator that takes a seat when told and never commits."""
 
     def __init__(
         self, publisher: DeRelayContract, views: list[DeRelayContract], advance, parallel: bool
@@ -72,6 +79,7 @@ class Relay:
         self.validators = views[2:4]
         self.keeper = views[4]
         self.consumer = views[5]
+        self.lazy = views[6]
         self.advance = advance
         self.parallel = parallel  # eth-tester is not thread-safe: one transaction at a time there
         self.params = TaskParams(
@@ -86,6 +94,10 @@ class Relay:
         for relayer in self.relayers:  # join in a known order
             relayer.join_relay(self.task, stake)
 
+    def seat_lazy(self) -> None:
+        """The lazy validator takes a seat: it misses every review from the next one on."""
+        self.lazy.register_validator(self.task, 2 * self.params.validator_stake)
+
     def _parallel(self, fn, items) -> None:
         if not self.parallel:
             for item in items:
@@ -94,31 +106,42 @@ class Relay:
         with ThreadPoolExecutor(len(items)) as pool:
             list(pool.map(fn, items))
 
-    def round(self, scores: tuple[int | None, int], label: str) -> None:
-        """The holder submits; the validators commit and reveal `scores` (None: never reveals)."""
+    def round(self, ballots: tuple[Ballot, Ballot], label: str) -> None:
+        """The holder submits; the validators commit and reveal their paired scores (None: commits
+        and never reveals)."""
         state = self.publisher.task_state(self.task)
         holder = next(r for r in self.relayers if r.client.address == state.holder)
         holder.submit_relay(
             self.task, state.round, state.head_cid[4:], _cid(label), _cid(label + "/card"),
             bytes(32), 500,
         )  # fmt: skip
-        ballots = [
-            (v, score, os.urandom(32)) for v, score in zip(self.validators, scores, strict=True)
+        salted = [
+            (v, ballot or (0, 0), ballot is not None, os.urandom(32))
+            for v, ballot in zip(self.validators, ballots, strict=True)
         ]
         self._parallel(
             lambda b: b[0].commit_score(
                 self.task,
                 state.round,
-                commitment_for(self.task, state.round, b[1] or 0, b[2], b[0].client.address),
+                commitment_for(self.task, state.round, *b[1], b[3], b[0].client.address),
             ),
-            ballots,
+            salted,
         )
         self.advance(self.params.commit_window + 1)
-        revealing = [b for b in ballots if b[1] is not None]
-        self._parallel(lambda b: b[0].reveal_score(self.task, state.round, b[1], b[2]), revealing)
-        if len(revealing) < len(ballots):
+        revealing = [b for b in salted if b[2]]
+        self._parallel(lambda b: b[0].reveal_score(self.task, state.round, *b[1], b[3]), revealing)
+        if len(revealing) < len(salted):
             self.advance(self.params.reveal_window + 1)
         self.keeper.finalize(self.task)
+
+
+# One round of each verdict, champion first at the genesis's 5000 (bands: slash 1500, advance 500).
+ACCEPTED_1 = ((5600, 5000), (5400, 4900))  # deltas 600, 500: accepted, crowned at 5400
+REJECTED_2 = ((2000, 5400), (2100, 5300))  # deltas -3400, -3200: rejected, slashed
+VOID_3 = ((5900, 5400), None)  # one reveal: void, the silent validator slashed, the turn kept
+HELD_4 = ((4700, 5400), (4800, 5350))  # deltas -700, -550: held, the head stays
+ACCEPTED_5 = ((6000, 5400), (5900, 5350))  # deltas 600, 550: accepted, crowned at 5900
+ADVANCED_6 = ((5800, 5900), (5750, 5900))  # deltas -100, -150: the head, not the champion
 
 
 def _get_json(url: str) -> tuple[int, dict]:
@@ -129,10 +152,24 @@ def _get_json(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def _chain_rounds(relay: DeRelayContract, task: int) -> dict[int, tuple[int, int]]:
-    commits = Counter(e["args"]["round"] for e in relay.events("ScoreCommitted", taskId=task))
-    reveals = Counter(e["args"]["round"] for e in relay.events("ScoreRevealed", taskId=task))
-    return {r: (commits[r], reveals[r]) for r in set(commits) | set(reveals)}
+def _chain_rounds(relay: DeRelayContract, task: int) -> dict[int, tuple[int, int, int]]:
+    """Commits, reveals and missed commits of each round, from the events."""
+    counts = [
+        Counter(e["args"]["round"] for e in relay.events(name, taskId=task))
+        for name in ("ScoreCommitted", "ScoreRevealed", "ValidatorMissed")
+    ]
+    rounds = set().union(*counts)
+    return {r: tuple(c[r] for c in counts) for r in rounds}
+
+
+def _verdicts(relay: DeRelayContract, task: int, verdict: Status) -> list[int]:
+    """The rounds finalized with `verdict`, from the events (a void child resubmitted moves its
+    lineage entry to the later round, so the lineage alone does not list every void round)."""
+    return [
+        e["args"]["round"]
+        for e in relay.events("RoundFinalized", taskId=task)
+        if e["args"]["verdict"] == verdict
+    ]
 
 
 def _page_state(page) -> dict:
@@ -141,19 +178,30 @@ def _page_state(page) -> dict:
         block: document.body.dataset.block,
         accepted: [...document.querySelectorAll('#accuracy-chart circle.pt.accepted')]
             .map(c => Number(c.dataset.round)),
+        crowned: [...document.querySelectorAll('#accuracy-chart circle.pt.crowned')]
+            .map(c => Number(c.dataset.round)),
         genesis: document.querySelectorAll('#accuracy-chart circle.pt.genesis').length,
+        championLine: document.querySelectorAll('#accuracy-chart path.champion').length,
         rejected: [...document.querySelectorAll('#accuracy-chart g.mark.rejected')]
+            .map(g => Number(g.dataset.round)),
+        held: [...document.querySelectorAll('#accuracy-chart g.mark.held')]
             .map(g => Number(g.dataset.round)),
         void: [...document.querySelectorAll('#accuracy-chart g.mark.void')]
             .map(g => Number(g.dataset.round)),
+        championCard: document.getElementById('champion-card').dataset.cid,
+        headCard: document.getElementById('head-card').dataset.cid,
         lineage: [...document.querySelectorAll('#lineage tbody tr[data-index]')].map(r => ({
             index: Number(r.dataset.index), status: r.dataset.status, cid: r.dataset.cid,
-            relayer: r.dataset.relayer})),
+            relayer: r.dataset.relayer, champion: r.dataset.champion === '1',
+            head: r.dataset.head === '1'})),
         payouts: [...document.querySelectorAll('#payouts tbody tr[data-address]')]
-            .map(r => [r.dataset.address, r.dataset.earned]),
+            .map(r => [r.dataset.address, r.dataset.earned, r.dataset.lost]),
         rounds: Object.fromEntries([...document.querySelectorAll('#rounds tbody tr[data-round]')]
             .map(r => [r.dataset.round, [Number(r.dataset.commits), Number(r.dataset.reveals),
-                                         r.dataset.outcome]])),
+                                         Number(r.dataset.misses), r.dataset.outcome]])),
+        validators: Object.fromEntries(
+            [...document.querySelectorAll('#validators tbody tr[data-address]')]
+            .map(r => [r.dataset.address, Number(r.dataset.misses)])),
         holder: [...document.querySelectorAll('#queue tbody tr.holder')]
             .map(r => [r.dataset.address, r.innerText]),
         queue: [...document.querySelectorAll('#queue tbody tr[data-address]')]
@@ -170,25 +218,32 @@ def _check_page_matches_chain(page, relay: DeRelayContract, task: int) -> dict:
     shown = _page_state(page)
     assert shown["error"] is None
     lineage = relay.full_lineage(task)
-    accepted = [e.round for e in lineage if e.status == Status.ACCEPTED]
-    assert shown["accepted"] == accepted  # one point per accepted round, in order
-    assert shown["genesis"] == 1
-    assert shown["rejected"] == [e.round for e in lineage if e.status == Status.REJECTED]
-    assert shown["void"] == [e.round for e in lineage if e.status == Status.VOID]
+    state = relay.task_state(task)
+    assert shown["accepted"] == _verdicts(relay, task, Status.ACCEPTED)  # one point each, in order
+    assert shown["crowned"] == [e["args"]["round"] for e in relay.events("ChampionCrowned")]
+    assert shown["genesis"] == 1 and shown["championLine"] == 1
+    for verdict in (Status.REJECTED, Status.HELD, Status.VOID):
+        assert shown[verdict.name.lower()] == _verdicts(relay, task, verdict)
+    assert shown["championCard"] == str(Cid.from_bytes(state.champion_cid))
+    assert shown["headCard"] == str(Cid.from_bytes(state.head_cid))
     assert sorted(shown["lineage"], key=lambda r: r["index"]) == [
         {
             "index": e.index,
             "status": e.status.name.lower(),
             "cid": str(Cid.from_bytes(e.cid)),
             "relayer": e.relayer,
+            "champion": e.cid == state.champion_cid,
+            "head": e.cid == state.head_cid,
         }
         for e in lineage
     ]
     payouts = task_payouts(relay, task)
-    assert shown["payouts"] == [[p.address, str(p.earned)] for p in payouts]
-    for number, (commits, reveals) in _chain_rounds(relay, task).items():
-        assert shown["rounds"][str(number)][:2] == [commits, reveals]
-    state = relay.task_state(task)
+    assert shown["payouts"] == [[p.address, str(p.earned), str(p.stake_lost)] for p in payouts]
+    for number, counts in _chain_rounds(relay, task).items():
+        assert shown["rounds"][str(number)][:3] == list(counts)
+    assert shown["validators"] == {
+        s.validator: s.misses for s in relay.seats(task) if int(s.validator, 16)
+    }
     assert shown["queue"] == [address for address, _ in relay.queue(task)]
     ((holder, holder_text),) = shown["holder"]
     assert holder == state.holder and "left" in holder_text
@@ -210,14 +265,16 @@ def test_dashboard_in_chromium_follows_ganache(ganache_node, tmp_path):
 
     w3 = connect(ganache_node.url)
     decoder = decoder_for()
-    clients = [ChainClient(connect(ganache_node.url), dev_account(i), decoder) for i in range(7)]
+    clients = [ChainClient(connect(ganache_node.url), dev_account(i), decoder) for i in range(8)]
     publisher, _ = deploy_contract(clients[0], tmp_path / "deployments")
     views = [DeRelayContract(c, publisher.address, publisher.abi) for c in clients[1:]]
     relay = Relay(publisher, views, advance, parallel=True)
-    relay.round((5600, 5400), "r1")  # relayer A: accepted
-    relay.round((2000, 2100), "r2")  # relayer B: rejected, slashed
-    relay.round((5900, None), "r3")  # relayer A: void (one reveal), the silent validator slashed
-    relay.round((6000, 5900), "r4")  # relayer B: accepted
+    relay.round(ACCEPTED_1, "r1")  # relayer A
+    relay.round(REJECTED_2, "r2")  # relayer B
+    relay.round(VOID_3, "r3")  # relayer A, who keeps the turn
+    relay.round(HELD_4, "r4")  # relayer A again
+    relay.seat_lazy()  # misses rounds 5 and 6
+    relay.round(ACCEPTED_5, "r5")  # relayer B
     relay.consumer.pay_for_model(relay.task, relay.params.usage_fee)
 
     # the dashboard reads through its own connection and a throwaway account, as the CLI does
@@ -243,20 +300,27 @@ def test_dashboard_in_chromium_follows_ganache(ganache_node, tmp_path):
 
                 # check: the page shows what the chain holds
                 shown = _check_page_matches_chain(page, reader, relay.task)
-                assert shown["accepted"] == [1, 4] and shown["rejected"] == [2]
-                assert shown["void"] == [3]
-                assert shown["rounds"]["3"] == [2, 1, "void"]
-                assert shown["poolPoints"] == 6  # created, four finalizes, the model payment
+                assert shown["accepted"] == [1, 5] and shown["crowned"] == [1, 5]
+                assert (shown["rejected"], shown["held"], shown["void"]) == ([2], [4], [3])
+                assert shown["rounds"]["3"] == [2, 1, 0, "void"]
+                assert shown["rounds"]["5"] == [2, 2, 1, "accepted"]
+                assert shown["championCard"] == shown["headCard"]  # round 5's child is both
+                # created; finalizes of rounds 1 to 5 (void 3 moves the silent one's slash); paid
+                assert shown["poolPoints"] == 7
                 assert "task 1" in page.title()
 
-                # act: one more accepted round while the page is open
-                relay.round((6400, 6300), "r5")
+                # act: one more accepted round, not better than the champion, while the page is
+                # open: the head moves on, the champion stays
+                relay.round(ADVANCED_6, "r6")
                 page.wait_for_function(
                     "document.querySelectorAll('#accuracy-chart circle.pt.accepted').length === 3",
                     timeout=20_000,
                 )
                 shown = _check_page_matches_chain(page, reader, relay.task)
-                assert shown["accepted"] == [1, 4, 5]
+                assert shown["accepted"] == [1, 5, 6] and shown["crowned"] == [1, 5]
+                assert shown["championCard"] == str(Cid.from_bytes(_cid("r5")))
+                assert shown["headCard"] == str(Cid.from_bytes(_cid("r6")))
+                assert shown["validators"][relay.lazy.client.address] == 2
                 page.wait_for_timeout(700)  # let the new rows' highlight fade a little
                 shot = tmp_path / "dashboard.png"
                 page.screenshot(path=str(shot), full_page=True)
@@ -273,13 +337,14 @@ def test_dashboard_in_chromium_follows_ganache(ganache_node, tmp_path):
 
 
 def test_dashboard_api_on_the_embedded_chain():
-    # prepare: the embedded chain, funded dev accounts, one accepted and one rejected round
+    # prepare: the embedded chain, funded dev accounts, a round of each verdict, then a lazy
+    # validator seated
     tester = EthereumTester(PyEVMBackend())
     w3 = Web3(EthereumTesterProvider(tester))
     funder = tester.get_accounts()[0]
     decoder = decoder_for()
     clients = []
-    for i in range(7):
+    for i in range(8):
         account = dev_account(i)
         tester.send_transaction(
             {"from": funder, "to": account.address, "value": 10 * ETHER, "gas": 21_000}
@@ -294,33 +359,112 @@ def test_dashboard_api_on_the_embedded_chain():
     lock = threading.Lock()
     with lock:
         relay = Relay(publisher, views, advance, parallel=False)
-        relay.round((5600, 5400), "e1")
-        relay.round((2000, 2100), "e2")
+        for ballots, label in (
+            (ACCEPTED_1, "e1"),
+            (REJECTED_2, "e2"),
+            (VOID_3, "e3"),
+            (HELD_4, "e4"),
+        ):
+            relay.round(ballots, label)
+        relay.seat_lazy()
     server, url = serve_dashboard(publisher, relay.task, lock=lock)
     try:
         base = url.rsplit("/task/", 1)[0]
-        # act: read the API while the chain is written under the same lock
+        # act: read the API while the chain is written under the same lock, then once more after
+        # a round that moves the head and not the champion
         writer = threading.Thread(
-            target=lambda: [lock.acquire(), relay.round((5800, 5700), "e3"), lock.release()]
+            target=lambda: [lock.acquire(), relay.round(ACCEPTED_5, "e5"), lock.release()]
         )
         writer.start()
         status, first = _get_json(f"{base}/api/task/{relay.task}")
         writer.join()
+        with lock:
+            relay.round(ADVANCED_6, "e6")
         status2, data = _get_json(f"{base}/api/task/{relay.task}")
 
         # check: the snapshot matches the chain, and errors are JSON with a status
         assert status == status2 == 200
         assert first["block"]["number"] <= data["block"]["number"]
         assert data["pool_check"]["ok"], data["pool_check"]
-        assert data["pool_check"]["contract"] == str(publisher.task_state(relay.task).pool)
-        assert [p["round"] for p in data["curve"]["points"]] == [0, 1, 3]
-        assert [(o["round"], o["verdict"]) for o in data["curve"]["others"]] == [(2, "rejected")]
+        state = publisher.task_state(relay.task)
+        assert data["pool_check"]["contract"] == str(state.pool)
+        whys = {part["why"] for point in data["pool_history"] for part in point["parts"]}
+        assert "round 5 validator missed its commit" in whys
+
+        # the head after each accepted round; the champion crowned, or re-measured by each
+        # decided review (lower medians of the champion scores), and not moved by the void one
+        curve = data["curve"]
+        assert [(p["round"], p["score"]) for p in curve["points"]] == [
+            (0, 5000), (1, 5400), (5, 5900), (6, 5750),
+        ]  # fmt: skip
+        assert [(c["round"], c["score"], c["crowned"]) for c in curve["champion"]] == [
+            (0, 5000, True), (1, 5400, True), (2, 5300, False), (4, 5350, False),
+            (5, 5900, True), (6, 5900, False),
+        ]  # fmt: skip
+        assert curve["champion"][-1]["score"] == state.champion_score
+        assert curve["champion"][-1]["cid"] == str(Cid.from_bytes(_cid("e5")))
+        assert [(o["round"], o["verdict"], o["delta"]) for o in curve["others"]] == [
+            (2, "rejected", -3400), (3, "void", 0), (4, "held", -700),
+        ]  # fmt: skip
+
+        # head and champion apart, each marked in the lineage
+        assert data["state"]["champion_cid"] == str(Cid.from_bytes(_cid("e5")))
+        assert data["state"]["head_cid"] == str(Cid.from_bytes(_cid("e6")))
+        assert not data["state"]["head_is_champion"]
         lineage = publisher.full_lineage(relay.task)
         assert [(e["cid"], e["status"]) for e in data["lineage"]] == [
             (str(Cid.from_bytes(e.cid)), e.status.name.lower()) for e in lineage
         ]
-        assert data["lineage"][3]["parent_index"] == 1  # round 3 trained on round 1's model
+        assert [(e["round"], e["champion"], e["head"]) for e in data["lineage"]] == [
+            (0, False, False), (1, False, False), (2, False, False), (3, False, False),
+            (4, False, False), (5, True, False), (6, False, True),
+        ]  # fmt: skip
+        held = data["lineage"][4]
+        assert (held["status"], held["score"], held["champion_score"], held["delta"]) == (
+            "held", 4700, 5350, -700,
+        )  # fmt: skip
+        assert data["lineage"][3]["delta"] is None  # void: nothing measured
+        assert data["lineage"][5]["parent_index"] == 1  # round 5 trained on round 1's model
+
+        # each round: paired reveals, medians, misses
+        rounds = {r["round"]: r for r in data["rounds"]}
+        assert [(v["child"], v["champion"], v["delta"]) for v in rounds[4]["reveals"]] == [
+            (4700, 5400, -700), (4800, 5350, -550),
+        ]  # fmt: skip
+        assert (rounds[3]["outcome"], rounds[3]["child_score"], rounds[3]["reward"]) == (
+            "void", None, "0",
+        )  # fmt: skip
+        assert rounds[3]["validator_fees"] == rounds[3]["keeper_bounties"] == []
+        assert rounds[5]["crowned"] and not rounds[6]["crowned"]
+        lazy = relay.lazy.client.address
+        assert [(r, m["validator"], m["misses"]) for r in (5, 6) for m in rounds[r]["misses"]] == [
+            (5, lazy, 1), (6, lazy, 2),
+        ]  # fmt: skip
+        assert {v["address"]: v["misses"] for v in data["validators"]}[lazy] == 2
+
+        # the payouts as `task_payouts` folds them: verdicts, crowns and misses counted
         assert data["payouts"] == [p.to_json() for p in task_payouts(publisher, relay.task)]
+        by_address = {p["address"]: p for p in data["payouts"]}
+        first_relayer, second_relayer = (r.client.address for r in relay.relayers)
+        turns = ("accepted_turns", "crowned_turns", "held_turns", "rejected_turns", "void_turns")
+        assert [by_address[first_relayer][k] for k in turns] == [2, 1, 1, 0, 1]
+        assert [by_address[second_relayer][k] for k in turns] == [1, 1, 0, 1, 0]
+        assert by_address[lazy]["missed_reviews"] == 2
+        assert int(by_address[lazy]["missed_charges"]) > 0 == int(by_address[lazy]["earned"])
+
+        # the command line reads the same chain the same way
+        status = status_lines(publisher, relay.task)
+        assert f"  champion {data['state']['champion_cid']} score 5900 bp" in status[1]
+        assert f"  head     {data['state']['head_cid']} score 5750 bp" in status[2]
+        verdicts = [line.split()[2] for line in status[status.index("  last verdicts:") + 1 :]]
+        assert verdicts[:5] == ["accepted", "accepted", "held", "void", "rejected"]
+        assert any(f"validator {lazy} (seat 2) missed 2 of 3" in line for line in status)
+        rows = lineage_rows(publisher, relay.task)
+        assert [(r["champion"], r["head"], r["delta"]) for r in rows] == [
+            (e["champion"], e["head"], e["delta"]) for e in data["lineage"]
+        ]
+        assert render_lineage(rows).splitlines()[5].endswith("<- champion")
+
         assert _get_json(f"{base}/api/tasks")[1]["default"] == relay.task
         assert _get_json(f"{base}/api/task/99")[0] == 404
         assert _get_json(f"{base}/nowhere")[0] == 404

@@ -18,28 +18,42 @@ def test_demo_outputs_agree_with_each_other(tmp_path):
     # act
     result = run_demo(tmp_path / "demo", rounds=ROUNDS, echo=lambda line: None)
 
-    # check: one CSV row per finalized round, and the head improved on the genesis
+    # check: one CSV row per finalized round, and the head and the champion improved on the genesis
     out = result.out_dir
     rows = list(csv.DictReader((out / "rounds.csv").open()))
     assert len(rows) >= ROUNDS
     assert int(rows[-1]["head_score_bp"]) > result.genesis_score
+    assert int(rows[-1]["champion_score_bp"]) > result.genesis_score
     assert len({r["relayer"] for r in rows}) == RELAYERS  # every relayer got a turn
+
+    # only a crowned turn earns, and each decided row's delta is what decided it
+    for r in rows:
+        assert (int(r["reward_wei"]) > 0) == (r["crowned"] == "1")
+        if r["crowned"] == "1":
+            assert r["verdict"] == "accepted" and int(r["delta_bp"]) > 0
+            assert r["champion_score_bp"] == r["child_bp"]
 
     # the payouts (rebuilt from events) match the rewards the rounds reported
     payouts = json.loads((out / "payouts.json").read_text())
     assert sum(int(p["relayer_rewards"]) for p in payouts) == sum(
         int(r["reward_wei"]) for r in rows
     )
+    assert sum(p["crowned_turns"] for p in payouts) == sum(r["crowned"] == "1" for r in rows)
     for relayer in {r["relayer"] for r in rows if int(r["reward_wei"]) > 0}:
         (row,) = [p for p in payouts if p["address"] == relayer]
-        assert int(row["earned"]) > 0 and int(row["slashed"]) == 0
+        assert int(row["earned"]) > 0 and int(row["stake_lost"]) == 0
     fees = sum(int(p["validator_fees"]) for p in payouts)
     assert fees > 0  # validators were paid for in-band reveals
 
-    # the lineage lists the genesis and every submission, with the verdicts of the rounds
+    # the lineage lists the genesis and every child with the verdict of its (last) round: a void
+    # child submitted again moves to its new round
     lineage = json.loads((out / "lineage.json").read_text())
     assert lineage[0]["status"] == "genesis"
-    assert [e["status"] for e in lineage[1:]] == [r["verdict"] for r in rows]
+    verdicts = {int(r["round"]): r["verdict"] for r in rows}
+    assert [e["status"] for e in lineage[1:]] == [
+        verdicts.get(e["round"], "pending") for e in lineage[1:]
+    ]
+    assert {r for r, v in verdicts.items() if v != "void"} <= {e["round"] for e in lineage[1:]}
 
     # the accuracy curve is a real picture with a line on it
     image = mpimg.imread(out / "accuracy.png")

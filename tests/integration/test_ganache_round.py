@@ -57,23 +57,35 @@ def test_one_round_over_json_rpc(ganache_node, tmp_path):
     views["relayer"].submit_relay(
         task, state.round, state.head_cid[4:], _cid("child"), _cid("card"), bytes(32), 500
     )
-    salts = {"v1": (5600, os.urandom(32)), "v2": (5400, os.urandom(32))}
-    for name, (score, salt) in salts.items():
+    # each validator scores the child and the champion (the genesis) on its own held-out data
+    ballots = {"v1": (5600, 5000, os.urandom(32)), "v2": (5400, 4900, os.urandom(32))}
+    for name, (child, champion, salt) in ballots.items():
         view = views[name]
         view.commit_score(
-            task, state.round, commitment_for(task, state.round, score, salt, view.client.address)
+            task,
+            state.round,
+            commitment_for(task, state.round, child, champion, salt, view.client.address),
         )
     _advance(w3, params.commit_window + 1)
-    for name, (score, salt) in salts.items():
-        views[name].reveal_score(task, state.round, score, salt)
+    for name, (child, champion, salt) in ballots.items():
+        views[name].reveal_score(task, state.round, child, champion, salt)
     views["keeper"].finalize(task)
 
-    # check: verdict, reward, fees, bounty, and ether out
+    # check: verdict, the child crowned head and champion, reward for the median paired gain
+    # (lower median of 600 and 500), fees, bounty, and ether out
     entry = deployed.lineage(task, 1, 1)[0]
     assert (entry.status, entry.score, entry.relayer) == (Status.ACCEPTED, 5400, relayer.address)
-    gain = 5400 - 5000
+    (final,) = deployed.events("RoundFinalized", taskId=task)
+    assert (final["args"]["childScore"], final["args"]["championScore"]) == (5400, 4900)
+    assert final["args"]["delta"] == 500
+    assert deployed.champion(task) == deployed.head(task) == (_cid("child"), 5400)
+    (crowned,) = deployed.events("ChampionCrowned", taskId=task)
+    assert (crowned["args"]["score"], crowned["args"]["gain"]) == (5400, 500)
+    gain = 500
     reward = params.base_reward + params.reward_per_point * gain
+    assert final["args"]["reward"] == reward
     assert deployed.withdrawable(relayer.address) == reward
+    assert deployed.withdrawable(v1.address) == deployed.withdrawable(v2.address)
     assert deployed.withdrawable(v1.address) == params.validator_fee
     assert (
         deployed.withdrawable(keeper.address)

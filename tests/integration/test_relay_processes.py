@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from trainer.chain import ChainClient, connect
+from trainer.cid import Cid
 from trainer.contract import DeRelayContract, Status, decoder_for
 from trainer.keys import dev_account
+from trainer.store import open_store
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")
@@ -84,33 +86,66 @@ def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
         for log in logs:
             log.close()
 
-    # check: clean stops, a better head, payouts that match the chain to the wei
+    # check: clean stops, a better head and champion, payouts that match the chain to the wei
     assert exit_codes == [0] * 5, [
         (tmp_path / f"worker{k}.log").read_text()[-2000:] for k in range(5)
     ]
     state = reader.task_state(1)
     assert state.head_score > genesis_score
+    assert state.champion_score > genesis_score
+    champion_cid, champion_score = reader.champion(1)
+    champion, head = Cid.from_bytes(champion_cid), Cid.from_bytes(state.head_cid)
     lineage = json.loads(run(["lineage", "1", "--json"], env, tmp_path))
     assert sum(e["status"] == "accepted" for e in lineage) == state.accepted_count
     relayers = {e["relayer"] for e in lineage if e["status"] == "accepted"}
     assert len(relayers) >= 2  # turns rotate between processes
+    assert [e["cid"] for e in lineage if e["champion"]] == [str(champion)]
+    assert [e["cid"] for e in lineage if e["head"]] == [str(head)]
+    for e in lineage[1:]:
+        if e["status"] in ("accepted", "held", "rejected"):
+            assert e["delta"] is not None and e["champion_score"] is not None
+
+    # status and lineage in words: head and champion, the verdicts, the champion marked
+    status = run(["status", "1"], env, tmp_path)
+    assert f"champion {champion} score {champion_score} bp" in status
+    assert f"head     {head} score {state.head_score} bp" in status
+    assert "last verdicts:" in status
+    text = run(["lineage", "1"], env, tmp_path)
+    (marked,) = [line for line in text.splitlines() if "<- champion" in line]
+    assert str(champion) in marked
 
     rows = json.loads(run(["payouts", "1", "--json"], env, tmp_path))
     by_address = {r["address"]: r for r in rows}
+    refunds: dict[str, int] = {}
+    for name, key in (("RelayerLeft", "relayer"), ("ValidatorLeft", "validator")):
+        for event in reader.events(name, taskId=1):
+            address = event["args"][key]
+            refunds[address] = refunds.get(address, 0) + event["args"]["refund"]
     credited = 0
     for r in rows:
         settled = sum(
             int(r[k])
             for k in ("relayer_rewards", "validator_fees", "keeper_bounties", "royalties_settled")
         )
-        assert int(r["withdrawable"]) == settled, (
-            r
-        )  # nobody withdrew or left yet: every credit is still there
+        # nobody withdrew yet: every credit is still there, with the stake of any forced out
+        assert int(r["withdrawable"]) == settled + refunds.get(r["address"], 0), r
         credited += settled
     rewards = sum(e["args"]["reward"] for e in reader.events("RoundFinalized", taskId=1))
     assert sum(int(r["relayer_rewards"]) for r in rows) == rewards
-    slashed = sum(int(r["slashed"]) for r in rows)
-    assert state.pool == 3 * 10**18 + slashed - credited  # the pool paid exactly what was credited
+    crowned = reader.events("ChampionCrowned", taskId=1)
+    assert sum(r["crowned_turns"] for r in rows) == len(crowned) >= 1
+    lost = sum(int(r["stake_lost"]) for r in rows)
+    assert state.pool == 3 * 10**18 + lost - credited  # the pool paid exactly what was credited
+
+    # a consumer licenses the champion: the bytes it wrote are the champion's, and it paid
+    got = run(
+        ["model", "get", "1", "--dev-account", "7", "--out", "champion.safetensors"], env, tmp_path
+    )
+    assert "wrote the champion of task 1 to champion.safetensors" in got and str(champion) in got
+    store = open_store(ipfs_node.url, tmp_path / "unused-store")
+    assert (tmp_path / "champion.safetensors").read_bytes() == store.get(champion)
+    (paid,) = reader.events("ModelPaid", taskId=1)
+    assert paid["args"]["payer"] == dev_account(7).address
 
     # the relayer owed the most withdraws (which relayer earned depends on who got which turn)
     index = max(
@@ -118,7 +153,7 @@ def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
         key=lambda i: int(by_address.get(dev_account(i).address, {}).get("withdrawable", 0)),
     )
     relayer = dev_account(index).address
-    owed = int(by_address[relayer]["withdrawable"])
+    owed = reader.withdrawable(relayer) + reader.account(1, relayer).pending_royalties
     assert owed > 0
     before = w3.eth.get_balance(relayer)
     out = run(["withdraw", "--dev-account", str(index), "--task", "1"], env, tmp_path)

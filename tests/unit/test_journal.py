@@ -8,15 +8,15 @@ from dataclasses import asdict
 import pytest
 
 from trainer.errors import JournalError
-from trainer.journal import BallotEntry, Journal, TurnEntry
+from trainer.journal import JOURNAL_VERSION, BallotEntry, Journal, TurnEntry
 
 
 def _turn(round_: int, phase: str = "trained") -> TurnEntry:
     return TurnEntry(round_, "bparent", "bchild", "bcard", 100, "00" * 32, phase)
 
 
-def _ballot() -> BallotEntry:
-    return BallotEntry(4, "bchild", 8123, "ab" * 32, "scored")
+def _ballot(phase: str = "scored") -> BallotEntry:
+    return BallotEntry(4, "bchild", 8123, "bchampion", 7950, "ab" * 32, phase)
 
 
 def test_entries_survive_a_reopen(tmp_path):
@@ -24,23 +24,26 @@ def test_entries_survive_a_reopen(tmp_path):
     path = tmp_path / "journal.json"
     journal = Journal(path)
     journal.record_turn(1, _turn(3))
-    journal.record_ballot(1, BallotEntry(4, "bchild", 8123, "ab" * 32, "scored"))
+    journal.record_ballot(1, _ballot())
 
     # act
     reopened = Journal(path)
 
-    # check
+    # check: the paired scores and the salt come back as they were written
     assert reopened.turn(1, 3) == _turn(3)
-    assert reopened.ballot(1, 4).salt == "ab" * 32
+    assert reopened.ballot(1, 4) == _ballot()
+    assert (reopened.ballot(1, 4).child_score, reopened.ballot(1, 4).champion_score) == (8123, 7950)
     assert reopened.turn(1, 4) is None
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_advancing_a_phase_is_durable(tmp_path):
     journal = Journal(tmp_path / "j.json")
-    entry = _turn(1)
-    journal.advance_turn(7, entry, "submitted")
-    assert Journal(tmp_path / "j.json").turn(7, 1).phase == "submitted"
+    journal.advance_turn(7, _turn(1), "submitted")
+    journal.advance_ballot(7, _ballot(), "committed")
+    reopened = Journal(tmp_path / "j.json")
+    assert reopened.turn(7, 1).phase == "submitted"
+    assert reopened.ballot(7, 4) == _ballot("committed")
 
 
 def test_old_rounds_are_pruned(tmp_path):
@@ -57,18 +60,37 @@ def test_a_corrupt_journal_is_refused_with_advice(tmp_path):
         Journal(path)
 
 
+V = JOURNAL_VERSION
+# A version-1 ballot: one score, no champion. Its commitment cannot be revealed to the paired
+# review, so such a journal is refused rather than read.
+V1_BALLOT = {
+    "round": 4,
+    "child_cid": "bchild",
+    "score": 8123,
+    "salt": "ab" * 32,
+    "phase": "committed",
+}
+
+
 @pytest.mark.parametrize(
     "document",
     [
         [1],
-        {"version": 1, "turns": [], "ballots": {}},
-        {"version": 1, "turns": {"1:x": {}}, "ballots": {}},
-        {"version": 1, "turns": {"1:3": {**asdict(_turn(3)), "round": "3"}}, "ballots": {}},
-        {"version": 1, "turns": {"1:3": {**asdict(_turn(3)), "round": True}}, "ballots": {}},
-        {"version": 1, "turns": {"1:4": asdict(_turn(3))}, "ballots": {}},
-        {"version": 1, "turns": {"1:3": asdict(_turn(3, "exploded"))}, "ballots": {}},
-        {"version": 1, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "salt": "zz"}}},
-        {"version": 1, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "extra": 1}}},
+        {"version": 1, "turns": {}, "ballots": {"1:4": V1_BALLOT}},
+        {"version": V, "turns": {}, "ballots": {"1:4": V1_BALLOT}},
+        {"version": V, "turns": [], "ballots": {}},
+        {"version": V, "turns": {"1:x": {}}, "ballots": {}},
+        {"version": V, "turns": {"1:3": {**asdict(_turn(3)), "round": "3"}}, "ballots": {}},
+        {"version": V, "turns": {"1:3": {**asdict(_turn(3)), "round": True}}, "ballots": {}},
+        {"version": V, "turns": {"1:4": asdict(_turn(3))}, "ballots": {}},
+        {"version": V, "turns": {"1:3": asdict(_turn(3, "exploded"))}, "ballots": {}},
+        {"version": V, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "salt": "zz"}}},
+        {"version": V, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "extra": 1}}},
+        {
+            "version": V,
+            "turns": {},
+            "ballots": {"1:4": {**asdict(_ballot()), "champion_score": "1"}},
+        },
     ],
 )
 def test_a_journal_of_the_wrong_shape_is_refused_with_advice(tmp_path, document):

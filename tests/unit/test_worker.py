@@ -17,7 +17,7 @@ import torch
 from deploy.tasks import publish_task
 from trainer import steps
 from trainer.cid import Cid
-from trainer.contract import DeRelayContract, Phase, Status
+from trainer.contract import DeRelayContract, Phase, Status, commitment_for
 from trainer.errors import CidError
 from trainer.journal import Journal
 from trainer.models import init_weights, save_weights
@@ -171,10 +171,124 @@ def test_a_commitment_sent_before_a_crash_is_still_revealed(setup, monkeypatch, 
 
     # check
     (event,) = setup.relay.events("ScoreRevealed", validator=setup.clients[5].address)
-    assert event["args"]["score"] == restarted.journal.ballot(setup.task, 1).score
-    assert restarted.journal.ballot(setup.task, 1).salt == salt
+    ballot = restarted.journal.ballot(setup.task, 1)
+    assert (event["args"]["childScore"], event["args"]["championScore"]) == (
+        ballot.child_score,
+        ballot.champion_score,
+    )
+    assert ballot.salt == salt
     assert _submissions(setup)[0].status == Status.ACCEPTED
     assert setup.relay.events("ValidatorSlashed") == []
+
+
+def test_a_validator_commits_paired_scores_and_reveals_them_after_a_restart(setup, monkeypatch):
+    # prepare: round 1 under review; the validator scores the child and the champion (the
+    # genesis), journals them, and dies before its commitment leaves
+    relayer, other = setup.worker(1, RELAYER), setup.worker(6, VALIDATOR, shard=1)
+    validator = setup.worker(5, VALIDATOR)
+    for worker in (validator, other, relayer, relayer):
+        worker.tick()  # seats, joins, the submission of round 1
+    monkeypatch.setattr(
+        DeRelayContract, "commit_score", lambda *a, **k: (_ for _ in ()).throw(Crash())
+    )
+    with pytest.raises(Crash):
+        validator.tick()
+    monkeypatch.undo()
+    scored = validator.journal.ballot(setup.task, 1)
+    (child,) = _submissions(setup)
+    genesis = setup.published.genesis_cid
+    holdout = setup.holdouts[0]
+    assert scored.phase == "scored"
+    assert (scored.child_cid, scored.champion_cid) == (str(Cid.from_bytes(child.cid)), str(genesis))
+    assert scored.champion_score == steps.score_weights(
+        setup.spec, setup.store.get(genesis), holdout
+    )
+    assert scored.child_score == steps.score_weights(
+        setup.spec, setup.store.get(Cid.from_bytes(child.cid)), holdout
+    )
+
+    # act: restart and commit (scoring again would be a bug: the salt and scores are journaled),
+    # then restart once more after the commit window and reveal
+    other.tick()
+    monkeypatch.setattr("trainer.worker.score_weights", lambda *a, **k: pytest.fail("rescored"))
+    setup.worker(5, VALIDATOR).tick()
+    setup.past_commit_end()
+    restarted = setup.worker(5, VALIDATOR)
+    restarted.tick()
+    monkeypatch.undo()
+    other.tick()
+    setup.worker(10, KEEPER).tick()
+
+    # check: the commitment binds both scores; the reveal is the journaled pair
+    address = setup.clients[5].address
+    (commit,) = setup.relay.events("ScoreCommitted", validator=address)
+    assert bytes(commit["args"]["commitment"]) == commitment_for(
+        setup.task,
+        1,
+        scored.child_score,
+        scored.champion_score,
+        bytes.fromhex(scored.salt),
+        address,
+    )
+    (reveal,) = setup.relay.events("ScoreRevealed", validator=address)
+    assert (reveal["args"]["childScore"], reveal["args"]["championScore"]) == (
+        scored.child_score,
+        scored.champion_score,
+    )
+    assert restarted.journal.ballot(setup.task, 1) == replace(scored, phase="revealed")
+    (final,) = setup.relay.events("RoundFinalized")
+    assert final["args"]["reveals"] == 2 and final["args"]["verdict"] != Status.VOID
+    assert setup.relay.events("ValidatorSlashed") == []
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["receipt-seen", "crash-before-receipt"])
+def test_a_relayer_whose_review_was_void_submits_the_same_child_again(setup, monkeypatch, crash):
+    # prepare: relayer 1 submits round 1 with no validator seated (and, with `crash`, dies before
+    # it sees the receipt, its journal left at "submitting"); a keeper finalizes it void
+    relayer, second = setup.worker(1, RELAYER), setup.worker(2, RELAYER, shard=1)
+    keeper = setup.worker(10, KEEPER)
+    relayer.tick()
+    second.tick()
+    if crash:
+        original = DeRelayContract.submit_relay
+
+        def send_then_crash(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            raise Crash()
+
+        monkeypatch.setattr(DeRelayContract, "submit_relay", send_then_crash)
+        with pytest.raises(Crash):
+            relayer.tick()
+        monkeypatch.undo()
+        relayer = setup.worker(1, RELAYER)
+    else:
+        relayer.tick()  # submits round 1
+    first = relayer.journal.turn(setup.task, 1)
+    assert first.phase == ("submitting" if crash else "submitted")
+    setup.past_commit_end()
+    keeper.tick()
+    (final,) = setup.relay.events("RoundFinalized")
+    assert final["args"]["verdict"] == Status.VOID
+    assert (setup.state().round, setup.state().holder) == (2, setup.clients[1].address)
+
+    # act: the holder's next tick, with training forbidden
+    monkeypatch.setattr("trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained"))
+    actions = relayer.tick()
+    second.tick()  # not its turn: nothing
+
+    # check: the same child (and card) again, for round 2, one lineage entry, no new training
+    assert actions and "submitted child" in actions[0]
+    again = relayer.journal.turn(setup.task, 2)
+    assert again == replace(first, round=2, phase="submitted")
+    (submission,) = _submissions(setup)
+    assert (str(Cid.from_bytes(submission.cid)), submission.round) == (first.child_cid, 2)
+    assert submission.status == Status.PENDING
+    sent = [e["args"] for e in setup.relay.events("RelaySubmitted")]
+    assert [(a["round"], str(Cid.from_bytes(a["childCid"]))) for a in sent] == [
+        (1, first.child_cid),
+        (2, first.child_cid),
+    ]
+    assert setup.state().phase == Phase.REVIEW
 
 
 def _nan_weights(spec) -> bytes:
@@ -217,9 +331,11 @@ def test_invalid_child_weights_score_zero_and_are_rejected(setup, make_bad):
         v.tick()
     setup.worker(10, KEEPER).tick()
 
-    # check: scored 0 by both, rejected, the relayer slashed; the head did not move
-    scores = [e["args"]["score"] for e in setup.relay.events("ScoreRevealed")]
-    assert scores == [0, 0]
+    # check: scored 0 by both, next to the genesis's real score, rejected, the relayer slashed;
+    # the head did not move
+    reveals = [e["args"] for e in setup.relay.events("ScoreRevealed")]
+    assert [r["childScore"] for r in reveals] == [0, 0]
+    assert all(r["championScore"] > 0 for r in reveals)
     assert _submissions(setup)[0].status == Status.REJECTED
     assert setup.relay.events("RelayerSlashed")[0]["args"]["amount"] > 0
     assert setup.state().head_cid == setup.published.genesis_cid.to_bytes()
@@ -291,8 +407,8 @@ def test_a_commit_sent_after_the_review_ended_is_a_lost_race(setup, monkeypatch)
     def review_ends_and_another_begins() -> None:
         _past(setup, setup.state().deadline)
         other.tick()  # reveals
-        keeper.tick()  # finalizes round 1: void, one reveal
-        next_.tick()  # submits round 2
+        keeper.tick()  # finalizes round 1: void, one reveal; the holder keeps the turn
+        holder.tick()  # submits its child again for round 2
 
     _send_late(monkeypatch, "commit_score", review_ends_and_another_begins)
 
@@ -316,8 +432,8 @@ def test_a_reveal_sent_after_the_review_ended_is_a_lost_race(setup, monkeypatch)
 
     def review_ends_and_another_begins() -> None:
         _past(setup, setup.state().reveal_end)
-        keeper.tick()  # finalizes round 1
-        next_.tick()  # submits round 2
+        keeper.tick()  # finalizes round 1: void, one reveal; the holder keeps the turn
+        holder.tick()  # submits its child again for round 2
 
     _send_late(monkeypatch, "reveal_score", review_ends_and_another_begins)
 
