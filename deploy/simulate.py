@@ -5,16 +5,25 @@ Each seed runs one task on a fresh embedded chain (eth-tester, the compiled DeRe
 per round it reads the task state once, lets the holder act according to its behaviour, lets the
 validators commit and reveal, moves the chain clock past each window, and has a keeper finalize or
 skip. Everything that moves money happens on chain; the simulation decodes the events of its own
-receipts, and at the end checks its books against `deploy.payouts.task_payouts` to the wei.
+receipts, and at the end checks its books against `deploy.payouts.task_payouts` to the wei. Every
+transaction's gas (gasUsed times its effective price, or `gas_price`) is a cost of its sender.
 
 Behaviours (relayers): honest (one local epoch on its shard), free_rider (the parent plus noise of
 1e-6: the contract refuses an identical CID), poisoner (label-flipped training or random weights),
-staller (never submits: skipped and slashed by the keeper). Validators: honest (score on their
-held-out shard) or lazy (commit, never reveal: slashed).
+staller (never submits: skipped and slashed by the keeper), and the adaptive adversaries of
+`deploy.adversaries`: walker (aims at the edge of the advance band; several walkers hold
+consecutive queue places, one party's Sybils), subtle (a label-flipped mix aimed just inside the
+advance band by its own paired estimate), targeted (one class sent to another, overall score inside
+the band), dipper (a worse child, then the champion re-encoded under a new CID). Validators score
+the child and the champion on their held-out shard (paired ballot): honest, lazy (commit, never
+reveal: slashed) or squatter (takes a seat and never commits: charged per missed commit, seat lost
+after maxMisses; it takes a seat again when it can).
 
 Beside the relay, off-chain baselines train on the same honest shards with the same number of
-samples: centralized training, FedAvg and local-only training. Outputs: CSV, PNG plots and a
-markdown report (efficacy, sustainability, fairness).
+samples: centralized training, FedAvg, local-only training, and the all-honest relay (the same
+honest turns with the adversaries' turns left out, reviewed by the contract's rule). Outputs: CSV,
+PNG plots and a markdown report (efficacy, what each behaviour tried and got, head against
+champion, sustainability, fairness).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +51,14 @@ from web3 import EthereumTesterProvider, Web3
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from deploy.adversaries import (
+    ADVERSARIES,
+    DEFAULT_MARGIN,
+    class_recall,
+    make_adversary_child,
+    split_own_data,
+    target_pair,
+)
 from deploy.metrics import (
     RoyaltyBook,
     cumulative_profit,
@@ -48,7 +66,9 @@ from deploy.metrics import (
     first_reaching,
     gini,
     jain_index,
+    lower_median,
     profit_of,
+    review,
     value_at,
 )
 from deploy.payouts import Payout, task_payouts
@@ -71,13 +91,42 @@ from trainer.keys import dev_account
 from trainer.models import apply_weights, build_model, init_weights, load_weights, save_weights
 from trainer.shards import split_dataset
 from trainer.spec import TaskSpec, digits_mlp_spec
-from trainer.steps import ChildResult, relay_card, score_weights, train_child
+from trainer.steps import RELAY_CARD_FORMAT, ChildResult, relay_card, score_weights, train_child
 from trainer.store import LocalStore
 from trainer.training import TrainConfig, evaluate, train
 
-RELAYER_BEHAVIOURS = ("honest", "free_rider", "poisoner", "staller")
+RELAYER_BEHAVIOURS = ("honest", "free_rider", "poisoner", "staller", *ADVERSARIES)
+VALIDATOR_BEHAVIOURS = ("validator", "lazy_validator", "squatter")
+# SimConfig count field of each relayer behaviour, in join order.
+RELAYER_COUNTS = {
+    "honest": "honest",
+    "free_rider": "free_riders",
+    "poisoner": "poisoners",
+    "staller": "stallers",
+    "walker": "walkers",
+    "subtle": "subtle_poisoners",
+    "targeted": "targeted_poisoners",
+    "dipper": "dippers",
+}
+# What each behaviour tries, for the report.
+TRIES = {
+    "honest": "one local epoch on its shard",
+    "free_rider": "resubmits its parent plus noise of 1e-6 (no training)",
+    "poisoner": "label-flipped training or random weights",
+    "staller": "never submits (turn skipped by the keeper)",
+    "walker": "mixes the head toward chance, aimed at the advance band's edge (Sybil places: "
+    "consecutive turns)",
+    "subtle": "label-flipped mix aimed just inside the advance band by its paired estimate",
+    "targeted": "sends one class to another, overall score aimed inside the advance band",
+    "dipper": "a worse child, then the champion re-encoded under a new CID",
+    "validator": "scores child and champion on its held-out shard",
+    "lazy_validator": "commits, never reveals",
+    "squatter": "takes a seat, never commits (takes one again when it loses it)",
+    "keeper": "finalizes and skips",
+}
 POISON_MODES = ("label_flip", "random", "alternate")
 FREE_RIDER_NOISE = 1e-6
+SQUATTER_STAKE = 2  # squatters stake this many validatorStakes: enough to sit out maxMisses misses
 DEFAULT_SEED = 0
 # TaskParams fields a simulation may override (the CIDs and genesis score come from publishing).
 OVERRIDABLE = tuple(
@@ -85,7 +134,8 @@ OVERRIDABLE = tuple(
     for name in TaskParams.field_names()
     if name not in ("spec_cid", "genesis_cid", "genesis_score")
 )
-AMOUNT_FIELDS = ("compute_cost", "pool", "relayer_stake", "consumer_payment")
+AMOUNT_FIELDS = ("compute_cost", "pool", "relayer_stake", "consumer_payment", "gas_price")
+COUNT_FIELDS = (*RELAYER_COUNTS.values(), "validators", "lazy_validators", "squatters")
 
 
 # ---------------------------------------------------------------------- configuration
@@ -95,17 +145,23 @@ AMOUNT_FIELDS = ("compute_cost", "pool", "relayer_stake", "consumer_payment")
 class SimConfig:
     """One simulation: who takes part, how they behave, and the task's parameters.
 
-    Relayers are `honest + free_riders + poisoners + stallers` (K, `participants`). Honest relayers
-    alone hold the queue for the first `warmup` rounds; the others join after it (a poisoner at
-    genesis cannot be told from an honest turn: the model is at chance either way).
+    Relayers are every behaviour's count added up (K, `participants`). Honest relayers alone hold
+    the queue for the first `warmup` rounds; the others join after it in `RELAYER_COUNTS` order,
+    so several walkers hold consecutive places (a poisoner at genesis cannot be told from an honest
+    turn: the model is at chance either way).
     """
 
     honest: int = 5
     free_riders: int = 1
     poisoners: int = 1
     stallers: int = 1
+    walkers: int = 1  # one party: several walkers are Sybil places, consecutive in the queue
+    subtle_poisoners: int = 1
+    targeted_poisoners: int = 1
+    dippers: int = 1
     validators: int = 3  # honest validators
     lazy_validators: int = 1  # commit, never reveal
+    squatters: int = 1  # take a seat, never commit
     rounds: int = 60
     alpha: float | None = 0.5  # Dirichlet concentration of relayer shards; None: IID
     seeds: tuple[int, ...] = (DEFAULT_SEED,)
@@ -113,29 +169,25 @@ class SimConfig:
     compute_cost: int = ETHER // 1000  # wei a participant spends per epoch it trains in a turn
     churn_after: int | None = 5  # unprofitable after this many turns (or reviews): leave
     poison: str = "alternate"  # label_flip, random, or alternate between the two
-    poison_epochs: int = 5  # local epochs of label-flipped training (one barely hurts a good model)
+    poison_epochs: int = 5  # local epochs of poisoned training (one barely hurts a good model)
+    margin: int = DEFAULT_MARGIN  # bp subtle, targeted and dipping children aim inside the band
+    estimate_fraction: float = 0.5  # share of a training adversary's shard held out to estimate
     relayer_stake: int | None = None  # None: twice the task's minStake
     consumer_payment: int | None = None  # wei a consumer pays each round; None: the usage fee
+    gas_price: int | None = None  # wei per gas charged to senders; None: each receipt's price
     pool: int = 5 * ETHER  # the publisher's initial funding
     test_fraction: float = 0.5  # share of the held-out split kept as the common test split
     params: tuple[tuple[str, int], ...] = ()  # TaskParams overrides, (name, value) pairs
-    baselines: bool = True  # also run centralized, FedAvg and local-only training
+    baselines: bool = True  # also run centralized, FedAvg, local-only and all-honest training
 
     def __post_init__(self) -> None:
-        counts = {
-            "honest": self.honest,
-            "free_riders": self.free_riders,
-            "poisoners": self.poisoners,
-            "stallers": self.stallers,
-            "validators": self.validators,
-            "lazy_validators": self.lazy_validators,
-        }
-        for name, value in counts.items():
+        for name in COUNT_FIELDS:
+            value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"simulation: {name} must be a whole number >= 0, got {value!r}")
         if self.honest < 1:
             raise ConfigError("simulation: at least one honest relayer is needed")
-        if self.validators + self.lazy_validators > 16:
+        if self.validators + self.lazy_validators + self.squatters > 16:
             raise ConfigError("simulation: at most 16 validators (the contract's seat limit)")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise ConfigError(f"simulation: rounds must be >= 1, got {self.rounds!r}")
@@ -145,14 +197,18 @@ class SimConfig:
             raise ConfigError(f"simulation: seeds must be whole numbers >= 0, got {self.seeds!r}")
         if self.poison_epochs < 1:
             raise ConfigError("simulation: poison_epochs must be >= 1")
-        if self.warmup < 0 or self.compute_cost < 0 or self.pool < 0:
-            raise ConfigError("simulation: warmup, compute_cost and pool must be >= 0")
+        if self.warmup < 0 or self.compute_cost < 0 or self.pool < 0 or self.margin < 0:
+            raise ConfigError("simulation: warmup, compute_cost, pool and margin must be >= 0")
+        if self.gas_price is not None and self.gas_price < 0:
+            raise ConfigError("simulation: gas_price must be >= 0 (or none)")
         if self.churn_after is not None and self.churn_after < 1:
             raise ConfigError("simulation: churn_after must be >= 1 (or none)")
         if self.poison not in POISON_MODES:
             raise ConfigError(f"simulation: poison must be one of {', '.join(POISON_MODES)}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError("simulation: test_fraction must be in (0, 1)")
+        if not 0 < self.estimate_fraction < 1:
+            raise ConfigError("simulation: estimate_fraction must be in (0, 1)")
         for name, _ in self.params:
             if name not in OVERRIDABLE:
                 raise ConfigError(
@@ -167,24 +223,19 @@ class SimConfig:
     @property
     def participants(self) -> int:
         """K: the number of relayers."""
-        return self.honest + self.free_riders + self.poisoners + self.stallers
+        return sum(getattr(self, name) for name in RELAYER_COUNTS.values())
 
     def overrides(self) -> dict[str, int]:
         """TaskParams overrides, with enough validator seats for every validator."""
         out = dict(self.params)
-        seats = self.validators + self.lazy_validators
+        seats = self.validators + self.lazy_validators + self.squatters
         default_seats = TaskParams.__dataclass_fields__["max_validators"].default
         out.setdefault("max_validators", max(default_seats, seats))
         return out
 
     def behaviours(self) -> list[str]:
         """Every relayer's behaviour, in join order: honest first, the others after warm-up."""
-        return (
-            ["honest"] * self.honest
-            + ["free_rider"] * self.free_riders
-            + ["poisoner"] * self.poisoners
-            + ["staller"] * self.stallers
-        )
+        return [b for b, name in RELAYER_COUNTS.items() for _ in range(getattr(self, name))]
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any]) -> SimConfig:
@@ -226,12 +277,13 @@ class SimConfig:
             k = int(doc["participants"])
             others = sum(
                 int(values.get(n, cls.__dataclass_fields__[n].default))
-                for n in ("free_riders", "poisoners", "stallers")
+                for n in RELAYER_COUNTS.values()
+                if n != "honest"
             )
             if k - others < 1:
                 raise ConfigError(
                     f"simulation: {k} participants leave no honest relayer beside "
-                    f"{others} free-riders, poisoners and stallers"
+                    f"{others} other relayers"
                 )
             values["honest"] = k - others
         try:
@@ -295,25 +347,37 @@ def _alpha(value: Any) -> float | None:
 
 @dataclass
 class RoundRow:
-    """One round as rounds.csv shows it."""
+    """One round as rounds.csv shows it. Scores are the validators' (bp, on their held-out shards);
+    accuracies are on the common test split that nobody trains or reviews on."""
 
     round: int
     relayer: str
     behaviour: str
-    verdict: str  # accepted, rejected, void, skipped
-    median: int  # median of the revealed scores (bp); 0 when skipped
+    verdict: str  # accepted, held, rejected, void, skipped
+    crowned: bool  # accepted with delta > 0: the child became the champion
+    child_score: int  # lower median of the revealed child scores; 0 when skipped or void
+    champion_score: int  # lower median of the revealed champion scores; 0 when skipped or void
+    delta: int  # lower median of the paired differences (child - champion), which decides
     reveals: int
-    ref_before: int
-    ref_after: int
+    ballots: str  # revealed (child/champion) pairs, "c/h;c/h"
+    champion_before: int  # on-chain champion score when the round started
+    champion_after: int  # on-chain champion score after the round
     head_score: int  # on-chain head score after the round (bp)
-    head_accuracy: int  # head's accuracy on the common test split after the round (bp)
-    child_accuracy: int | None  # the submission's accuracy on the test split (bp)
-    gain: int  # child accuracy minus parent accuracy on the test split, accepted turns (bp)
+    head_before: int  # head's test accuracy before the round (bp)
+    head_accuracy: int  # head's test accuracy after the round (bp)
+    head_gap: int  # after the round: lower median over honest validators of head - champion (bp)
+    champion_accuracy: int  # champion's test accuracy after the round (bp)
+    child_accuracy: int | None  # the submission's test accuracy (bp)
+    gain: int  # child accuracy minus the champion's before, crowned turns (bp)
     samples: int  # samples actually trained on in this turn
     honest_samples: int  # cumulative samples trained by honest relayers
     reward: int  # wei
     slashed: int  # wei the relayer lost this round
+    gas: int  # wei the relayer spent on gas this round
     pool: int  # wei in the pool after the round
+    attack: str  # an adversary's kind of child (walk, subtle, targeted, dip, recover), else ""
+    mix: float | None  # share of the bad model in an adversary's child
+    estimate: int | None  # the adversary's own paired estimate of its child (bp)
 
 
 @dataclass
@@ -322,21 +386,25 @@ class Participant:
 
     name: str
     role: str  # relayer, validator, keeper
-    behaviour: str  # honest, free_rider, poisoner, staller, validator, lazy_validator, keeper
+    behaviour: str  # a RELAYER_BEHAVIOURS or VALIDATOR_BEHAVIOURS entry, or keeper
     address: str
     relay: DeRelayContract
-    data: Dataset | None = None
+    data: Dataset | None = None  # what it trains on (relayers) or scores on (validators)
+    estimate: Dataset | None = None  # an adversary's own held-out part, for its estimates
+    pair: tuple[int, int] | None = None  # a targeted poisoner's (source, dest) classes
     commitment: bytes = b""
     turns: int = 0
     accepted: int = 0
     rejected: int = 0
     skipped: int = 0
     reviews: int = 0
+    seats: int = 0  # times it took a seat (validators)
+    seats_lost: int = 0  # times the contract took its seat away (validators)
     seated: bool = False
     queued: bool = False
     left_round: int | None = None
     left_reason: str = ""
-    contribution: int = 0  # sum of positive test-accuracy gains of its accepted turns (bp)
+    contribution: int = 0  # sum of positive test-accuracy gains of its crowned turns (bp)
     samples: int = 0  # samples it trained on
 
 
@@ -350,6 +418,17 @@ class Curve:
     rounds: list[int] | None = None
 
 
+@dataclass(frozen=True)
+class ReferenceTurn:
+    """One round of the all-honest relay (`honest_reference`)."""
+
+    round: int
+    verdict: str
+    head_accuracy: int  # test accuracy (bp)
+    champion_accuracy: int  # test accuracy (bp)
+    champion: bytes  # the champion's weights after the round
+
+
 @dataclass
 class SeedResult:
     """Everything one seed's run produced."""
@@ -361,11 +440,18 @@ class SeedResult:
     genesis_accuracy: int
     rows: list[RoundRow]
     participants: list[Participant]
-    flows: list[tuple[int, str, str, int]]  # (round, address, kind, wei)
+    flows: list[tuple[int, str, str, int]]  # (round, address, kind, wei); kinds of FLOW_KINDS
+    gas: list[tuple[int, str, int]]  # (round, address, wei) of every transaction sent
     payouts: list[Payout]
     curves: dict[str, Curve]
     params: TaskParams
     seconds: float
+    spec: TaskSpec = field(default_factory=digits_mlp_spec)
+    champions: list[bytes] = field(default_factory=list)  # champion weights after each round
+    test: Dataset | None = None  # the common test split
+    reference: list[ReferenceTurn] = field(
+        default_factory=list
+    )  # the all-honest relay, round by round
     timings: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -406,18 +492,41 @@ class FixedGasClient(ChainClient):
     binary search that runs each transaction a dozen times, two thirds of a simulation's time.
     One preflight call stands in for it, so a revert is decoded before anything is sent, exactly
     as `ChainClient` decodes one found while estimating; the transaction then goes out with a
-    fixed, ample gas limit."""
+    fixed, ample gas limit. Every mined transaction's gas cost goes to `on_gas(address, wei)`:
+    gasUsed times `gas_price`, or times the receipt's effective price when that is None."""
 
     GAS_LIMIT = 3_000_000
+
+    def __init__(
+        self,
+        *args: Any,
+        on_gas: Callable[[str, int], None] | None = None,
+        gas_price: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_gas = on_gas
+        self.gas_price = gas_price
 
     def transact(self, fn: Any, action: str, value: int = 0, gas: int | None = None) -> TxReceipt:
         return super().transact(fn, action, value, gas or self.GAS_LIMIT)
 
+    def send(self, tx: dict[str, Any], action: str) -> TxReceipt:
+        receipt = super().send(tx, action)
+        if self.on_gas is not None:
+            price = self.gas_price
+            if price is None:
+                price = int(receipt["effectiveGasPrice"])
+            self.on_gas(self.address, int(receipt["gasUsed"]) * price)
+        return receipt
+
 
 EVENT_NAMES = (
     "RoundFinalized",
+    "ChampionCrowned",
     "ValidatorPaid",
     "ValidatorSlashed",
+    "ValidatorMissed",
     "RelayerSlashed",
     "KeeperPaid",
     "RelayerLeft",
@@ -550,11 +659,19 @@ class Simulation:
         self.w3 = Web3(EthereumTesterProvider(self.tester))
         self.store = LocalStore(store_dir)
         self.flows: list[tuple[int, str, str, int]] = []
+        self.gas: list[tuple[int, str, int]] = []
         self.rows: list[RoundRow] = []
+        self.champions: list[bytes] = []
+        self._round_now = 0
         self._test_cache: dict[bytes, int] = {}
+        self._score_cache: dict[tuple[bytes, str], int] = {}
+        self._void_child: tuple[str, bytes, bytes, int] | None = (
+            None  # holder, child, card, claimed
+        )
 
         behaviours = config.behaviours()
-        n_validators = config.validators + config.lazy_validators
+        n_scoring = config.validators + config.lazy_validators
+        n_validators = n_scoring + config.squatters
         accounts = [dev_account(i) for i in range(3 + len(behaviours) + n_validators)]
         funder = self.tester.get_accounts()[0]
         for acct in accounts:
@@ -562,7 +679,12 @@ class Simulation:
                 {"from": funder, "to": acct.address, "value": 1_000 * ETHER, "gas": 21_000}
             )
         decoder = decoder_for()
-        clients = [FixedGasClient(self.w3, acct, decoder) for acct in accounts]
+        clients = [
+            FixedGasClient(
+                self.w3, acct, decoder, on_gas=self._book_gas, gas_price=config.gas_price
+            )
+            for acct in accounts
+        ]
         self.publisher = DeRelayContract.deploy(clients[0])
         published = publish_task(
             self.publisher,
@@ -577,12 +699,14 @@ class Simulation:
         self.genesis_score = published.genesis_score
         self.params = self.publisher.task_params(self.task_id)
         self.head_bytes = self.store.get(published.genesis_cid)
+        self.champion_bytes = self.head_bytes
 
         deal = deal_data(self.spec, config, seed)
         self.test = deal.test
         shards, holdouts = deal.shards, deal.holdouts
         self.genesis_accuracy = self._test_accuracy(self.head_bytes)
         self.head_accuracy = self.genesis_accuracy
+        self.champion_accuracy = self.genesis_accuracy
 
         self.keeper = Participant(
             "keeper", "keeper", "keeper", clients[1].address, self.publisher.as_account(clients[1])
@@ -593,7 +717,13 @@ class Simulation:
         for i, behaviour in enumerate(behaviours):
             counters[behaviour] += 1
             client = clients[3 + i]
-            shard = shards[i]
+            shard, estimate, pair = shards[i], None, None
+            if behaviour in ("subtle", "targeted"):  # trains on part, estimates on the rest
+                shard, estimate = split_own_data(shards[i], config.estimate_fraction, seed + i)
+            elif behaviour in ADVERSARIES:  # trains nothing: estimates on the whole shard
+                estimate = shard
+            if behaviour == "targeted":
+                pair = target_pair(shard, self.spec.num_classes)
             self.relayers.append(
                 Participant(
                     f"{behaviour}-{counters[behaviour]}",
@@ -602,21 +732,29 @@ class Simulation:
                     client.address,
                     self.publisher.as_account(client),
                     data=shard,
+                    estimate=estimate,
+                    pair=pair,
                     commitment=data_commitment(shard.X, shard.y),
                 )
             )
         self.validators: list[Participant] = []
-        for j in range(n_validators):
-            lazy = j >= config.validators
+        kinds = (
+            ["validator"] * config.validators
+            + ["lazy_validator"] * config.lazy_validators
+            + ["squatter"] * config.squatters
+        )
+        counters.clear()
+        for j, kind in enumerate(kinds):
+            counters[kind] += 1
             client = clients[3 + len(behaviours) + j]
             self.validators.append(
                 Participant(
-                    f"{'lazy' if lazy else 'validator'}-{j + 1 - (config.validators if lazy else 0)}",
+                    f"{'lazy' if kind == 'lazy_validator' else kind}-{counters[kind]}",
                     "validator",
-                    "lazy_validator" if lazy else "validator",
+                    kind,
                     client.address,
                     self.publisher.as_account(client),
-                    data=holdouts[j],
+                    data=holdouts[j] if j < n_scoring else None,
                 )
             )
         self.everyone = [*self.relayers, *self.validators, self.keeper]
@@ -642,12 +780,27 @@ class Simulation:
             self._test_cache[key] = score_weights(self.spec, weights, self.test)
         return self._test_cache[key]
 
+    def _score(self, v: Participant, weights: bytes) -> int:
+        """Validator `v`'s score of `weights` on its held-out shard (cached: the champion is
+        scored again in every review it stays champion)."""
+        assert v.data is not None
+        key = (hashlib.sha256(weights).digest(), v.name)
+        if key not in self._score_cache:
+            self._score_cache[key] = score_weights(self.spec, weights, v.data)
+        return self._score_cache[key]
+
     def _flow(self, round_: int, address: str, kind: str, amount: int) -> None:
         if amount:
             self.flows.append((round_, address, kind, amount))
 
-    def _profit(self, address: str) -> int:
-        return profit_of((k, a) for _, who, k, a in self.flows if who == address).profit
+    def _book_gas(self, address: str, wei: int) -> None:
+        if wei:
+            self.gas.append((self._round_now, address, wei))
+
+    def _net_profit(self, address: str) -> int:
+        """Profit with gas counted (`deploy.metrics.Profit` leaves gas out)."""
+        profit = profit_of((k, a) for _, who, k, a in self.flows if who == address).profit
+        return profit - sum(w for _, who, w in self.gas if who == address)
 
     def _apply_events(self, round_: int, receipt: TxReceipt) -> dict[str, Any]:
         """Book the money a receipt moved; return the round's verdict facts."""
@@ -656,18 +809,21 @@ class Simulation:
             if name == "RoundFinalized":
                 facts.update(
                     verdict=Status(args["verdict"]).name.lower(),
-                    median=args["median"],
+                    child_score=args["childScore"],
+                    champion_score=args["championScore"],
+                    delta=args["delta"],
                     reveals=args["reveals"],
-                    ref=args["ref"],
                     reward=args["reward"],
                 )
                 self._flow(round_, args["relayer"], "reward", args["reward"])
                 self.book.add_shares(args["relayer"], args["reward"])
+            elif name == "ChampionCrowned":
+                facts["crowned"] = True
             elif name == "ValidatorPaid":
                 self._flow(round_, args["validator"], "fee", args["fee"])
             elif name == "KeeperPaid":
                 self._flow(round_, args["keeper"], "bounty", args["bounty"])
-            elif name in ("RelayerSlashed", "ValidatorSlashed"):
+            elif name in ("RelayerSlashed", "ValidatorSlashed", "ValidatorMissed"):
                 who = args["relayer"] if name == "RelayerSlashed" else args["validator"]
                 self._flow(round_, who, "slashed", args["amount"])
                 if name == "RelayerSlashed":
@@ -676,7 +832,9 @@ class Simulation:
                 p = self.by_address[args["relayer"]]
                 p.queued, p.left_round, p.left_reason = False, round_, "stake below minStake"
             elif name == "ValidatorLeft" and args["forced"]:
-                self.by_address[args["validator"]].seated = False
+                v = self.by_address[args["validator"]]
+                v.seated = False
+                v.seats_lost += 1
             elif name == "ModelPaid":
                 mirrored = self.book.pay(args["amount"])
                 if mirrored != args["toContributors"]:
@@ -693,19 +851,31 @@ class Simulation:
 
     # -------------------------------------------------------------- behaviours
 
-    def _make_child(self, p: Participant, round_: int) -> tuple[bytes, int, int, dict[str, Any]]:
-        """(child weights, samples trained, samples claimed, relay card) of a submitting relayer."""
+    def _make_child(
+        self, p: Participant, round_: int
+    ) -> tuple[bytes, int, int, dict[str, Any], Any]:
+        """(child weights, samples trained, samples claimed, relay card, the adversary's choice or
+        None) of a submitting relayer."""
         assert p.data is not None
+        if p.behaviour in ADVERSARIES:
+            assert p.estimate is not None
+            child = make_adversary_child(
+                p.behaviour, self.spec, self.head_bytes, self.champion_bytes, p.data, p.estimate,
+                self.seed, round_, p.turns, advance_band=self.params.advance_band,
+                margin=self.config.margin, poison_epochs=self.config.poison_epochs, pair=p.pair,
+            )  # fmt: skip
+            card = {"format": RELAY_CARD_FORMAT}
+            return child.weights, child.samples, max(child.samples, len(p.data)), card, child
         work = make_child(
             self.spec, self.config, p.behaviour, self.head_bytes, p.data, self.seed, round_, p.turns
         )
         if work.result is None:  # nothing trained: a card that says little
-            return work.weights, 0, len(p.data), {"format": "derelay-relay-card/1"}
+            return work.weights, 0, len(p.data), {"format": RELAY_CARD_FORMAT}, None
         card = relay_card(
             self.task_id, round_, str(unixfs_cid(self.head_bytes)), work.result, work.cfg, 0.0,
             p.commitment,
         )  # fmt: skip
-        return work.weights, work.result.samples, work.result.samples, card
+        return work.weights, work.result.samples, work.result.samples, card, None
 
     # -------------------------------------------------------------- rounds
 
@@ -716,10 +886,20 @@ class Simulation:
                 p.queued = True
 
     def _seat_validators(self) -> None:
+        """Seat every validator without a seat that has not left; a squatter over-stakes, so that
+        it keeps its seat through maxMisses missed commits, and takes a seat again after it."""
         for v in self.validators:
-            if not v.seated and v.left_round is None:
-                v.relay.register_validator(self.task_id, self.params.validator_stake)
-                v.seated = True
+            if v.seated or v.left_round is not None:
+                continue
+            factor = SQUATTER_STAKE if v.behaviour == "squatter" else 1
+            try:
+                v.relay.register_validator(self.task_id, factor * self.params.validator_stake)
+            except ContractRevert as exc:
+                if exc.name != "DeRelay__SeatsFull":
+                    raise
+                continue
+            v.seated = True
+            v.seats += 1
 
     def run(self) -> SeedResult:
         started = time.perf_counter()
@@ -730,17 +910,20 @@ class Simulation:
             self._join(RELAYER_BEHAVIOURS)
         state = self.publisher.task_state(self.task_id)
         honest_samples = 0
+        counts = ", ".join(
+            f"{b} {cfg.behaviours().count(b)}" for b in RELAYER_BEHAVIOURS if b in cfg.behaviours()
+        )
         self.echo(
             f"seed {self.seed}: task {self.task_id}, genesis {self.genesis_score} bp "
             f"({self.genesis_accuracy} bp on the test split); {cfg.participants} relayers "
-            f"({', '.join(f'{b} {cfg.behaviours().count(b)}' for b in RELAYER_BEHAVIOURS)}), "
-            f"{cfg.validators} validators + {cfg.lazy_validators} lazy, "
-            f"alpha {cfg.alpha if cfg.alpha is not None else 'iid'}"
+            f"({counts}), {cfg.validators} validators + {cfg.lazy_validators} lazy + "
+            f"{cfg.squatters} squatters, alpha {cfg.alpha if cfg.alpha is not None else 'iid'}"
         )
         for _ in range(cfg.rounds):
             if state.phase == Phase.IDLE:
                 self.echo(f"round {state.round}: the queue is empty; the relay stopped")
                 break
+            self._round_now = state.round
             row = self._round(state)
             if row.behaviour == "honest":
                 honest_samples += row.samples
@@ -752,16 +935,22 @@ class Simulation:
             state = self.publisher.task_state(self.task_id)
             row.pool = state.pool
             row.head_score = state.head_score
+            row.champion_after = state.champion_score
+            if state.champion_cid != unixfs_cid(self.champion_bytes).to_bytes():
+                raise AssertionError(f"round {row.round}: the chain's champion is not ours")
+            self.champions.append(self.champion_bytes)
             self.rows.append(row)
             self.echo(
-                f"  round {row.round:3} {row.behaviour:10} {row.verdict:8} median {row.median:5} "
-                f"ref {row.ref_after:5} test acc {row.head_accuracy:5} "
+                f"  round {row.round:3} {row.behaviour:10} {row.verdict:8} child {row.child_score:5} "
+                f"delta {row.delta:+5} champion {row.champion_after:5} head acc "
+                f"{row.head_accuracy:5} champion acc {row.champion_accuracy:5} "
                 f"reward {row.reward / ETHER:.4f} pool {row.pool / ETHER:.3f}"
             )
         relay_done = time.perf_counter()
         payouts = task_payouts(self.publisher, self.task_id)
         self._check_books(payouts)
         curves = self._curves()
+        reference = self._reference()
         timings = {
             "relay_s": relay_done - started,
             "baselines_s": time.perf_counter() - relay_done,
@@ -775,10 +964,15 @@ class Simulation:
             rows=self.rows,
             participants=self.everyone,
             flows=self.flows,
+            gas=self.gas,
             payouts=payouts,
             curves=curves,
             params=self.params,
             seconds=time.perf_counter() - started,
+            spec=self.spec,
+            champions=self.champions,
+            test=self.test,
+            reference=reference,
             timings=timings,
         )
 
@@ -786,106 +980,141 @@ class Simulation:
         round_ = state.round
         holder = self.by_address[state.holder]
         holder.turns += 1
-        parent_accuracy = self.head_accuracy
         row = RoundRow(
             round=round_,
             relayer=holder.name,
             behaviour=holder.behaviour,
             verdict="skipped",
-            median=0,
+            crowned=False,
+            child_score=0,
+            champion_score=0,
+            delta=0,
             reveals=0,
-            ref_before=state.ref,
-            ref_after=state.ref,
+            ballots="",
+            champion_before=state.champion_score,
+            champion_after=state.champion_score,
             head_score=state.head_score,
-            head_accuracy=parent_accuracy,
+            head_before=self.head_accuracy,
+            head_accuracy=self.head_accuracy,
+            head_gap=0,
+            champion_accuracy=self.champion_accuracy,
             child_accuracy=None,
             gain=0,
             samples=0,
             honest_samples=0,
             reward=0,
             slashed=0,
+            gas=0,
             pool=state.pool,
+            attack="",
+            mix=None,
+            estimate=None,
         )
+        gas_mark = len(self.gas)
         if holder.behaviour == "staller":
             self._travel(state.deadline + 1)
             facts = self._apply_events(round_, self.keeper.relay.skip_turn(self.task_id))
             holder.skipped += 1
             row.slashed = facts.get("slashed", 0)
         else:
-            child, trained, claimed, card = self._make_child(holder, round_)
-            if trained:  # compute_cost per epoch over the relayer's shard
-                assert holder.data is not None
-                epochs = max(1, round(trained / len(holder.data)))
-                self._flow(round_, holder.address, "compute", self.config.compute_cost * epochs)
-            holder.samples += trained
-            row.samples = trained
-            child_cid = self.store.add(child)
-            card_cid = self.store.add(json.dumps(card, sort_keys=True).encode())
-            receipt = holder.relay.submit_relay(
-                self.task_id,
-                round_,
-                Cid.from_bytes(state.head_cid).digest,
-                child_cid.to_bytes(),
-                card_cid.to_bytes(),
-                holder.commitment,
-                max(1, claimed),
-            )
-            commit_end = (
-                int(self.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
-                + self.params.commit_window
-            )
-            ballots = []
-            for v in self.validators:
-                if not v.seated:
-                    continue
-                assert v.data is not None
-                lazy = v.behaviour == "lazy_validator"
-                score = (
-                    self.rng.randrange(0, 10_001)
-                    if lazy
-                    else score_weights(self.spec, child, v.data)
-                )
-                salt = self.rng.randbytes(32)
-                v.relay.commit_score(
-                    self.task_id,
-                    round_,
-                    commitment_for(self.task_id, round_, score, salt, v.address),
-                )
-                v.reviews += 1
-                ballots.append((v, score, salt, lazy))
-            self._travel(commit_end + 1)
-            for v, score, salt, lazy in ballots:
-                if not lazy:
-                    v.relay.reveal_score(self.task_id, round_, score, salt)
-            if any(lazy for *_, lazy in ballots):
-                self._travel(commit_end + self.params.reveal_window + 1)
-            facts = self._apply_events(round_, self.keeper.relay.finalize(self.task_id))
-            row.verdict = facts["verdict"]
-            row.median, row.reveals = facts["median"], facts["reveals"]
-            row.ref_after, row.reward = facts["ref"], facts["reward"]
-            row.slashed = facts.get("slashed", 0)
-            row.child_accuracy = self._test_accuracy(child)
-            if row.verdict == "accepted":
-                holder.accepted += 1
-                self.head_bytes = child
-                self.head_accuracy = row.child_accuracy
-                row.gain = row.child_accuracy - parent_accuracy
-                holder.contribution += max(0, row.gain)
-            elif row.verdict == "rejected":
-                holder.rejected += 1
+            self._review(holder, state, row)
+        row.gas = sum(w for _, who, w in self.gas[gas_mark:] if who == holder.address)
         row.head_accuracy = self.head_accuracy
+        row.champion_accuracy = self.champion_accuracy
+        honest = [v for v in self.validators if v.behaviour == "validator" and v.seated]
+        row.head_gap = lower_median(
+            [self._score(v, self.head_bytes) - self._score(v, self.champion_bytes) for v in honest]
+        )
         if self.payment:
             self._apply_events(round_, self.consumer.pay_for_model(self.task_id, self.payment))
         self._book_royalties(round_)
         return row
 
+    def _review(self, holder: Participant, state: TaskState, row: RoundRow) -> None:
+        """The holder submits (after a void review, the same child again), the validators commit
+        and reveal paired scores, the keeper finalizes; `row` gets the outcome."""
+        round_ = state.round
+        if self._void_child is not None and self._void_child[0] == holder.address:
+            _, child, card_bytes, claimed = self._void_child
+            trained = 0
+        else:
+            child, trained, claimed, card, attack = self._make_child(holder, round_)
+            card_bytes = json.dumps(card, sort_keys=True).encode()
+            if attack is not None:
+                row.attack, row.mix, row.estimate = attack.kind, attack.mix, attack.estimate
+            if trained:  # compute_cost per epoch over the relayer's shard
+                assert holder.data is not None
+                epochs = max(1, round(trained / len(holder.data)))
+                self._flow(round_, holder.address, "compute", self.config.compute_cost * epochs)
+        self._void_child = None
+        holder.samples += trained
+        row.samples = trained
+        child_cid = self.store.add(child)
+        card_cid = self.store.add(card_bytes)
+        receipt = holder.relay.submit_relay(
+            self.task_id,
+            round_,
+            Cid.from_bytes(state.head_cid).digest,
+            child_cid.to_bytes(),
+            card_cid.to_bytes(),
+            holder.commitment,
+            max(1, claimed),
+        )
+        commit_end = (
+            int(self.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+            + self.params.commit_window
+        )
+        ballots = []
+        for v in self.validators:
+            if not v.seated or v.behaviour == "squatter":
+                continue
+            lazy = v.behaviour == "lazy_validator"
+            if lazy:
+                scores = (self.rng.randrange(0, 10_001), self.rng.randrange(0, 10_001))
+            else:
+                scores = (self._score(v, child), self._score(v, self.champion_bytes))
+            salt = self.rng.randbytes(32)
+            v.relay.commit_score(
+                self.task_id, round_, commitment_for(self.task_id, round_, *scores, salt, v.address)
+            )
+            v.reviews += 1
+            ballots.append((v, scores, salt, lazy))
+        self._travel(commit_end + 1)
+        for v, scores, salt, lazy in ballots:
+            if not lazy:
+                v.relay.reveal_score(self.task_id, round_, *scores, salt)
+        if any(lazy for *_, lazy in ballots):
+            self._travel(commit_end + self.params.reveal_window + 1)
+        facts = self._apply_events(round_, self.keeper.relay.finalize(self.task_id))
+        row.verdict = facts["verdict"]
+        row.crowned = facts.get("crowned", False)
+        row.child_score, row.champion_score = facts["child_score"], facts["champion_score"]
+        row.delta, row.reveals, row.reward = facts["delta"], facts["reveals"], facts["reward"]
+        row.ballots = ";".join(f"{c}/{h}" for _, (c, h), _, lazy in ballots if not lazy)
+        row.slashed = facts.get("slashed", 0)
+        row.child_accuracy = self._test_accuracy(child)
+        if row.verdict == "accepted":
+            holder.accepted += 1
+            self.head_bytes = child
+            self.head_accuracy = row.child_accuracy
+            if row.crowned:
+                row.gain = row.child_accuracy - self.champion_accuracy
+                holder.contribution += max(0, row.gain)
+                self.champion_bytes = child
+                self.champion_accuracy = row.child_accuracy
+        elif row.verdict == "rejected":
+            holder.rejected += 1
+        elif row.verdict == "void":
+            self._void_child = (holder.address, child, card_bytes, claimed)
+
     def _churn(self, row: RoundRow) -> None:
-        """Participants still unprofitable after `churn_after` turns (reviews) leave."""
+        """Participants still unprofitable (gas counted) after `churn_after` turns (reviews) leave.
+        Squatters never review, so never leave: they stay to squat."""
         k = self.config.churn_after
         if k is None:
             return
         for p in self.relayers:
-            if p.queued and p.turns >= k and self._profit(p.address) < 0:
+            if p.queued and p.turns >= k and self._net_profit(p.address) < 0:
                 try:
                     p.relay.leave_relay(self.task_id)
                 except ContractRevert as exc:  # a lone relayer holds the next turn: not yet
@@ -893,8 +1122,10 @@ class Simulation:
                         raise
                     continue
                 p.queued, p.left_round, p.left_reason = False, row.round, "unprofitable"
+                if self._void_child is not None and self._void_child[0] == p.address:
+                    self._void_child = None
         for v in self.validators:
-            if v.left_round is None and v.reviews >= k and self._profit(v.address) < 0:
+            if v.left_round is None and v.reviews >= k and self._net_profit(v.address) < 0:
                 if v.seated:
                     v.relay.leave_validator(self.task_id)
                 v.seated, v.left_round, v.left_reason = False, row.round, "unprofitable"
@@ -908,7 +1139,7 @@ class Simulation:
                 payout.validator_fees,
                 payout.keeper_bounties,
                 payout.royalties_settled + payout.royalties_pending,
-                payout.slashed,
+                payout.stake_lost,
             )
             ours = (mine.rewards, mine.fees, mine.bounties, mine.royalties, mine.stake_lost)
             if chain != ours:
@@ -938,6 +1169,18 @@ class Simulation:
         curves["local"] = local_curve(self.spec, genesis, honest, self.test, budget, self.seed)
         return curves
 
+    def _reference(self) -> list[ReferenceTurn]:
+        """The all-honest relay of this run (with `baselines`): its honest turns only."""
+        if not self.config.baselines:
+            return []
+        by_name = {p.name: p.data for p in self.relayers if p.data is not None}
+        turns = [(r.round, by_name[r.relayer]) for r in self.rows if r.behaviour == "honest"]
+        holdouts = [v.data for v in self.validators if v.behaviour == "validator" and v.data]
+        return honest_reference(
+            self.spec, self.config, self.params, self.head_bytes_genesis(), turns, holdouts,
+            self.test, self.seed,
+        )  # fmt: skip
+
     def head_bytes_genesis(self) -> bytes:
         return self.store.get(self.genesis_cid)
 
@@ -949,6 +1192,36 @@ def _model_from(spec: TaskSpec, weights: bytes) -> torch.nn.Module:
     model = build_model(spec)
     apply_weights(model, load_weights(weights, spec))
     return model
+
+
+def honest_reference(
+    spec: TaskSpec,
+    config: SimConfig,
+    params: TaskParams,
+    genesis: bytes,
+    turns: Sequence[tuple[int, Dataset]],
+    holdouts: Sequence[Dataset],
+    test: Dataset,
+    seed: int,
+) -> list[ReferenceTurn]:
+    """The all-honest relay: the honest turns of a run, `(round, shard)` in order, with every other
+    turn left out, each child reviewed by the contract's rule (`deploy.metrics.review`) on paired
+    scores of `holdouts`, the honest validators' shards. Same rounds, same training seeds."""
+    head = champion = genesis
+    head_acc = champion_acc = score_weights(spec, genesis, test)
+    out = []
+    for round_, shard in turns:
+        child = make_child(spec, config, "honest", head, shard, seed, round_, 1).weights
+        ballots = [
+            (score_weights(spec, child, h), score_weights(spec, champion, h)) for h in holdouts
+        ]
+        outcome = review(ballots, params.quorum, params.slash_band, params.advance_band)
+        if outcome.verdict == "accepted":
+            head, head_acc = child, score_weights(spec, child, test)
+            if outcome.crowned:
+                champion, champion_acc = child, head_acc
+        out.append(ReferenceTurn(round_, outcome.verdict, head_acc, champion_acc, champion))
+    return out
 
 
 def centralized_curve(
@@ -1026,14 +1299,42 @@ def local_curve(
 # ---------------------------------------------------------------------- analysis
 
 
+VERDICTS = ("accepted", "held", "rejected", "void", "skipped")
+
+
+def _step(rounds: Sequence[int], values: Sequence[float], start: float, at: int) -> float:
+    """A per-round series' value at round `at`: that of its last round <= `at` (`start` before)."""
+    return value_at([0, *rounds], [start, *values], at)
+
+
+def _recall_series(
+    spec: TaskSpec, models: Sequence[bytes], test: Dataset, cls: int
+) -> list[int | None]:
+    cache: dict[bytes, int | None] = {}
+    out = []
+    for weights in models:
+        key = hashlib.sha256(weights).digest()
+        if key not in cache:
+            cache[key] = class_recall(spec, weights, test, cls)
+        out.append(cache[key])
+    return out
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
 def summarize(result: SeedResult, config: SimConfig) -> dict[str, Any]:
-    """The figures of one seed: efficacy, sustainability, fairness."""
+    """The figures of one seed: efficacy, what each behaviour tried and got (gas counted), head
+    against champion, the targeted class, sustainability, fairness."""
     rows = result.rows
     relay = result.curves["relay"]
     budget = relay.samples[-1]
     out: dict[str, Any] = {"seed": result.seed, "rounds": len(rows), "honest_samples": budget}
     finals = {name: value_at(c.samples, c.accuracy, budget) for name, c in result.curves.items()}
     finals["relay"] = relay.accuracy[-1]
+    finals["champion"] = rows[-1].champion_accuracy if rows else result.genesis_accuracy
     window = relay.accuracy[-config.participants :]
     out["relay_last_k_mean"] = statistics.fmean(window) if rows else relay.accuracy[0]
     out["final_accuracy"] = finals
@@ -1054,21 +1355,113 @@ def summarize(result: SeedResult, config: SimConfig) -> dict[str, Any]:
         return sum(r.verdict == verdict for r in turns), len(turns)
 
     out["honest_accepted"] = share("honest", "accepted")
+    honest_rejected, honest_turns = share("honest", "rejected")
+    out["honest_not_slashed"] = (honest_turns - honest_rejected, honest_turns)
     out["poisoned_rejected"] = share("poisoner", "rejected")
     out["free_rider_accepted"] = share("free_rider", "accepted")
     stalls = [r for r in rows if r.behaviour == "staller"]
     out["stalls_slashed"] = (sum(r.slashed > 0 for r in stalls), len(stalls))
 
+    gas: dict[str, int] = defaultdict(int)
+    for _, who, wei in result.gas:
+        gas[who] += wei
     profits: dict[str, Any] = {}
-    by_behaviour: dict[str, list[int]] = defaultdict(list)
+    net: dict[str, int] = {}
+    by_behaviour: dict[str, list[Participant]] = defaultdict(list)
     for p in result.participants:
-        pr = profit_of((k, a) for _, who, k, a in result.flows if who == p.address)
-        profits[p.name] = pr
-        by_behaviour[p.behaviour].append(pr.profit)
-    out["profit_by_behaviour"] = {b: sum(v) for b, v in by_behaviour.items()}
-    out["mean_profit_by_behaviour"] = {b: statistics.fmean(v) for b, v in by_behaviour.items()}
-    honest = [p for p in result.participants if p.behaviour == "honest"]
-    out["honest_in_profit"] = (sum(profits[p.name].profit > 0 for p in honest), len(honest))
+        profits[p.name] = profit_of((k, a) for _, who, k, a in result.flows if who == p.address)
+        net[p.name] = profits[p.name].profit - gas[p.address]
+        by_behaviour[p.behaviour].append(p)
+    out["profit_by_behaviour"] = {b: sum(net[p.name] for p in ps) for b, ps in by_behaviour.items()}
+    out["mean_profit_by_behaviour"] = {
+        b: statistics.fmean(net[p.name] for p in ps) for b, ps in by_behaviour.items()
+    }
+    out["gas_by_behaviour"] = {b: sum(gas[p.address] for p in ps) for b, ps in by_behaviour.items()}
+    out["behaviours"] = {}
+    for b, ps in by_behaviour.items():
+        mine = [r for r in rows if r.behaviour == b]
+        damage = [r.head_before - r.head_accuracy for r in mine]
+        money = [profits[p.name] for p in ps]
+        out["behaviours"][b] = {
+            "members": len(ps),
+            "turns": len(mine),
+            "verdicts": {v: sum(r.verdict == v for r in mine) for v in VERDICTS},
+            "crowned": sum(r.crowned for r in mine),
+            "damage_per_turn": _mean(damage),  # head test accuracy lost per turn (bp)
+            "worst_damage": max(damage, default=None),
+            "rewards": sum(m.rewards for m in money),
+            "fees": sum(m.fees for m in money),
+            "royalties": sum(m.royalties for m in money),
+            "slashed": sum(m.stake_lost for m in money),
+            "compute": sum(m.compute for m in money),
+            "gas": sum(gas[p.address] for p in ps),
+            "net": sum(net[p.name] for p in ps),
+            "max_net": max(net[p.name] for p in ps),
+            "reviews": sum(p.reviews for p in ps),
+            "seats": sum(p.seats for p in ps),
+            "seats_lost": sum(p.seats_lost for p in ps),
+        }
+    honest = by_behaviour.get("honest", [])
+    out["honest_in_profit"] = (sum(net[p.name] > 0 for p in honest), len(honest))
+
+    advance = result.params.advance_band
+    out["head_vs_champion"] = {
+        "min_test_gap": min((r.head_accuracy - r.champion_accuracy for r in rows), default=0),
+        "min_validator_gap": min((r.head_gap for r in rows), default=0),
+        "accepted_below_band": sum(r.verdict == "accepted" and r.delta < -advance for r in rows),
+    }
+    ref = result.reference
+    ref_rounds = [t.round for t in ref]
+    last = rows[-1].round if rows else 0
+    window_rows = [r for r in rows if r.round > last - 2 * config.participants]
+    reference_champion = (
+        _mean(
+            [
+                _step(
+                    ref_rounds, [t.champion_accuracy for t in ref], result.genesis_accuracy, r.round
+                )
+                for r in window_rows
+            ]
+        )
+        if ref
+        else None
+    )
+    out["last_two_passes"] = {
+        "from_round": window_rows[0].round if window_rows else 0,
+        "champion": _mean([r.champion_accuracy for r in window_rows]),
+        "head": _mean([r.head_accuracy for r in window_rows]),
+        "reference_champion": reference_champion,
+    }
+    out["targeted"] = []
+    if result.test is not None:
+        for p in result.participants:
+            if p.behaviour != "targeted" or p.pair is None:
+                continue
+            source, dest = p.pair
+            recall = _recall_series(result.spec, result.champions, result.test, source)
+            entry: dict[str, Any] = {
+                "name": p.name,
+                "source": source,
+                "dest": dest,
+                "champion_recall_end": recall[-1] if recall else None,
+                "champion_recall_last2": _mean(recall[len(rows) - len(window_rows) :]),
+                "reference_recall_end": None,
+                "reference_recall_last2": None,
+            }
+            if ref:
+                ref_recall = _recall_series(
+                    result.spec, [t.champion for t in ref], result.test, source
+                )
+                genesis = class_recall(result.spec, result.champions[0], result.test, source)
+                entry["reference_recall_end"] = ref_recall[-1]
+                entry["reference_recall_last2"] = _mean(
+                    [
+                        _step(ref_rounds, [x or 0 for x in ref_recall], genesis or 0, r.round)
+                        for r in window_rows
+                    ]
+                )
+            out["targeted"].append(entry)
+
     out["churn"] = {
         p.name: (p.left_round, p.left_reason)
         for p in result.participants
@@ -1103,7 +1496,8 @@ def summarize(result: SeedResult, config: SimConfig) -> dict[str, Any]:
 
 
 def write_outputs(result: SeedResult, config: SimConfig) -> None:
-    """rounds.csv, participants.csv, curves.csv, summary.json and the plots of one seed."""
+    """rounds.csv, participants.csv, curves.csv, head_champion.csv, summary.json and the plots of
+    one seed."""
     from deploy import plots
 
     out = result.out_dir
@@ -1114,14 +1508,18 @@ def write_outputs(result: SeedResult, config: SimConfig) -> None:
         writer.writerow(names)
         for r in result.rows:
             writer.writerow(["" if getattr(r, n) is None else getattr(r, n) for n in names])
+    gas: dict[str, int] = defaultdict(int)
+    for _, who, wei in result.gas:
+        gas[who] += wei
     with (out / "participants.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             [
                 "name", "address", "role", "behaviour", "turns", "accepted", "rejected",
-                "skipped", "reviews", "samples", "contribution_bp", "rewards_wei", "fees_wei",
-                "bounties_wei", "royalties_wei", "stake_lost_wei", "compute_wei", "profit_wei",
-                "left_round", "left_reason",
+                "skipped", "reviews", "seats", "seats_lost", "samples", "contribution_bp",
+                "rewards_wei", "fees_wei", "bounties_wei", "royalties_wei", "stake_lost_wei",
+                "compute_wei", "profit_wei", "gas_wei", "net_profit_wei", "left_round",
+                "left_reason",
             ]
         )  # fmt: skip
         for p in result.participants:
@@ -1129,8 +1527,9 @@ def write_outputs(result: SeedResult, config: SimConfig) -> None:
             writer.writerow(
                 [
                     p.name, p.address, p.role, p.behaviour, p.turns, p.accepted, p.rejected,
-                    p.skipped, p.reviews, p.samples, p.contribution, pr.rewards, pr.fees,
-                    pr.bounties, pr.royalties, pr.stake_lost, pr.compute, pr.profit,
+                    p.skipped, p.reviews, p.seats, p.seats_lost, p.samples, p.contribution,
+                    pr.rewards, pr.fees, pr.bounties, pr.royalties, pr.stake_lost, pr.compute,
+                    pr.profit, gas[p.address], pr.profit - gas[p.address],
                     "" if p.left_round is None else p.left_round, p.left_reason,
                 ]
             )  # fmt: skip
@@ -1140,10 +1539,33 @@ def write_outputs(result: SeedResult, config: SimConfig) -> None:
         for curve in result.curves.values():
             for i, (x, y) in enumerate(zip(curve.samples, curve.accuracy, strict=True)):
                 writer.writerow([curve.method, curve.rounds[i] if curve.rounds else "", x, y])
+    rounds = [r.round for r in result.rows]
+    ref_rounds = [t.round for t in result.reference]
+    reference = [
+        _step(
+            ref_rounds, [t.champion_accuracy for t in result.reference], result.genesis_accuracy, x
+        )
+        for x in rounds
+    ]
+    with (out / "head_champion.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "round", "behaviour", "verdict", "delta", "head_score", "champion_score",
+                "head_accuracy", "champion_accuracy", "all_honest_champion_accuracy",
+            ]
+        )  # fmt: skip
+        for i, r in enumerate(result.rows):
+            writer.writerow(
+                [
+                    r.round, r.behaviour, r.verdict, r.delta, r.head_score, r.champion_after,
+                    r.head_accuracy, r.champion_accuracy,
+                    round(reference[i]) if result.reference else "",
+                ]
+            )  # fmt: skip
     (out / "summary.json").write_text(json.dumps(_jsonable(result.summary), indent=2) + "\n")
 
     relay = result.curves["relay"]
-    rounds = relay.rounds or []
     by_rounds = {
         name: [value_at(c.samples, c.accuracy, s) for s in relay.samples]
         for name, c in result.curves.items()
@@ -1151,29 +1573,50 @@ def write_outputs(result: SeedResult, config: SimConfig) -> None:
     }
     plots.plot_efficacy(
         out / "accuracy.png",
-        rounds,
+        relay.rounds or [],
         relay.accuracy,
         by_rounds,
         {name: (c.samples, c.accuracy) for name, c in result.curves.items()},
         title=f"accuracy on the common test split (seed {result.seed})",
     )
+    series = {
+        "head": [r.head_accuracy / 100 for r in result.rows],
+        "champion": [r.champion_accuracy / 100 for r in result.rows],
+    }
+    if result.reference:
+        series["champion, all-honest relay"] = [x / 100 for x in reference]
+    plots.plot_series(
+        out / "head_champion.png",
+        rounds,
+        series,
+        xlabel="round",
+        ylabel="test accuracy (%)",
+        title=f"head and champion over rounds (seed {result.seed})",
+    )
     groups = {p.address: p.behaviour for p in result.participants}
-    cumulative = cumulative_profit(result.flows, rounds[-1] if rounds else 0, groups)
+    last = rounds[-1] if rounds else 0
+    cumulative = cumulative_profit(result.flows, last, groups)
+    spent: dict[str, list[int]] = {g: [0] * (last + 1) for g in cumulative}
+    for round_, who, wei in result.gas:  # gas is a cost of its sender
+        if who in groups and 0 <= round_ <= last:
+            spent[groups[who]][round_] += wei
+    for g, values in cumulative.items():
+        cumulative[g] = [v - c for v, c in zip(values, accumulate(spent[g]), strict=True)]
     members = {b: sum(1 for g in groups.values() if g == b) for b in cumulative}
     plots.plot_series(
         out / "profit.png",
-        list(range(len(next(iter(cumulative.values()))))),
+        list(range(last + 1)),
         {
-            f"{b} (x{members[b]})": [v / members[b] / ETHER for v in series]
-            for b, series in cumulative.items()
+            f"{b} (x{members[b]})": [v / members[b] / ETHER for v in values]
+            for b, values in cumulative.items()
         },
         xlabel="round",
-        ylabel="cumulative profit per participant (ETH)",
-        title=f"cumulative profit per behaviour, mean per participant (seed {result.seed})",
+        ylabel="cumulative net profit per participant (ETH)",
+        title=f"cumulative profit per behaviour, gas counted, mean per participant (seed {result.seed})",
     )
     plots.plot_series(
         out / "pool.png",
-        [0] + [r.round for r in result.rows],
+        [0] + rounds,
         {"pool": [config.pool / ETHER] + [r.pool / ETHER for r in result.rows]},
         xlabel="round",
         ylabel="pool balance (ETH)",
@@ -1208,9 +1651,63 @@ def _eth(wei: float) -> str:
     return f"{wei / ETHER:+.4f}"
 
 
+def _points(bp: float | None) -> str:
+    return "n/a" if bp is None else f"{bp / 100:+.1f}"
+
+
+def _behaviour_rows(results: Sequence[SeedResult]) -> list[str]:
+    """One row per behaviour, over every seed: what it tried and what it got."""
+    lines = [
+        "| behaviour (per seed) | tried | turns | accepted / crowned / held / rejected / void / "
+        "skipped | head lost per turn, mean (worst), points | rewards | slashed | gas | net "
+        "profit, total (best-off participant, range over seeds) | net <= 0 in seeds | seats taken "
+        "/ lost |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = sorted(
+        {b for r in results for b in r.summary["behaviours"]},
+        key=lambda b: [*RELAYER_BEHAVIOURS, *VALIDATOR_BEHAVIOURS, "keeper"].index(b),
+    )
+    for b in names:
+        rows = [r.summary["behaviours"][b] for r in results if b in r.summary["behaviours"]]
+
+        def total(key: str, rows: list[dict[str, Any]] = rows) -> int:
+            return sum(x[key] for x in rows)
+
+        counts = [sum(x["verdicts"][v] for x in rows) for v in VERDICTS]
+        verdicts = " / ".join(str(n) for n in [counts[0], total("crowned"), *counts[1:]])
+        damages = [x["damage_per_turn"] for x in rows if x["damage_per_turn"] is not None]
+        worst = [x["worst_damage"] for x in rows if x["worst_damage"] is not None]
+        damage = (
+            f"{statistics.fmean(damages) / 100:.2f} ({max(worst) / 100:.1f})" if damages else "-"
+        )
+        seats = f"{total('seats')} / {total('seats_lost')}" if total("seats") else "-"
+        lines.append(
+            f"| {b} (x{rows[0]['members']}) | {TRIES.get(b, '')} | {total('turns')} | {verdicts} | "
+            f"{damage} | {total('rewards') / ETHER:.4f} | {total('slashed') / ETHER:.4f} | "
+            f"{total('gas') / ETHER:.4f} | {_eth(total('net'))} ({_eth(min(x['max_net'] for x in rows))}"
+            f"..{_eth(max(x['max_net'] for x in rows))}) | "
+            f"{sum(x['max_net'] <= 0 for x in rows)}/{len(rows)} | {seats} |"
+        )
+    return lines
+
+
 def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]) -> Path:
     """report.md over every seed, and summary.csv with one row per seed."""
     train = digits_mlp_spec().train
+    counts = ", ".join(
+        f"{b.replace('_', '-')} {getattr(config, name)}" for b, name in RELAYER_COUNTS.items()
+    )
+    payment = (
+        "the usage fee"
+        if config.consumer_payment is None
+        else f"{config.consumer_payment / ETHER:g} ETH"
+    )
+    gas_price = (
+        "each receipt's effective price"
+        if config.gas_price is None
+        else f"{config.gas_price / 10**9:g} gwei"
+    )
     lines = [
         "# DeRelayL simulation report",
         "",
@@ -1221,46 +1718,51 @@ def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]
         f"{train.lr:g}, proximal term {train.prox_mu:g}, logit adjustment {train.logit_adjust:g}), "
         "a poisoner trains without either safeguard.",
         "",
-        f"- relayers K = {config.participants}: honest {config.honest}, free-riders "
-        f"{config.free_riders}, poisoners {config.poisoners} ({config.poison}), stallers {config.stallers}; "
-        f"adversaries join after round {config.warmup}",
-        f"- validators {config.validators} honest + {config.lazy_validators} lazy; rounds {config.rounds}; "
+        f"- relayers K = {config.participants}: {counts} (poison {config.poison}); adversaries "
+        f"join after round {config.warmup}; adaptive ones aim {config.margin} bp inside the "
+        f"advance band and hold out {config.estimate_fraction:g} of their shard to estimate",
+        f"- validators {config.validators} honest + {config.lazy_validators} lazy + "
+        f"{config.squatters} squatters; rounds {config.rounds}; "
         f"alpha {config.alpha if config.alpha is not None else 'IID'}; "
-        f"compute cost {config.compute_cost / ETHER:g} ETH per trained turn; churn after "
-        f"{config.churn_after} unprofitable turns; consumer pays "
-        f"{'the usage fee' if config.consumer_payment is None else f'{config.consumer_payment / ETHER:g} ETH'} each round",
+        f"compute cost {config.compute_cost / ETHER:g} ETH per trained epoch; gas at {gas_price}; "
+        f"churn after {config.churn_after} unprofitable turns; consumer pays {payment} each round",
     ]
     if results:
         p = results[0].params
         lines.append(
-            f"- task: tolerance {p.tolerance} bp, emaBp {p.ema_bp}, minGain {p.min_gain} bp, "
-            f"baseReward {p.base_reward / ETHER:g} ETH, rewardPerPoint {p.reward_per_point / ETHER:g} ETH, "
-            f"slashReject {p.slash_reject_bp} bp, slashTimeout {p.slash_timeout_bp} bp, quorum {p.quorum}, "
-            f"validatorFee {p.validator_fee / ETHER:g} ETH, royalty {p.royalty_bp} bp"
+            f"- task: slashBand {p.slash_band} bp, advanceBand {p.advance_band} bp, minGain "
+            f"{p.min_gain} bp, baseReward {p.base_reward / ETHER:g} ETH, rewardPerPoint "
+            f"{p.reward_per_point / ETHER:g} ETH, slashReject {p.slash_reject_bp} bp, slashTimeout "
+            f"{p.slash_timeout_bp} bp, quorum {p.quorum}, validatorFee {p.validator_fee / ETHER:g} "
+            f"ETH, slashMiss {p.slash_miss_bp} bp, maxMisses {p.max_misses}, royalty {p.royalty_bp} bp"
         )
     lines += [
         "",
         "Baselines train on the honest relayers' shards only (the data the relay can learn from), "
         "with as many samples as the honest relayers processed; accuracy is on a common test split "
-        "that neither training nor review sees.",
+        "that neither training nor review sees. The all-honest relay replays the run's honest "
+        "turns (same rounds, same training seeds) with every other turn left out, each child "
+        "reviewed by the contract's rule on the honest validators' paired scores.",
         "",
         "## Efficacy",
         "",
         "Final test accuracy at the samples the honest relayers processed (relay: the head after the "
-        "last round, and its mean over the last K rounds, which smooths the swings of label skew); "
-        "rounds and samples to reach 90% of centralized's final accuracy.",
+        "last round, and its mean over the last K rounds, which smooths the swings of label skew; "
+        "champion: what consumers license); rounds and samples to reach 90% of centralized's final "
+        "accuracy.",
         "",
-        "| seed | relay | relay, last-K mean | centralized | FedAvg | local-only | relay rounds to 90% | samples to 90% (relay / central / FedAvg / local) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seed | relay head | relay champion | head, last-K mean | centralized | FedAvg | local-only | relay rounds to 90% | samples to 90% (relay / central / FedAvg / local) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         s = r.summary
         f = s["final_accuracy"]
         to90 = s.get("samples_to_90", {})
         lines.append(
-            f"| {r.seed} | {_pct(f.get('relay'))} | {_pct(s['relay_last_k_mean'])} | "
-            f"{_pct(f.get('centralized'))} | {_pct(f.get('fedavg'))} "
-            f"| {_pct(f.get('local'))} | {s.get('relay_rounds_to_90') or 'not reached'} | "
+            f"| {r.seed} | {_pct(f.get('relay'))} | {_pct(f.get('champion'))} | "
+            f"{_pct(s['relay_last_k_mean'])} | {_pct(f.get('centralized'))} | "
+            f"{_pct(f.get('fedavg'))} | {_pct(f.get('local'))} | "
+            f"{s.get('relay_rounds_to_90') or 'not reached'} | "
             + " / ".join(
                 str(to90.get(m) or "-") for m in ("relay", "centralized", "fedavg", "local")
             )
@@ -1269,34 +1771,93 @@ def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]
     if len(results) > 1:
         means = {
             m: statistics.fmean(r.summary["final_accuracy"].get(m, math.nan) for r in results)
-            for m in ("relay", "centralized", "fedavg", "local")
+            for m in ("relay", "champion", "centralized", "fedavg", "local")
         }
         tail = statistics.fmean(r.summary["relay_last_k_mean"] for r in results)
         lines.append(
-            f"| mean | {_pct(means['relay'])} | {_pct(tail)} | {_pct(means['centralized'])} | "
-            f"{_pct(means['fedavg'])} | {_pct(means['local'])} | | |"
+            f"| mean | {_pct(means['relay'])} | {_pct(means['champion'])} | {_pct(tail)} | "
+            f"{_pct(means['centralized'])} | {_pct(means['fedavg'])} | {_pct(means['local'])} | | |"
         )
     lines += [
         "",
-        "## Review and behaviours",
+        "## What each behaviour tried and got",
         "",
-        "| seed | honest accepted | poisoned rejected | free-rider copies accepted | stalls slashed |",
-        "|---|---|---|---|---|",
+        "Over every seed. Head lost per turn: the head's test accuracy before the turn minus after "
+        "it (positive is damage), averaged over the behaviour's turns. Amounts in ETH; net profit = "
+        "rewards + fees + bounties + royalties - stake slashed - compute - gas, for the behaviour in "
+        "total and (in brackets) the range over seeds of its best-off participant; 'net <= 0 in "
+        "seeds' counts the seeds where no participant of the behaviour ended above zero.",
+        "",
+        *_behaviour_rows(results),
+        "",
+        "| seed | honest not slashed | honest accepted | poisoned rejected | free-rider copies accepted | stalls slashed |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         s = r.summary
         lines.append(
-            f"| {r.seed} | {_ratio(s['honest_accepted'])} | {_ratio(s['poisoned_rejected'])} | "
-            f"{_ratio(s['free_rider_accepted'])} | {_ratio(s['stalls_slashed'])} |"
+            f"| {r.seed} | {_ratio(s['honest_not_slashed'])} | {_ratio(s['honest_accepted'])} | "
+            f"{_ratio(s['poisoned_rejected'])} | {_ratio(s['free_rider_accepted'])} | "
+            f"{_ratio(s['stalls_slashed'])} |"
         )
+    lines += [
+        "",
+        "## Head and champion",
+        "",
+        "The head is what the next relayer trains from; the champion, the best model accepted so "
+        "far as the validators measure it, is what consumers license and what rewards are measured "
+        "against. Per seed: the lowest head-minus-champion gap over the rounds (on the test split, "
+        "and as the honest validators measure it: the lower median of their paired differences), accepted children more than the advance band below the champion by the "
+        "validators' median delta (the contract's bound: must be 0), and the mean test accuracy of "
+        "champion and head over the last two passes (2K rounds) beside the all-honest relay's "
+        "champion. Per round: `seed-*/head_champion.csv` and `seed-*/head_champion.png`.",
+        "",
+        "| seed | lowest head - champion, test (validators) | accepted below the band | last two passes from round | champion | head | all-honest champion | champion - all-honest |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        hc, l2 = r.summary["head_vs_champion"], r.summary["last_two_passes"]
+        diff = (
+            None
+            if l2["reference_champion"] is None or l2["champion"] is None
+            else l2["champion"] - l2["reference_champion"]
+        )
+        lines.append(
+            f"| {r.seed} | {_points(hc['min_test_gap'])} ({_points(hc['min_validator_gap'])}) | "
+            f"{hc['accepted_below_band']} | {l2['from_round']} | {_pct(l2['champion'])} | "
+            f"{_pct(l2['head'])} | {_pct(l2['reference_champion'])} | {_points(diff)} |"
+        )
+    targeted = [(r.seed, t) for r in results for t in r.summary["targeted"]]
+    if targeted:
+        lines += [
+            "",
+            "## The targeted class",
+            "",
+            "Recall of the targeted poisoner's source class (on the test split) by the champion, at "
+            "the end and averaged over the last two passes, beside the all-honest relay's champion.",
+            "",
+            "| seed | attacker | class sent | champion recall, end (last two passes) | all-honest, end (last two passes) | ratio, last two passes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for seed, t in targeted:
+            ratio = (
+                f"{t['champion_recall_last2'] / t['reference_recall_last2']:.2f}"
+                if t["reference_recall_last2"] and t["champion_recall_last2"] is not None
+                else "n/a"
+            )
+            lines.append(
+                f"| {seed} | {t['name']} | {t['source']} -> {t['dest']} | "
+                f"{_pct(t['champion_recall_end'])} ({_pct(t['champion_recall_last2'])}) | "
+                f"{_pct(t['reference_recall_end'])} ({_pct(t['reference_recall_last2'])}) | {ratio} |"
+            )
     behaviours = sorted({p.behaviour for r in results for p in r.participants})
     lines += [
         "",
         "## Sustainability",
         "",
-        "Profit = relay rewards + validator fees + keeper bounties + royalties - stake lost - compute "
-        "cost, in ETH, per behaviour in total and per participant (stakes come back except what is "
-        "slashed; gas is not counted).",
+        "Net profit = relay rewards + validator fees + keeper bounties + royalties - stake lost - "
+        "compute cost - gas, in ETH, per behaviour in total and per participant (stakes come back "
+        "except what is slashed).",
         "",
         "| seed | "
         + " | ".join(behaviours)
@@ -1322,8 +1883,8 @@ def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]
         "## Fairness",
         "",
         "Jain's index of reward per unit of contribution among honest relayers (contribution: the "
-        "sum of positive test-accuracy gains of a relayer's accepted turns; also per sample "
-        "trained), Gini of relay rewards.",
+        "sum of the test-accuracy gains over the champion of a relayer's crowned turns; also per "
+        "sample trained), Gini of relay rewards.",
         "",
         "| seed | Jain (per gain) | Jain (per sample) | Gini (all relayers) | Gini (honest) |",
         "|---|---|---|---|---|",
@@ -1335,28 +1896,31 @@ def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]
             f"{s['jain_reward_per_sample']:.3f} | {s['gini_rewards_relayers']:.3f} | "
             f"{s['gini_rewards_honest']:.3f} |"
         )
+    present = [b for b in RELAYER_BEHAVIOURS if b in config.behaviours()]
     lines += [
         "",
         "## Rewards by behaviour",
         "",
-        "The contract pays `gain = max(0, median - max(ref, parent score))`: `ref`, an EMA of "
-        "accepted medians, lags the head, and measuring over the parent as well keeps a copy of the "
-        "head from earning the gap earlier turns opened. Rewards per behaviour (ETH):",
+        "The contract pays only for beating the champion: `delta`, the validators' median of child "
+        "minus champion on the same held-out data, earns baseReward once it reaches minGain plus "
+        "rewardPerPoint per bp; a child at or below the champion earns nothing, so a copy of the "
+        "head or a recovery of lost ground is not paid. Rewards per behaviour (ETH):",
         "",
-        "| seed | " + " | ".join(RELAYER_BEHAVIOURS) + " |",
-        "|---|" + "---|" * len(RELAYER_BEHAVIOURS),
+        "| seed | " + " | ".join(present) + " |",
+        "|---|" + "---|" * len(present),
     ]
     for r in results:
         s = r.summary
-        cells = [f"{s['rewards_by_behaviour'].get(b, 0) / ETHER:.4f}" for b in RELAYER_BEHAVIOURS]
+        cells = [f"{s['rewards_by_behaviour'].get(b, 0) / ETHER:.4f}" for b in present]
         lines.append(f"| {r.seed} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Wall time: " + ", ".join(f"seed {r.seed} {r.seconds:.1f} s" for r in results) + ".",
         "",
-        "Files per seed: `rounds.csv`, `participants.csv`, `curves.csv`, `summary.json`, "
-        "`accuracy.png`, `profit.png`, `pool.png`. Every amount in the CSVs is checked against the "
-        "chain's events (`deploy.payouts.task_payouts`) to the wei before it is written.",
+        "Files per seed: `rounds.csv`, `participants.csv`, `curves.csv`, `head_champion.csv`, "
+        "`summary.json`, `accuracy.png`, `head_champion.png`, `profit.png`, `pool.png`. Every "
+        "amount in the CSVs is checked against the chain's events (`deploy.payouts.task_payouts`) to "
+        "the wei before it is written; gas is each receipt's gasUsed.",
         "",
     ]
     path = out_dir / "report.md"
@@ -1365,18 +1929,23 @@ def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]
         writer = csv.writer(handle)
         writer.writerow(
             [
-                "seed", "relay_bp", "centralized_bp", "fedavg_bp", "local_bp",
+                "seed", "relay_bp", "champion_bp", "centralized_bp", "fedavg_bp", "local_bp",
                 "relay_rounds_to_90", "honest_accepted", "honest_turns", "poisoned_rejected",
-                "poisoned_turns", "jain_per_gain", "gini_relayers", "seconds",
+                "poisoned_turns", "champion_last2_bp", "all_honest_champion_last2_bp",
+                "jain_per_gain", "gini_relayers", "seconds",
             ]
         )  # fmt: skip
         for r in results:
             s = r.summary
             f = s["final_accuracy"]
+            l2 = s["last_two_passes"]
             writer.writerow(
                 [
-                    r.seed, f.get("relay"), f.get("centralized"), f.get("fedavg"), f.get("local"),
-                    s.get("relay_rounds_to_90"), *s["honest_accepted"], *s["poisoned_rejected"],
+                    r.seed, f.get("relay"), f.get("champion"), f.get("centralized"),
+                    f.get("fedavg"), f.get("local"), s.get("relay_rounds_to_90"),
+                    *s["honest_accepted"], *s["poisoned_rejected"],
+                    "" if l2["champion"] is None else round(l2["champion"]),
+                    "" if l2["reference_champion"] is None else round(l2["reference_champion"]),
                     f"{s['jain_reward_per_gain']:.4f}", f"{s['gini_rewards_relayers']:.4f}",
                     f"{r.seconds:.1f}",
                 ]

@@ -1,0 +1,134 @@
+"""The review sweep (deploy.review_sweep): its off-chain mirror of the v2 review decides as the
+contract does, matches the chain turn by turn, and its report judges the issue's targets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from deploy.review_sweep import (
+    TARGETS,
+    CellResult,
+    Lab,
+    aggregate,
+    chain_relay,
+    main,
+    mirror_relay,
+    mismatches,
+    rank,
+    scenario_config,
+)
+from deploy.simulate import SimConfig
+from trainer.spec import digits_mlp_spec
+
+PARAMS = {"slash_band": 1500, "advance_band": 500, "min_gain": 50}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Lab:
+    return Lab(digits_mlp_spec(), 0.5, 0)
+
+
+@pytest.mark.parametrize("scenario", ["subtle", "walker", "dipper", "poisoner"])
+def test_mirror_decides_each_turn_by_the_bands_and_the_champion(lab, scenario):
+    """Every turn's verdict follows from its paired delta and the bands, only accepted children
+    move the head, only crowned ones move the champion and earn, and the head never sits more
+    than the advance band below the champion as the validators measure."""
+    config = scenario_config(3, 0.5, 0, scenario, rounds_per_k=4, warmup_per_k=1, params=PARAMS)
+
+    relay = mirror_relay(lab, config)
+
+    turns = relay.turns
+    assert len(turns) == 12 and {t.behaviour for t in turns} == {"honest", scenario}
+    champion = head = relay.genesis.test
+    for t in turns:
+        if t.delta < -PARAMS["slash_band"] or t.child_score == 0:
+            assert t.verdict == "rejected" and t.slashed > 0
+        elif t.delta < -PARAMS["advance_band"]:
+            assert t.verdict == "held" and t.slashed == 0
+        else:
+            assert t.verdict == "accepted" and t.slashed == 0
+        assert (t.reward > 0) == t.crowned
+        if t.verdict == "accepted":
+            head = t.head_accuracy
+        if t.crowned:
+            champion = t.champion_accuracy
+        assert (t.head_accuracy, t.champion_accuracy) == (head, champion)
+        assert t.head_gap >= -PARAMS["advance_band"]
+    if scenario == "poisoner":  # its crude children sit far below the slash band
+        assert {t.verdict for t in turns if t.behaviour == "poisoner"} == {"rejected"}
+
+
+def test_mirror_refuses_what_it_cannot_replay(lab):
+    """Lazy validators, churn and another seed's data would make the mirror silently wrong."""
+    good = scenario_config(3, 0.5, 0, "honest", 2, 1, PARAMS)
+    bad = [
+        replace(good, lazy_validators=1),
+        replace(good, churn_after=5),
+        scenario_config(3, 0.5, 1, "honest", 2, 1, PARAMS),
+    ]
+    for config in bad:
+        with pytest.raises(ValueError):
+            mirror_relay(lab, config)
+
+
+def _cell(**changes) -> CellResult:
+    base = dict(
+        k=5, alpha=0.5, seed=0, honest={"honest": [100, 100, 99]}, honest_deltas=[0],
+        honest_crowned_deltas=[167], subtle_loss=0.5, champion_gap=0.2, target_class=3,
+        targeted_recall=90.0, reference_recall=95.0, walker_gap=-500, walker_gap_test=-3.0,
+        target=92.0, passes_central=2.0, passes_honest=3.0, passes_subtle=3.6,
+        adversaries={"subtle": {"turns": 10, "loss_sum": 5.0}},
+    )  # fmt: skip
+    return CellResult(**{**base, **changes})
+
+
+def test_targets_judge_each_cell_and_rank_prefers_the_set_that_meets_more():
+    """A subtle poisoner that costs 2 points a turn fails its target; the rest pass; the set
+    without that failure ranks first."""
+    good = _cell()
+    costly = _cell(adversaries={"subtle": {"turns": 10, "loss_sum": 20.0}})
+
+    passing = {t.name: t.margin(a) for a in aggregate([good], 500) for t in TARGETS}
+    failing = {t.name: t.margin(a) for a in aggregate([costly], 500) for t in TARGETS}
+
+    assert all(m is not None and m >= 0 for m in passing.values())
+    assert failing["subtle: head loss per turn (points)"] == pytest.approx(-(2.0 - 1.5) / 1.5)
+    assert math.isclose(passing["passes to 95% central, subtle / honest"], (1.3 - 1.2) / 0.05)
+    names = {"slash_band=1500,advance_band=500,min_gain=50": [costly]}
+    names["slash_band=1500,advance_band=670,min_gain=50"] = [good]
+    assert rank(names)[0].endswith("advance_band=670,min_gain=50")
+
+
+def test_sweep_writes_the_report_with_the_targets_table(tmp_path):
+    """The command end to end on a tiny grid: the report names its command and judges targets."""
+    main([
+        "--out", str(tmp_path), "--ks", "3", "--alphas", "0.5", "--seeds", "0",
+        "--slash-bands", "3000", "--advance-bands", "340", "--min-gains", "170",
+        "--rounds-per-k", "3", "--warmup-per-k", "1",
+    ])  # fmt: skip
+
+    report = (tmp_path / "review.md").read_text()
+    assert "python -m deploy.review_sweep --out" in report
+    assert "## Best: slash_band=3000,advance_band=340,min_gain=170 (the current defaults)" in report
+    assert "| 3 | 0.5 |" in report and "subtle: head loss per turn" in report
+    assert (tmp_path / "sweep.json").exists()
+
+
+@pytest.mark.slow
+def test_the_mirror_matches_the_chain_turn_by_turn(lab, tmp_path):
+    """Every behaviour the sweep uses, in one relay on the real contract: the mirror gives the
+    chain's verdicts, medians, deltas, rewards, slashes and accuracies."""
+    config = SimConfig(
+        honest=3, free_riders=1, poisoners=1, stallers=1, walkers=2, subtle_poisoners=1,
+        targeted_poisoners=1, dippers=1, validators=3, lazy_validators=0, squatters=0, rounds=24,
+        warmup=3, alpha=0.5, seeds=(0,), churn_after=None, consumer_payment=0, baselines=False,
+        params=tuple(PARAMS.items()),
+    )  # fmt: skip
+
+    chain = chain_relay(lab, config, tmp_path)
+
+    assert mismatches(mirror_relay(lab, config), chain) == []
+    assert {"held", "rejected", "accepted", "skipped"} <= {t.verdict for t in chain.turns}
