@@ -43,7 +43,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
@@ -74,7 +74,7 @@ from trainer.errors import (
     StoreError,
     WeightsError,
 )
-from trainer.journal import BallotEntry, Journal, TurnEntry
+from trainer.journal import JOURNAL_VERSION, BallotEntry, Journal, TurnEntry
 from trainer.limits import DEFAULT_LIMITS
 from trainer.models import init_weights, load_weights, save_weights
 from trainer.spec import CnnArgs, MlpArgs, SyntheticArgs, TaskSpec, digits_mlp_spec
@@ -510,12 +510,38 @@ def _seed_journal() -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         journal = Journal(Path(folder) / "journal.json")
         journal.record_turn(1, TurnEntry(3, "bparent", "bchild", "bcard", 10, "00" * 32, "trained"))
-        journal.record_ballot(1, BallotEntry(2, "bchild", 8000, "ab" * 32, "scored"))
+        journal.record_ballot(
+            1, BallotEntry(2, "bchild", 8000, "bchampion", 7900, "ab" * 32, "scored")
+        )
         return journal.path.read_bytes()
 
 
+def valid_journal(rng: random.Random) -> bytes:
+    """A journal that must open: a few turns and ballots of random rounds, phases, scores and
+    salts. Mutations of a whole journal almost always break one of its many checked fields."""
+    turns, ballots = {}, {}
+    for _ in range(rng.randrange(4)):
+        r = rng.randrange(2**32)
+        phase = rng.choice(["trained", "submitting", "submitted", "abandoned"])
+        samples = rng.randrange(1, 10**6)
+        entry = TurnEntry(r, "bparent", "bchild", "bcard", samples, rng.randbytes(32).hex(), phase)
+        turns[f"{rng.randrange(1, 9)}:{r}"] = asdict(entry)
+    for _ in range(rng.randrange(4)):
+        r = rng.randrange(2**32)
+        child, champion = rng.randrange(10_001), rng.randrange(10_001)
+        phase = rng.choice(["scored", "committed", "revealed"])
+        ballot = BallotEntry(
+            r, "bchild", child, "bchampion", champion, rng.randbytes(32).hex(), phase
+        )
+        ballots[f"{rng.randrange(1, 9)}:{r}"] = asdict(ballot)
+    document = {"version": JOURNAL_VERSION, "turns": turns, "ballots": ballots}
+    return json.dumps(document).encode()
+
+
 def journal_input(rng: random.Random) -> bytes:
-    """A valid journal's JSON, mutated as JSON or as bytes."""
+    """A valid journal's JSON, or one mutated as JSON or as bytes."""
+    if rng.random() < 0.2:
+        return valid_journal(rng)
     data = _seed_journal()
     if rng.random() < 0.7:
         doc = json.loads(data)

@@ -3,31 +3,52 @@
 For each queue size it runs the same scripted relay: the first round, then steady-state rounds
 (every later round), each with a submit, commits and reveals from every validator, and a finalize.
 It reports per function the gas of the first round and the median of the steady-state rounds, the
-ratio between queue sizes (O(1) in participants means ~1.00), and one accepted round's total
+ratio between queue sizes (O(1) in participants means ~1.00), and one crowned round's total
 against its floor: the 21,000 base of each transaction, its calldata, and the storage the round
 must write (documented in `round_floor`).
+
+Every scripted review is steered down the path it is named after by the paired scores the
+validators reveal, set against the champion score on chain (`ballots`), and checked after
+finalize from the RoundFinalized event (`expect_path`): a figure for a crowned round is always one
+of a child that beat the champion and was paid for it, whatever the reward rule. Keepers' finalize
+goes out as the worker sends it, with `finalize_gas(maxValidators)` and no estimate (the gas it
+uses does not depend on its limit).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
 from eth_utils import keccak
 from web3 import EthereumTesterProvider, Web3
+from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
+from web3.types import TxReceipt
 
+from bench.common import FastSender
 from trainer.chain import ChainClient
-from trainer.contract import DeRelayContract, TaskParams, commitment_for, decoder_for
+from trainer.contract import (
+    ZERO_ADDRESS,
+    DeRelayContract,
+    Status,
+    TaskParams,
+    commitment_for,
+    decoder_for,
+    finalize_gas,
+)
 
 ETH = 10**18
 # The issue's own estimate of an accepted round's floor with 3 validators on Shanghai.
@@ -50,6 +71,79 @@ def _cid(label: str) -> bytes:
 def calldata_gas(data: bytes) -> int:
     """Intrinsic calldata gas on Shanghai: 4 per zero byte, 16 per other byte."""
     return sum(4 if b == 0 else 16 for b in data)
+
+
+# ---------------------------------------------------------------------- review paths
+
+# crowned: accepted, beat the champion, paid; accepted: the new head, no gain, no reward;
+# held: below the advance band; rejected: below the slash band; void: nobody voted.
+PATHS = ("crowned", "accepted", "held", "rejected", "void")
+
+
+def path_delta(path: str, params: TaskParams, gain: int) -> int:
+    """The median delta (child - champion) that takes a decided review down `path`."""
+    if path == "crowned":
+        if gain < 1:
+            raise ValueError(f"a crowned child needs a gain of 1 bp or more, not {gain}")
+        return gain
+    if path == "accepted":
+        return 0
+    if path == "held":
+        if params.advance_band >= params.slash_band:
+            raise ValueError("no held path: the advance band is as wide as the slash band")
+        return -((params.advance_band + params.slash_band + 1) // 2)
+    if path == "rejected":
+        return -(params.slash_band + 100)
+    raise ValueError(f"no delta for path {path!r}: use one of {', '.join(PATHS[:-1])}")
+
+
+def ballots(
+    path: str, champion: int, params: TaskParams, voters: int, gain: int = 1
+) -> list[tuple[int, int]]:
+    """Paired scores (child, champion) for `voters` reveals that take the review down `path`:
+    each validator measures the champion within a point or two of `champion` (its score on chain)
+    and the child at the path's delta from it, so the lower medians are exactly `champion` and
+    `champion + delta`. A rejected child that would score below 0 scores 0 (also rejected)."""
+    delta = path_delta(path, params, gain)
+    pairs = []
+    for k in range(voters):
+        seen = champion + k - (voters - 1) // 2
+        child = max(0, seen + delta) if path == "rejected" else seen + delta
+        if not (0 <= seen <= 10_000 and 0 <= child <= 10_000):
+            raise ValueError(f"champion {champion}: path {path} needs scores outside 0..10000")
+        pairs.append((child, seen))
+    return pairs
+
+
+def expect_path(relay: DeRelayContract, receipt: TxReceipt, path: str) -> None:
+    """Raise unless the finalize in `receipt` went down `path` (see PATHS)."""
+    (final,) = relay.contract.events.RoundFinalized().process_receipt(receipt, errors=DISCARD)
+    crowned = relay.contract.events.ChampionCrowned().process_receipt(receipt, errors=DISCARD)
+    verdict, reward = Status(final["args"]["verdict"]), int(final["args"]["reward"])
+    got = {
+        Status.ACCEPTED: "crowned" if crowned and reward > 0 else "accepted",
+        Status.HELD: "held",
+        Status.REJECTED: "rejected",
+        Status.VOID: "void",
+    }[verdict]
+    if got != path or (path == "accepted" and crowned):
+        raise RuntimeError(
+            f"round {final['args']['round']} was scripted {path} and finalized {verdict.name} "
+            f"(delta {final['args']['delta']}, reward {reward}, crowned {bool(crowned)})"
+        )
+
+
+def _create_task(publisher: DeRelayContract, params: TaskParams, funding: int) -> int:
+    """Create a task without a gas estimate (it costs a dozen runs of createTask); its id."""
+    FastSender(publisher.client.w3).send(publisher, "createTask", params.as_tuple(), value=funding)
+    return publisher.task_count()
+
+
+def _salt(address: str, round_: int) -> bytes:
+    return keccak(text=f"salt:{address}:{round_}")
+
+
+# ---------------------------------------------------------------------- per queue size
 
 
 @dataclass
@@ -81,7 +175,8 @@ def _funded_clients(tester: EthereumTester, w3: Web3, count: int) -> list[ChainC
 
 
 def measure(relayers: int, validators: int, rounds: int) -> GasRun:
-    """Run `rounds` accepted rounds with `relayers` queued and `validators` revealing.
+    """Run `rounds` crowned rounds (each child beats the champion by minGain and is paid) with
+    `relayers` queued and `validators` revealing.
 
     A relayer's first reward writes two new slots (its withdrawable balance and its royalty
     shares), so finalize is reported apart for a holder's first reward and for a returning holder.
@@ -105,7 +200,7 @@ def measure(relayers: int, validators: int, rounds: int) -> GasRun:
         quorum=min(2, validators),
         max_queue=relayers + 1,
     )
-    task = publisher.create_task(params, funding=100 * ETH)
+    task = _create_task(publisher, params, 100 * ETH)
     run = GasRun(relayers, validators)
     for v in vals:
         v.register_validator(task, ETH)
@@ -134,22 +229,20 @@ def measure(relayers: int, validators: int, rounds: int) -> GasRun:
         )  # fmt: skip
         gas_of["submitRelay"] = receipt["gasUsed"]
         calldata += _tx_calldata(w3, receipt)
-        salts = []
-        for k, v in enumerate(vals):
-            salt = os.urandom(32)
-            score = 5100 + 50 * round_index + k
-            salts.append((score, salt))
-            receipt = v.commit_score(
-                task, state.round, commitment_for(task, state.round, score, salt, v.client.address)
-            )
+        pairs = ballots("crowned", state.champion_score, params, validators, params.min_gain)
+        salts = [os.urandom(32) for _ in vals]
+        for v, (child, champion), salt in zip(vals, pairs, salts, strict=True):
+            commitment = commitment_for(task, state.round, child, champion, salt, v.client.address)
+            receipt = v.commit_score(task, state.round, commitment)
             gas_of.setdefault("commitScore", receipt["gasUsed"])
             calldata += _tx_calldata(w3, receipt)
         tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + params.commit_window + 1)
-        for v, (score, salt) in zip(vals, salts, strict=True):
-            receipt = v.reveal_score(task, state.round, score, salt)
+        for v, (child, champion), salt in zip(vals, pairs, salts, strict=True):
+            receipt = v.reveal_score(task, state.round, child, champion, salt)
             gas_of.setdefault("revealScore", receipt["gasUsed"])
             calldata += _tx_calldata(w3, receipt)
-        receipt = keeper.finalize(task)
+        receipt = keeper.finalize(task, finalize_gas(params.max_validators))
+        expect_path(publisher, receipt, "crowned")
         finalize_name = (
             f"finalize({validators} reveals{', returning relayer' if returning else ''})"
         )
@@ -176,27 +269,35 @@ def _tx_calldata(w3: Web3, receipt: Any) -> int:
 
 
 def round_floor(validators: int, calldata: int) -> int:
-    """The least gas an accepted round can cost: base and calldata of its transactions, plus the
+    """The least gas a crowned round can cost: base and calldata of its transactions, plus the
     storage it must write. Must-write storage, each at its cheapest (a new slot 22,100 with its
     cold access, an update 5,000): the child's record (new: the never-seen-before check needs one
-    slot per child), each commitment and each revealed score (updates), and in finalize the head,
-    the relayer's reward, its royalty shares, each validator's fee and the turn state (updates).
+    slot per child), each commitment and each seat's revealed pair of scores (updates), and in
+    finalize the head, the champion, the relayer's reward, its royalty shares, each validator's
+    fee and the turn state (updates).
     """
     transactions = 2 + 2 * validators
-    storage = 22_100 + validators * 5_000 * 2 + 5_000 * (4 + validators)
+    storage = 22_100 + validators * 5_000 * 2 + 5_000 * (5 + validators)
     return transactions * 21_000 + calldata + storage
 
 
 def collect(
-    queue_sizes: tuple[int, ...] = (10, 500), validators: tuple[int, ...] = (3, 5)
+    queue_sizes: tuple[int, ...] = (10, 500),
+    validators: tuple[int, ...] = (3, 5),
+    round_counts: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Run every configuration; return per function its first-round gas, its steady-state median
-    per queue size and the ratio, and each accepted round's total against its floor."""
+    per queue size and the ratio, and each crowned round's total against its floor.
+    `round_counts`: how many rounds the smallest queue and the others run (default: a rotation
+    and 3 more, and 6)."""
     small, large = queue_sizes[0], queue_sizes[-1]
     # The small queue runs past one full rotation so that holders come back; the large one runs
     # the same first rounds, which is what the O(1) ratio compares.
+    small_rounds, other_rounds = round_counts or (small + 3, 6)
+    if small_rounds <= small:
+        raise ValueError(f"{small} queued need {small + 1} rounds or more for a holder to return")
     runs = {
-        (q, v): measure(q, v, rounds=small + 3 if q == small else 6)
+        (q, v): measure(q, v, rounds=small_rounds if q == small else other_rounds)
         for q in queue_sizes
         for v in validators
     }
@@ -252,7 +353,7 @@ def render(data: dict[str, Any]) -> str:
         )
     lines.append("")
     lines.append(
-        "| accepted round, returning relayer | validators | total gas | floor | total / floor | total / 297k |"
+        "| crowned round, returning relayer | validators | total gas | floor | total / floor | total / 297k |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|")
     for r in data["rounds"]:
@@ -274,13 +375,12 @@ def report(queue_sizes: tuple[int, ...] = (10, 500), validators: tuple[int, ...]
 
 def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
     """Gas of every per-round and royalty function once `holders` relayers each hold royalty
-    shares (each had an accepted, rewarded turn), all of them still queued.
+    shares (each crowned a champion and was paid for it), all of them still queued.
 
-    The relay is brought there by scripted rounds sent without gas estimation (`FastSender`); the
-    measured transactions then go through the bindings like every other figure here.
+    The relay is brought there by scripted rounds sent without gas estimation (`FastSender`), each
+    child 1 bp above the champion before it, so that every relayer crowns one; the measured
+    transactions then go through the bindings like every other figure here.
     """
-    from bench.common import FastSender
-
     tester = EthereumTester(PyEVMBackend())
     w3 = Web3(EthereumTesterProvider(tester))
     clients = _funded_clients(tester, w3, 4 + validators + holders)
@@ -301,55 +401,61 @@ def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
         quorum=2,
         max_queue=holders + 2,
     )
-    task = publisher.create_task(params, funding=100 * ETH)
+    task = _create_task(publisher, params, 100 * ETH)
     fast = FastSender(w3)
     for v in vals:
         fast.send(v, "registerValidator", task, value=ETH)
     for r in rels:
         fast.send(r, "joinRelay", task, value=ETH)
 
-    def play(voters: list[DeRelayContract], send: Callable[..., Any]) -> dict[str, int]:
+    def play(send: Callable[..., TxReceipt]) -> dict[str, int]:
+        """One crowned round: every validator votes (a silent one would be charged for a miss)."""
         state = publisher.task_state(task)
         holder = by_address[state.holder]
-        score = min(10_000, state.ref + 1)  # accepted with a minimal gain: a reward, shares
+        pairs = ballots("crowned", state.champion_score, params, len(vals))
         gas = {}
         child = _cid(f"child-{state.round}")
         gas["submitRelay"] = send(
             holder, "submitRelay", task, state.round, state.head_cid[4:], child,
             _cid(f"card-{state.round}"), hashlib.sha256(b"data").digest(), 1000,
-        )  # fmt: skip
-        salts = [
-            hashlib.sha256(f"{v.client.address}{state.round}".encode()).digest() for v in voters
-        ]
-        for v, salt in zip(voters, salts, strict=True):
-            commitment = commitment_for(task, state.round, score, salt, v.client.address)
-            gas["commitScore"] = send(v, "commitScore", task, state.round, commitment)
+        )["gasUsed"]  # fmt: skip
+        for v, (child_score, champion_score) in zip(vals, pairs, strict=True):
+            commitment = commitment_for(
+                task, state.round, child_score, champion_score,
+                _salt(v.client.address, state.round), v.client.address,
+            )  # fmt: skip
+            gas["commitScore"] = send(v, "commitScore", task, state.round, commitment)["gasUsed"]
         tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + params.commit_window + 1)
-        for v, salt in zip(voters, salts, strict=True):
-            gas["revealScore"] = send(v, "revealScore", task, state.round, score, salt)
-        gas[f"finalize({len(voters)} reveals, returning relayer)"] = send(keeper, "finalize", task)
-        return gas
+        for v, (child_score, champion_score) in zip(vals, pairs, strict=True):
+            salt = _salt(v.client.address, state.round)
+            gas["revealScore"] = send(
+                v, "revealScore", task, state.round, child_score, champion_score, salt
+            )["gasUsed"]
+        receipt = send(keeper, "finalize", task)
+        expect_path(publisher, receipt, "crowned")
+        gas[f"finalize({len(vals)} reveals, returning relayer)"] = receipt["gasUsed"]
+        return {name: int(value) for name, value in gas.items()}
 
-    def fast_send(view: DeRelayContract, name: str, *args: Any) -> int:
-        return int(fast.send(view, name, *args)["gasUsed"])
+    def fast_send(view: DeRelayContract, name: str, *args: Any) -> TxReceipt:
+        return fast.send(view, name, *args)
 
-    def bound_send(view: DeRelayContract, name: str, *args: Any) -> int:
-        method = {
+    def bound_send(view: DeRelayContract, name: str, *args: Any) -> TxReceipt:
+        methods: dict[str, Callable[..., TxReceipt]] = {
             "submitRelay": view.submit_relay,
             "commitScore": view.commit_score,
             "revealScore": view.reveal_score,
-            "finalize": view.finalize,
-        }[name]
-        return int(method(*args)["gasUsed"])
+            "finalize": functools.partial(view.finalize, gas=finalize_gas(validators)),
+        }
+        return methods[name](*args)
 
     for _ in range(holders):
-        play(vals[:2], fast_send)
+        play(fast_send)
     state = publisher.task_state(task)
     holding = sum(1 for r in rels if publisher.account(task, r.client.address).shares > 0)
     if holding != holders:
         raise RuntimeError(f"{holding} of {holders} relayers hold shares after {holders} rounds")
-    play(vals, bound_send)  # every validator votes (its first fee writes a new slot) ...
-    gas = play(vals, bound_send)  # ... and now every figure is a steady-state one
+    # Every relayer, validator and the keeper has been paid before: a steady-state round.
+    gas = play(bound_send)
     consumer.pay_for_model(task, params.usage_fee)
     gas["payForModel"] = int(consumer.pay_for_model(task, params.usage_fee)["gasUsed"])
     gas["claimRoyalties"] = int(rels[0].claim_royalties(task)["gasUsed"])
@@ -387,6 +493,162 @@ def render_holders(data: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- the gas budget
 
+# ---------------------------------------------------------------------- the dearest finalize
+
+# The finalize cases that write the most, as (path, seats that reveal, what the others do): every
+# seat revealing and paid; a quorum paid and every other seat charged for a missed commit or a
+# silent ballot and removed; a rejected holder that leaves the queue; a void review nobody voted in.
+# A removed seat deletes two slots, whose refunds come back only after the transaction, so the
+# limit a finalize needs is above the gas it reports.
+FINALIZE_CASES: tuple[tuple[str, str, str], ...] = (
+    ("crowned", "all", "none"),
+    ("crowned", "quorum", "missed"),
+    ("crowned", "quorum", "silent"),
+    ("rejected", "quorum", "missed"),
+    ("void", "none", "missed"),
+)
+
+
+def finalize_cases(
+    validators: int, cases: Sequence[tuple[str, str, str]] = FINALIZE_CASES
+) -> list[dict[str, Any]]:
+    """Gas of finalize with `validators` seats for each of `cases` (path, revealers, others), each
+    from the same submission: `revealers` ("all", "quorum" or "none") reveal ballots for `path`
+    (and are paid); the other seats miss the commit ("missed") or commit and stay silent
+    ("silent"). Every write is as dear as it can be: each validator and the keeper are paid for
+    the first time, each validator staked exactly validatorStake, so any charge costs its seat;
+    the holder staked exactly minStake, so a rejection sends it out of the queue; a crowned holder
+    earns its first reward after royalties were paid to earlier contributors. Each row has the
+    gas used and the least gas limit the call needs (`least_gas_limit`), which it is then sent
+    with. Transactions that only set the stage are scripted (`FastSender`)."""
+    tester = EthereumTester(PyEVMBackend())
+    w3 = Web3(EthereumTesterProvider(tester))
+    clients = _funded_clients(tester, w3, 8 + validators)
+    publisher = DeRelayContract.deploy(clients[0])
+    early_keeper, first, holder, consumer = (publisher.as_account(c) for c in clients[2:6])
+    early = [publisher.as_account(c) for c in clients[6:8]]
+    vals = [publisher.as_account(c) for c in clients[8:]]
+    quorum = min(2, validators)
+    params = TaskParams(
+        spec_cid=_cid("spec"),
+        genesis_cid=_cid("genesis"),
+        genesis_score=5000,
+        min_stake=ETH,
+        validator_stake=ETH,
+        max_validators=max(validators, len(early)),
+        quorum=quorum,
+    )
+    task = _create_task(publisher, params, 100 * ETH)
+    fast = FastSender(w3)
+
+    def submit(relayer: DeRelayContract) -> None:
+        state = publisher.task_state(task)
+        fast.send(
+            relayer, "submitRelay", task, state.round, state.head_cid[4:],
+            _cid(f"child-{state.round}"), _cid("card"), hashlib.sha256(b"data").digest(), 1000,
+        )  # fmt: skip
+
+    def review(voters: list[DeRelayContract], path: str, silent: list[DeRelayContract]) -> None:
+        """`voters` commit and reveal ballots for `path`, `silent` only commit; the clock passes
+        the commit window (and the reveal window, when some are silent)."""
+        state = publisher.task_state(task)
+        pairs = ballots(path, state.champion_score, params, len(voters)) if voters else []
+        ballots_of = list(zip(voters + silent, pairs + [(0, 0)] * len(silent), strict=True))
+        for v, (child, champion) in ballots_of:
+            salt = _salt(v.client.address, state.round)
+            commitment = commitment_for(task, state.round, child, champion, salt, v.client.address)
+            fast.send(v, "commitScore", task, state.round, commitment)
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        tester.time_travel(now + params.commit_window + 1)
+        for v, (child, champion) in ballots_of[: len(voters)]:
+            salt = _salt(v.client.address, state.round)
+            fast.send(v, "revealScore", task, state.round, child, champion, salt)
+        if silent:  # a silent ballot holds the review open to the end of the reveals
+            tester.time_travel(now + params.commit_window + params.reveal_window + 2)
+        tester.mine_blocks()  # eth_call runs at the latest block's time
+
+    # A first round crowned by `first`, reviewed by two early validators who then leave, and a
+    # payment for the model: royalties per share are above 0 when the holder's turn comes.
+    for v in early:
+        fast.send(v, "registerValidator", task, value=ETH)
+    fast.send(first, "joinRelay", task, value=ETH)
+    fast.send(holder, "joinRelay", task, value=ETH)
+    submit(first)
+    review(early, "crowned", [])
+    expect_path(publisher, fast.send(early_keeper, "finalize", task), "crowned")
+    for v in early:
+        fast.send(v, "leaveValidator", task)
+    fast.send(consumer, "payForModel", task, value=params.usage_fee)
+    for v in vals:
+        fast.send(v, "registerValidator", task, value=ETH)
+    submit(holder)
+    snapshot = tester.take_snapshot()
+    rows = []
+    for path, revealers, others in cases:
+        tester.revert_to_snapshot(snapshot)
+        voting = {"all": validators, "quorum": quorum, "none": 0}[revealers]
+        review(vals[:voting], path, vals[voting:] if others == "silent" else [])
+        # A fresh client: the last case's one remembers a nonce from after the snapshot.
+        keeper = publisher.as_account(ChainClient(w3, clients[1].account, decoder_for()))
+        call = publisher.contract.functions.finalize(task)
+        limit = least_gas_limit(call, keeper.client.address, finalize_gas(validators))
+        receipt = keeper.finalize(task, gas=limit)
+        expect_path(publisher, receipt, path)
+        removed = sum(1 for seat in publisher.seats(task) if seat.validator == ZERO_ADDRESS)
+        if removed != validators - voting:
+            raise RuntimeError(f"{removed} seats removed, {validators - voting} expected")
+        rows.append(
+            {
+                "seats": validators,
+                "path": path,
+                "revealers": revealers,
+                "others": others,
+                "used": int(receipt["gasUsed"]),
+                "limit": limit,
+            }
+        )
+    return rows
+
+
+def least_gas_limit(call: ContractFunction, sender: str, most: int) -> int:
+    """The least gas limit, rounded up to within 1,000, with which `call` from `sender` succeeds,
+    found by eth_calls at limits up to `most` (where it must succeed: any failure below it is then
+    for want of gas). Above the gas the transaction reports when it frees storage: refunds are
+    paid back only after the call."""
+    call.call({"from": sender, "gas": most})
+    low, high = 21_000, most
+    while high - low > 1_000:
+        middle = (low + high) // 2
+        try:
+            call.call({"from": sender, "gas": middle})
+        except TransactionFailed:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def finalize_report(seat_counts: Sequence[int] = (3, 16)) -> dict[str, Any]:
+    """`finalize_cases` for each number of seats."""
+    return {"rows": [row for seats in seat_counts for row in finalize_cases(seats)]}
+
+
+def render_finalize(data: dict[str, Any]) -> str:
+    lines = [
+        "| seats | verdict | reveal | the other seats | gas used | limit needed | finalize_gas |",
+        "|---:|---|---|---|---:|---:|---:|",
+    ]
+    for r in data["rows"]:
+        others = {"none": "-", "missed": "miss, removed", "silent": "silent, removed"}[r["others"]]
+        lines.append(
+            f"| {r['seats']} | {r['path']} | {r['revealers']} | {others} | {r['used']} | "
+            f"{r['limit']} | {finalize_gas(r['seats'])} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the gas budget
+
 BASELINE_PATH = Path(__file__).resolve().parent / "gas-baseline.json"
 BUDGET_TOLERANCE = 0.05
 # The keys of tests/conftest.py's `clients` fixture, so that the baseline is written from the very
@@ -411,8 +673,9 @@ def _budget_params() -> TaskParams:
         quorum=2,
         max_validators=3,
         max_queue=8,
-        tolerance=100,
-        ema_bp=5000,
+        slash_band=1000,
+        advance_band=100,
+        max_misses=3,
         min_gain=10,
         base_reward=ETH // 10,
         reward_per_point=ETH // 1000,
@@ -426,8 +689,9 @@ def scripted_gas(
     relay: DeRelayContract, clients: list[ChainClient], advance: Callable[[int], None]
 ) -> dict[str, int]:
     """Gas of every external function of DeRelay in one scripted relay: two tasks, three
-    validators, three relayers, accepted rounds (first and returning relayers), a rejected and a
-    void round, a skipped turn, royalties paid and claimed, leaving, withdrawing.
+    validators, three relayers, a review down every path (crowned for a first and a returning
+    relayer, accepted without gain, held, rejected, void), a resubmitted void child reviewed with
+    a missed commit, a skipped turn, royalties paid and claimed, leaving, withdrawing.
 
     `relay` is a freshly deployed contract seen by clients[0]; `advance(seconds)` moves the chain's
     clock forward. Deterministic: the same chain and accounts give the same gas every time. Where
@@ -448,13 +712,15 @@ def scripted_gas(
     record("createTask", publisher.client.transact(create, "createTask", ETH))
     record("fund", publisher.fund(task, ETH))
     for v in vals:
-        record("registerValidator", v.register_validator(task, ETH))
+        # Twice the seat's stake: a charge for a missed commit leaves the validator seated.
+        record("registerValidator", v.register_validator(task, 2 * ETH))
     record("joinRelay(first, starts turn)", a.join_relay(task, ETH))
     record("joinRelay", b.join_relay(task, ETH))
     record("addStake", b.add_stake(task, ETH))
 
-    def round_(scores: list[int | None], label: str) -> dict[str, int]:
-        """Submit, commit every scored vote, reveal, finalize; a None vote stays silent."""
+    def round_(path: str, label: str, voters: int = 3) -> dict[str, int]:
+        """Submit child `label`, let the first `voters` validators commit and reveal ballots for
+        `path` (the others miss the commit), finalize, and check the path taken."""
         state = relay.task_state(task)
         holder = {v.client.address: v for v in (a, b, c)}[state.holder]
         out = {}
@@ -464,33 +730,34 @@ def scripted_gas(
                 hashlib.sha256(b"data").digest(), 100,
             )["gasUsed"]
         )  # fmt: skip
-        salts = {}
-        for v, score in zip(vals, scores, strict=True):
-            if score is None:
-                continue
-            salt = keccak(text=f"salt:{v.client.address}:{state.round}")
-            salts[v.client.address] = salt
-            commitment = commitment_for(task, state.round, score, salt, v.client.address)
+        pairs = [] if path == "void" else ballots(path, state.champion_score, params, voters, 10)
+        for v, (child, champion) in zip(vals, pairs, strict=False):
+            salt = _salt(v.client.address, state.round)
+            commitment = commitment_for(task, state.round, child, champion, salt, v.client.address)
             out["commitScore"] = int(v.commit_score(task, state.round, commitment)["gasUsed"])
         advance(params.commit_window + 1)
-        for v, score in zip(vals, scores, strict=True):
-            if score is not None:
-                salt = salts[v.client.address]
-                out["revealScore"] = int(v.reveal_score(task, state.round, score, salt)["gasUsed"])
-        if not salts:
-            advance(params.reveal_window + 1)
-        out["finalize"] = int(keeper.finalize(task)["gasUsed"])
+        for v, (child, champion) in zip(vals, pairs, strict=False):
+            salt = _salt(v.client.address, state.round)
+            receipt = v.reveal_score(task, state.round, child, champion, salt)
+            out["revealScore"] = int(receipt["gasUsed"])
+        receipt = keeper.finalize(task, finalize_gas(params.max_validators))
+        expect_path(relay, receipt, path)
+        out["finalize"] = int(receipt["gasUsed"])
         return out
 
-    r1 = round_([5200, 5300, 5400], "1")  # a, first reward
-    gas["finalize(3 reveals, first reward)"] = r1["finalize"]
-    round_([5300, 5350, 5400], "2")  # b, first reward
-    r3 = round_([5300, 5350, 5400], "3")  # a, returning
+    gas["finalize(3 reveals, crowned, first reward)"] = round_("crowned", "1")["finalize"]  # a
+    round_("crowned", "2")  # b, its first reward
+    steady = round_("crowned", "3")  # a, returning
     for name in ("submitRelay", "commitScore", "revealScore"):
-        gas[name] = r3[name]
-    gas["finalize(3 reveals, returning relayer)"] = r3["finalize"]
-    gas["finalize(3 reveals, rejected)"] = round_([1000, 1000, 1000], "4")["finalize"]  # b
-    gas["finalize(void, no reveals)"] = round_([None, None, None], "5")["finalize"]  # a
+        gas[name] = steady[name]
+    gas["finalize(3 reveals, crowned, returning relayer)"] = steady["finalize"]
+    gas["finalize(3 reveals, accepted, no gain)"] = round_("accepted", "4")["finalize"]  # b
+    gas["finalize(3 reveals, held)"] = round_("held", "5")["finalize"]  # a
+    gas["finalize(3 reveals, rejected)"] = round_("rejected", "6")["finalize"]  # b
+    gas["finalize(void, 3 missed commits)"] = round_("void", "7")["finalize"]  # a keeps the turn
+    retry = round_("crowned", "7", voters=2)  # a resubmits its void child
+    gas["submitRelay(void child again)"] = retry["submitRelay"]
+    gas["finalize(2 reveals, crowned, 1 missed commit)"] = retry["finalize"]
     record("payForModel(first)", consumer.pay_for_model(task, params.usage_fee))
     record("payForModel", consumer.pay_for_model(task, params.usage_fee))
     record("claimRoyalties", a.claim_royalties(task))
@@ -584,6 +851,8 @@ def main() -> None:
     print(report(queue_sizes=(10, 500) if args.full else (10, 100)))
     print()
     print(render_holders(holders_report((10, 1000) if args.full else (10, 100))))
+    print()
+    print(render_finalize(finalize_report()))
 
 
 if __name__ == "__main__":

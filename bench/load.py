@@ -561,7 +561,7 @@ def _task_report(
         "round": state.round,
         "phase": state.phase.name.lower(),
         "finalized": len(finals),
-        **{v: verdicts[v] for v in ("accepted", "rejected", "void")},
+        **{v: verdicts[v] for v in ("accepted", "held", "rejected", "void")},
         "skipped": ended - len(finals),
         **{
             key: len(relay.events(event, taskId=task_id))
@@ -569,9 +569,11 @@ def _task_report(
                 ("commits", "ScoreCommitted"),
                 ("reveals", "ScoreRevealed"),
                 ("validators_slashed", "ValidatorSlashed"),
+                ("commits_missed", "ValidatorMissed"),
             )
         },
         "head_score": state.head_score,
+        "champion_score": state.champion_score,
         "first_turn_at": min(starts.values(), default=None),
         "turn_seconds": turn_seconds,
         "max_gap_s": gap,
@@ -583,7 +585,16 @@ def _totals(tasks: list[dict[str, Any]], stats: list[dict[str, Any]], end: int) 
     """Turns and throughput over every task; transactions and failures over every worker."""
     turns: dict[str, Any] = {
         k: sum(t[k] for t in tasks)
-        for k in ("finalized", "accepted", "rejected", "void", "skipped", "commits", "reveals")
+        for k in (
+            "finalized",
+            "accepted",
+            "held",
+            "rejected",
+            "void",
+            "skipped",
+            "commits",
+            "reveals",
+        )
     }
     seconds = [s for t in tasks for s in t["turn_seconds"]]
     turns["start_to_finalize_s"] = {
@@ -645,20 +656,23 @@ def render(report: dict[str, Any]) -> str:
             f"{t['relayers']}/{t['validators']}/{t['keepers']}",
             t["finalized"],
             t["accepted"],
+            t["held"],
             t["rejected"],
             t["void"],
             t["skipped"],
             t["commits"],
             t["reveals"],
             t["validators_slashed"],
+            t["commits_missed"],
             median(t["turn_seconds"]),
             t["max_gap_s"],
             "STUCK" if t["stuck"] else "no",
         ]
         for t in report["tasks"]
     ]
-    header = ["task", "relayers/validators/keepers", "finalized", "accepted", "rejected"]
-    header += ["void", "skipped", "commits", "reveals", "validators slashed", "median turn s"]
+    header = ["task", "relayers/validators/keepers", "finalized", "accepted", "held", "rejected"]
+    header += ["void", "skipped", "commits", "reveals", "validators slashed"]
+    header += ["commits missed", "median turn s"]
     header += ["longest gap s", "stuck"]
     lines = [
         f"# Load: {report['workers']} workers, {len(report['tasks'])} tasks, "
@@ -667,7 +681,7 @@ def render(report: dict[str, Any]) -> str:
         f"- machine: {machine_line(report['machine'])}",
         f"- run: {report['run_s']:.0f} s wall; ended: {report['ended']}",
         f"- turns: {turns['finalized']} finalized ({turns['accepted']} accepted, "
-        f"{turns['rejected']} rejected, {turns['void']} void), {turns['skipped']} skipped; "
+        f"{turns['held']} held, {turns['rejected']} rejected, {turns['void']} void), {turns['skipped']} skipped; "
         f"**{turns['per_minute']:.1f} turns per minute** over {turns['chain_minutes']:.1f} min",
         f"- turn start to finalize: median {turns['start_to_finalize_s']['median']:.1f} s, "
         f"p95 {turns['start_to_finalize_s']['p95']:.1f} s (commit window "

@@ -2,7 +2,8 @@
 
 Sections (quick / --full):
 - gas: every function's gas per queue size (10 vs 100 / 500 queued) and per number of relayers
-  holding royalty shares (10 vs 100 / 1000), with the ratios (O(1) means ~1.00);
+  holding royalty shares (10 vs 100 / 1000), with the ratios (O(1) means ~1.00), and the dearest
+  finalize cases with 3 and 16 seats against the keepers' fixed limit;
 - store: LocalStore (and, --full, the dev IPFS node) add and verified get against sha256 of the
   same bytes, 1 MB and 50 MB;
 - turn: where a turn's time goes, phase by phase, with the real workers: the digits MLP and the
@@ -12,6 +13,8 @@ Sections (quick / --full):
   relayers; the ratios should stay ~1.00.
 
 Speed targets live here, as ratios measured side by side in the same run, never in timed tests.
+The smallest size runs every section on its smallest case, in well under a minute: a test runs it
+so that a section the code has outgrown fails there (`failures`), not in a user's hands.
 """
 
 from __future__ import annotations
@@ -43,13 +46,17 @@ def _loadavg() -> list[float] | None:
 
 def run_bench(
     out_dir: Path,
-    full: bool,
+    full: bool = False,
     *,
+    smallest: bool = False,
     only: Collection[str] | None = None,
     echo: Callable[[str], None] = print,
 ) -> str:
-    """Run the benchmarks (quick, or `full`), write `out_dir`/bench.md and bench.json, and return
-    the markdown. `only` picks sections by name (gas, store, turn, scale)."""
+    """Run the benchmarks (quick, `full` or `smallest`), write `out_dir`/bench.md and bench.json,
+    and return the markdown. `only` picks sections by name (gas, store, turn, scale)."""
+    if full and smallest:
+        raise ValueError("a bench run is full or smallest, not both")
+    size = "full" if full else "smallest" if smallest else "quick"
     chosen = [s for s in SECTIONS if only is None or s in only]
     unknown = set(only or ()) - set(SECTIONS)
     if unknown:
@@ -57,7 +64,7 @@ def run_bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     result: dict[str, Any] = {
-        "mode": "full" if full else "quick",
+        "mode": size,
         "machine": machine_info(),
         "loadavg_start": _loadavg(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -73,7 +80,7 @@ def run_bench(
             echo(f"bench: {section} ...")
             t0 = time.perf_counter()
             try:
-                data, text = _RUNNERS[section](full, work, ipfs.url if ipfs else None)
+                data, text = _RUNNERS[section](size, work, ipfs.url if ipfs else None)
             except Exception as exc:  # one broken section must not lose the others
                 data = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
                 text = f"**failed**: `{type(exc).__name__}: {exc}`"
@@ -93,6 +100,21 @@ def run_bench(
     (out_dir / "bench.md").write_text(text)
     (out_dir / "bench.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
     return text
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    """One line per section of a bench.json `result` that failed, or per case of one that failed
+    inside it (a turn case is reported and the section goes on)."""
+    lines = []
+    for section in SECTIONS:
+        data = result.get(section)
+        if not isinstance(data, dict):
+            continue
+        if "error" in data:
+            lines.append(f"{section}: {data['error']}")
+        for case, error in data.get("errors", {}).items():
+            lines.append(f"{section}, {case}: {error}")
+    return lines
 
 
 def _json_default(value: object) -> object:
@@ -115,28 +137,38 @@ def _start_ipfs(work: Path, result: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------------- sections
 
 
-def _gas(full: bool, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
-    queue = (10, 500) if full else (10, 100)
-    holders = (10, 1000) if full else (10, 100)
+def _gas(size: str, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
+    queue = {"smallest": (1, 2), "quick": (10, 100), "full": (10, 500)}[size]
+    holders = {"smallest": (1, 2), "quick": (10, 100), "full": (10, 1000)}[size]
+    validators = (3,) if size == "smallest" else (3, 5)
+    seats = (3,) if size == "smallest" else (3, 16)
     data = {
-        "queue": gas_bench.collect(queue_sizes=queue),
+        "queue": gas_bench.collect(
+            queue, validators, round_counts=(2, 2) if size == "smallest" else None
+        ),
         "holders": gas_bench.holders_report(holders),
+        "finalize": gas_bench.finalize_report(seats),
     }
     text = (
         "Gas per external function on the embedded chain (py-evm, Shanghai). *first round*: the "
         "first call, which writes new slots; *steady*: the median of later calls. O(1) in "
-        "participants means a ratio of 1.000.\n\n"
+        "participants means a ratio of 1.000. Every round crowns a new champion and pays its "
+        "relayer.\n\n"
         + gas_bench.render(data["queue"])
-        + "\n\nWith every queued relayer holding royalty shares (each had an accepted, rewarded "
-        "turn; reached by scripted rounds):\n\n" + gas_bench.render_holders(data["holders"])
+        + "\n\nWith every queued relayer holding royalty shares (each crowned a champion and was "
+        "paid for it; reached by scripted rounds):\n\n"
+        + gas_bench.render_holders(data["holders"])
+        + "\n\nThe dearest finalize cases (every write to a new slot, removed seats refunded only "
+        "after the call) against the limit keepers send it with, `finalize_gas(seats)`:\n\n"
+        + gas_bench.render_finalize(data["finalize"])
     )
     return data, text
 
 
-def _store(full: bool, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
-    rows = store_bench.run(
-        sizes_mb=(1, 50), repeats=5 if full else 3, ipfs_url=ipfs_url, work_dir=work
-    )
+def _store(size: str, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
+    sizes_mb = (1,) if size == "smallest" else (1, 50)
+    repeats = {"smallest": 1, "quick": 3, "full": 5}[size]
+    rows = store_bench.run(sizes_mb=sizes_mb, repeats=repeats, ipfs_url=ipfs_url, work_dir=work)
     local = [r for r in rows if r["store"] == "LocalStore"]
     worst = min(r["roundtrip_ratio"] for r in local)
     verdict = "meets" if worst >= store_bench.TARGET else "misses"
@@ -153,8 +185,8 @@ def _store(full: bool, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any]
     return {"rows": rows, "target": store_bench.TARGET, "localstore_worst": worst}, text
 
 
-def _turn(full: bool, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
-    if full:
+def _turn(size: str, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
+    if size == "full":
         stores = ["local"] + (["ipfs"] if ipfs_url else [])
         cases = [
             turn_bench.TurnCase(model, chain, store)
@@ -162,19 +194,20 @@ def _turn(full: bool, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any],
             for chain in ("embedded", "ganache")
             for store in stores
         ]
-    else:
+    elif size == "quick":
         cases = [
             turn_bench.TurnCase("digits", "embedded", "local"),
             turn_bench.TurnCase("40mb", "embedded", "local"),
         ]
+    else:
+        cases = [turn_bench.TurnCase("digits", "embedded", "local")]
+    turns = {"smallest": 1, "quick": 3, "full": 5}[size]
     results = []
     errors = {}
     for case in cases:
         try:
             results.append(
-                turn_bench.measure_case(
-                    case, turns=5 if full else 3, work_dir=work, ipfs_url=ipfs_url
-                )
+                turn_bench.measure_case(case, turns=turns, work_dir=work, ipfs_url=ipfs_url)
             )
         except Exception as exc:  # e.g. ganache not installed: report, go on
             errors[case.label] = f"{type(exc).__name__}: {exc}"
@@ -191,12 +224,12 @@ def _turn(full: bool, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any],
     return {"cases": results, "errors": errors}, text
 
 
-def _scale(full: bool, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
-    data = scale_bench.run(full=full, work_dir=work)
+def _scale(size: str, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:
+    data = scale_bench.run(size, work_dir=work)
     return data, scale_bench.render(data)
 
 
-_RUNNERS: dict[str, Callable[[bool, Path, str | None], tuple[dict[str, Any], str]]] = {
+_RUNNERS: dict[str, Callable[[str, Path, str | None], tuple[dict[str, Any], str]]] = {
     "gas": _gas,
     "store": _store,
     "turn": _turn,
@@ -234,10 +267,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--smallest", action="store_true", help="each section's smallest case")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
     args = parser.parse_args()
     only = args.only.split(",") if args.only else None
-    print(run_bench(args.out, args.full, only=only))
+    print(run_bench(args.out, args.full, smallest=args.smallest, only=only))
 
 
 if __name__ == "__main__":

@@ -4,16 +4,18 @@ numbers and participant counts; every figure should stay flat (ratio ~1.00).
 Turns are measured exactly as in `bench.turn`: the real workers (digits MLP, embedded chain,
 LocalStore), 3 validators, a keeper. To reach round 100 or 1000 without training a thousand times,
 the relay is fast-forwarded between measurements by scripted rounds through the same contract:
-the holder submits its parent with one float nudged (new content, added to the store), two
-validators commit and reveal ref + 1, the keeper finalizes, so every round is accepted and every
-holder earns royalty shares. The chain state (lineage, records, queue, shares) and the store grow
-as in a real relay; only the training is skipped.
+the holder submits its parent with one float nudged (new content, added to the store), every
+validator scores it 1 bp above the champion, the keeper finalizes, so every round crowns a new
+champion and every holder earns royalty shares. The chain state (lineage, records, queue, shares)
+and the store grow as in a real relay; only the training is skipped.
 
-- rounds: one relay of 5 relayers, measured at rounds 10 and 100 (--full: and 1000);
-- participants: relays of 5 and 50 relayers (--full: 200), measured at the same last round, each
-  relayer having held shares since its first turn.
+- rounds: one relay of 5 relayers, measured at rounds 10 and 100 (full: and 1000);
+- participants: relays of 5 and 50 relayers (full: 200), measured at the same last round, each
+  relayer having held shares since its first turn;
+- the smallest size (one relay of 2 relayers, one turn at rounds 2 and 4) only shows that it
+  runs.
 
-    python -m bench.scale [--full]
+    python -m bench.scale [--size smallest|quick|full]
 """
 
 from __future__ import annotations
@@ -64,13 +66,18 @@ def _measure_at(
     }
 
 
-def run(
-    full: bool = False, work_dir: Path | None = None, turns: int | None = None
-) -> dict[str, Any]:
-    """Measure along both axes; return every point and the ratios last/first."""
-    rounds = (10, 100, 1000) if full else (10, 100)
-    participants = (RELAYERS, 200) if full else (RELAYERS, 50)
-    turns = turns or (5 if full else 3)
+# Per size: the rounds measured at, the relayer counts compared, measured turns per point.
+SIZES: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {
+    "smallest": ((2, 4), (2,), 1),
+    "quick": ((10, 100), (RELAYERS, 50), 3),
+    "full": ((10, 100, 1000), (RELAYERS, 200), 5),
+}
+
+
+def run(size: str = "quick", work_dir: Path | None = None) -> dict[str, Any]:
+    """Measure along both axes at `size` (a key of SIZES); return every point and the ratios
+    last/first."""
+    rounds, participants, turns = SIZES[size]
     work = work_dir or Path(tempfile.gettempdir())
     by_rounds: list[dict[str, Any]] = []
     with bench_relay(CASE, work, relayers=participants[0]) as relay:
@@ -139,17 +146,18 @@ def render(result: dict[str, Any]) -> str:
     note = (
         f"Wall times in ms; {result['case']}, {result['validators']} validators, "
         f"{result['turns_per_point']} measured turns per point, fast-forwarded between points. "
-        "A turn's gas follows its path (accepted with a reward, accepted without gain and so "
-        "without new shares, rejected): the verdicts row says which turns were measured."
+        "A turn's gas follows its path (accepted and crowned with a reward, accepted without gain "
+        "over the champion and so without new shares, held, rejected): the verdicts row says "
+        "which turns were measured."
     )
     return note + "\n\n" + "\n\n".join(parts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
     args = parser.parse_args()
-    print(render(run(args.full)))
+    print(render(run(args.size)))
 
 
 if __name__ == "__main__":

@@ -46,9 +46,10 @@ from bench.common import (
     table,
     time_rpc,
 )
+from bench.gas import ballots, expect_path
 from deploy.tasks import publish_task
 from trainer.cid import Cid
-from trainer.contract import ETHER, Phase, Status, commitment_for
+from trainer.contract import ETHER, Phase, commitment_for
 from trainer.journal import Journal
 from trainer.models import load_weights, save_weights
 from trainer.shards import ShardPlan, relayer_shards, validator_shards
@@ -361,14 +362,16 @@ class BenchRelay:
         )
 
     def fast_forward(self, rounds: int, sender: FastSender) -> None:
-        """Move the relay on by `rounds` accepted rounds of scripted transactions, no training:
+        """Move the relay on by `rounds` crowned rounds of scripted transactions, no training:
         each holder submits its parent with one float nudged (new bytes, the same quality,
-        added to the store so the next real turn can fetch it); two validators commit and reveal
-        ref + 1 (accepted, a minimal gain, so every holder earns royalty shares)."""
+        added to the store so the next real turn can fetch it); every validator commits and
+        reveals the champion's score for the champion and 1 bp more for the child (crowned with a
+        minimal gain, so every holder earns royalty shares and no seat is charged for a miss)."""
         relay = self.chain.relay
         views = {a: relay.as_account(w.relay.client) for a, w in self.relayer_workers.items()}
-        vals = [relay.as_account(w.relay.client) for w in self.validator_workers[:2]]
+        vals = [relay.as_account(w.relay.client) for w in self.validator_workers]
         keeper = relay.as_account(self.keeper.relay.client)  # type: ignore[union-attr]
+        params = relay.task_params(self.task_id)
         head = self.store.get(Cid.from_bytes(self.state().head_cid))
         tensors = load_weights(head, self.spec)
         bias = sorted(name for name in tensors if name.endswith("bias"))[-1]
@@ -381,22 +384,21 @@ class BenchRelay:
                 views[state.holder], "submitRelay", self.task_id, state.round,
                 state.head_cid[4:], child.to_bytes(), child.to_bytes(), bytes(32), 1,
             )  # fmt: skip
-            score = min(10_000, state.ref + 1)
-            for v in vals:
-                salt = hashlib.sha256(f"{v.client.address}{state.round}".encode()).digest()
+            pairs = ballots("crowned", state.champion_score, params, len(vals))
+            salts = [
+                hashlib.sha256(f"{v.client.address}{state.round}".encode()).digest() for v in vals
+            ]
+            for v, (child_score, champion_score), salt in zip(vals, pairs, salts, strict=True):
                 commitment = commitment_for(
-                    self.task_id, state.round, score, salt, v.client.address
+                    self.task_id, state.round, child_score, champion_score, salt, v.client.address
                 )
                 sender.send(v, "commitScore", self.task_id, state.round, commitment)
-            review = self.state()
-            self.chain.advance_to(review.deadline + 1)
-            for v in vals:
-                salt = hashlib.sha256(f"{v.client.address}{state.round}".encode()).digest()
-                sender.send(v, "revealScore", self.task_id, state.round, score, salt)
-            sender.send(keeper, "finalize", self.task_id)
-            entry = relay.lineage(self.task_id, review.submission_count - 1, 1)[0]
-            if entry.status != Status.ACCEPTED:
-                raise RuntimeError(f"fast-forward round {state.round} was {entry.status.name}")
+            self.chain.advance_to(self.state().deadline + 1)
+            for v, (child_score, champion_score), salt in zip(vals, pairs, salts, strict=True):
+                sender.send(
+                    v, "revealScore", self.task_id, state.round, child_score, champion_score, salt
+                )
+            expect_path(relay, sender.send(keeper, "finalize", self.task_id), "crowned")
         self.recorder.take()
 
 
