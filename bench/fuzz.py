@@ -511,7 +511,8 @@ def _seed_journal() -> bytes:
         journal = Journal(Path(folder) / "journal.json")
         journal.record_turn(1, TurnEntry(3, "bparent", "bchild", "bcard", 10, "00" * 32, "trained"))
         journal.record_ballot(
-            1, BallotEntry(2, "bchild", 8000, "bchampion", 7900, "ab" * 32, "scored")
+            1,
+            BallotEntry(2, "bchild", 8000, "bchampion", 7900, "bparent", 7800, "ab" * 32, "scored"),
         )
         return journal.path.read_bytes()
 
@@ -528,10 +529,11 @@ def valid_journal(rng: random.Random) -> bytes:
         turns[f"{rng.randrange(1, 9)}:{r}"] = asdict(entry)
     for _ in range(rng.randrange(4)):
         r = rng.randrange(2**32)
-        child, champion = rng.randrange(10_001), rng.randrange(10_001)
+        child, champion, parent = (rng.randrange(10_001) for _ in range(3))
         phase = rng.choice(["scored", "committed", "revealed"])
+        salt = rng.randbytes(32).hex()
         ballot = BallotEntry(
-            r, "bchild", child, "bchampion", champion, rng.randbytes(32).hex(), phase
+            r, "bchild", child, "bchampion", champion, "bparent", parent, salt, phase
         )
         ballots[f"{rng.randrange(1, 9)}:{r}"] = asdict(ballot)
     document = {"version": JOURNAL_VERSION, "turns": turns, "ballots": ballots}

@@ -80,11 +80,13 @@ def calldata_gas(data: bytes) -> int:
 PATHS = ("crowned", "accepted", "held", "rejected", "void")
 
 
-def path_delta(path: str, params: TaskParams, gain: int) -> int:
-    """The median delta (child - champion) that takes a decided review down `path`."""
+def path_delta(path: str, params: TaskParams, gain: int | None = None) -> int:
+    """The median delta (child - champion) that takes a decided review down `path`; a crowned
+    child gains `gain` (default: minGain, the least that crowns)."""
     if path == "crowned":
-        if gain < 1:
-            raise ValueError(f"a crowned child needs a gain of 1 bp or more, not {gain}")
+        gain = params.min_gain if gain is None else gain
+        if gain < params.min_gain:
+            raise ValueError(f"a crowned child needs a gain of minGain or more, not {gain}")
         return gain
     if path == "accepted":
         return 0
@@ -98,12 +100,13 @@ def path_delta(path: str, params: TaskParams, gain: int) -> int:
 
 
 def ballots(
-    path: str, champion: int, params: TaskParams, voters: int, gain: int = 1
-) -> list[tuple[int, int]]:
-    """Paired scores (child, champion) for `voters` reveals that take the review down `path`:
-    each validator measures the champion within a point or two of `champion` (its score on chain)
-    and the child at the path's delta from it, so the lower medians are exactly `champion` and
-    `champion + delta`. A rejected child that would score below 0 scores 0 (also rejected)."""
+    path: str, champion: int, params: TaskParams, voters: int, gain: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Paired scores (child, champion, parent) for `voters` reveals that take the review down
+    `path`: each validator measures the champion, which is also the child's parent, within a
+    point or two of `champion` (its score on chain) and the child at the path's delta from it, so
+    the lower medians are exactly `champion` and `champion + delta`, and progress is delta. A
+    rejected child that would score below 0 scores 0 (also rejected)."""
     delta = path_delta(path, params, gain)
     pairs = []
     for k in range(voters):
@@ -111,7 +114,7 @@ def ballots(
         child = max(0, seen + delta) if path == "rejected" else seen + delta
         if not (0 <= seen <= 10_000 and 0 <= child <= 10_000):
             raise ValueError(f"champion {champion}: path {path} needs scores outside 0..10000")
-        pairs.append((child, seen))
+        pairs.append((child, seen, seen))
     return pairs
 
 
@@ -231,14 +234,16 @@ def measure(relayers: int, validators: int, rounds: int) -> GasRun:
         calldata += _tx_calldata(w3, receipt)
         pairs = ballots("crowned", state.champion_score, params, validators, params.min_gain)
         salts = [os.urandom(32) for _ in vals]
-        for v, (child, champion), salt in zip(vals, pairs, salts, strict=True):
-            commitment = commitment_for(task, state.round, child, champion, salt, v.client.address)
+        for v, (child, champion, parent), salt in zip(vals, pairs, salts, strict=True):
+            commitment = commitment_for(
+                task, state.round, child, champion, parent, salt, v.client.address
+            )
             receipt = v.commit_score(task, state.round, commitment)
             gas_of.setdefault("commitScore", receipt["gasUsed"])
             calldata += _tx_calldata(w3, receipt)
         tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + params.commit_window + 1)
-        for v, (child, champion), salt in zip(vals, pairs, salts, strict=True):
-            receipt = v.reveal_score(task, state.round, child, champion, salt)
+        for v, (child, champion, parent), salt in zip(vals, pairs, salts, strict=True):
+            receipt = v.reveal_score(task, state.round, child, champion, parent, salt)
             gas_of.setdefault("revealScore", receipt["gasUsed"])
             calldata += _tx_calldata(w3, receipt)
         receipt = keeper.finalize(task, finalize_gas(params.max_validators))
@@ -419,17 +424,24 @@ def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
             holder, "submitRelay", task, state.round, state.head_cid[4:], child,
             _cid(f"card-{state.round}"), hashlib.sha256(b"data").digest(), 1000,
         )["gasUsed"]  # fmt: skip
-        for v, (child_score, champion_score) in zip(vals, pairs, strict=True):
+        for v, (child_score, champion_score, parent_score) in zip(vals, pairs, strict=True):
             commitment = commitment_for(
-                task, state.round, child_score, champion_score,
+                task, state.round, child_score, champion_score, parent_score,
                 _salt(v.client.address, state.round), v.client.address,
             )  # fmt: skip
             gas["commitScore"] = send(v, "commitScore", task, state.round, commitment)["gasUsed"]
         tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + params.commit_window + 1)
-        for v, (child_score, champion_score) in zip(vals, pairs, strict=True):
+        for v, (child_score, champion_score, parent_score) in zip(vals, pairs, strict=True):
             salt = _salt(v.client.address, state.round)
             gas["revealScore"] = send(
-                v, "revealScore", task, state.round, child_score, champion_score, salt
+                v,
+                "revealScore",
+                task,
+                state.round,
+                child_score,
+                champion_score,
+                parent_score,
+                salt,
             )["gasUsed"]
         receipt = send(keeper, "finalize", task)
         expect_path(publisher, receipt, "crowned")
@@ -553,16 +565,18 @@ def finalize_cases(
         the commit window (and the reveal window, when some are silent)."""
         state = publisher.task_state(task)
         pairs = ballots(path, state.champion_score, params, len(voters)) if voters else []
-        ballots_of = list(zip(voters + silent, pairs + [(0, 0)] * len(silent), strict=True))
-        for v, (child, champion) in ballots_of:
+        ballots_of = list(zip(voters + silent, pairs + [(0, 0, 0)] * len(silent), strict=True))
+        for v, (child, champion, parent) in ballots_of:
             salt = _salt(v.client.address, state.round)
-            commitment = commitment_for(task, state.round, child, champion, salt, v.client.address)
+            commitment = commitment_for(
+                task, state.round, child, champion, parent, salt, v.client.address
+            )
             fast.send(v, "commitScore", task, state.round, commitment)
         now = int(w3.eth.get_block("latest")["timestamp"])
         tester.time_travel(now + params.commit_window + 1)
-        for v, (child, champion) in ballots_of[: len(voters)]:
+        for v, (child, champion, parent) in ballots_of[: len(voters)]:
             salt = _salt(v.client.address, state.round)
-            fast.send(v, "revealScore", task, state.round, child, champion, salt)
+            fast.send(v, "revealScore", task, state.round, child, champion, parent, salt)
         if silent:  # a silent ballot holds the review open to the end of the reveals
             tester.time_travel(now + params.commit_window + params.reveal_window + 2)
         tester.mine_blocks()  # eth_call runs at the latest block's time
@@ -730,15 +744,17 @@ def scripted_gas(
                 hashlib.sha256(b"data").digest(), 100,
             )["gasUsed"]
         )  # fmt: skip
-        pairs = [] if path == "void" else ballots(path, state.champion_score, params, voters, 10)
-        for v, (child, champion) in zip(vals, pairs, strict=False):
+        pairs = [] if path == "void" else ballots(path, state.champion_score, params, voters)
+        for v, (child, champion, parent) in zip(vals, pairs, strict=False):
             salt = _salt(v.client.address, state.round)
-            commitment = commitment_for(task, state.round, child, champion, salt, v.client.address)
+            commitment = commitment_for(
+                task, state.round, child, champion, parent, salt, v.client.address
+            )
             out["commitScore"] = int(v.commit_score(task, state.round, commitment)["gasUsed"])
         advance(params.commit_window + 1)
-        for v, (child, champion) in zip(vals, pairs, strict=False):
+        for v, (child, champion, parent) in zip(vals, pairs, strict=False):
             salt = _salt(v.client.address, state.round)
-            receipt = v.reveal_score(task, state.round, child, champion, salt)
+            receipt = v.reveal_score(task, state.round, child, champion, parent, salt)
             out["revealScore"] = int(receipt["gasUsed"])
         receipt = keeper.finalize(task, finalize_gas(params.max_validators))
         expect_path(relay, receipt, path)

@@ -388,15 +388,15 @@ class BenchRelay:
             salts = [
                 hashlib.sha256(f"{v.client.address}{state.round}".encode()).digest() for v in vals
             ]
-            for v, (child_score, champion_score), salt in zip(vals, pairs, salts, strict=True):
+            for v, (child_score, champion, parent), salt in zip(vals, pairs, salts, strict=True):
                 commitment = commitment_for(
-                    self.task_id, state.round, child_score, champion_score, salt, v.client.address
+                    self.task_id, state.round, child_score, champion, parent, salt, v.client.address
                 )
                 sender.send(v, "commitScore", self.task_id, state.round, commitment)
             self.chain.advance_to(self.state().deadline + 1)
-            for v, (child_score, champion_score), salt in zip(vals, pairs, salts, strict=True):
+            for v, (child_score, champion, parent), salt in zip(vals, pairs, salts, strict=True):
                 sender.send(
-                    v, "revealScore", self.task_id, state.round, child_score, champion_score, salt
+                    v, "revealScore", self.task_id, state.round, child_score, champion, parent, salt
                 )
             expect_path(relay, sender.send(keeper, "finalize", self.task_id), "crowned")
         self.recorder.take()

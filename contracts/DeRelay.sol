@@ -79,8 +79,8 @@ contract DeRelay is ReentrancyGuard {
         uint16 slashBand; // reject (and slash) a child whose median delta to the champion is below -slashBand
         uint16 advanceBand; // the child becomes the head when its median delta is >= -advanceBand (<= slashBand)
         uint8 maxMisses; // consecutive missed commits that cost a validator its seat (>= 1)
-        uint16 minGain; // least gain over the champion that earns baseReward (>= 1)
-        uint96 baseReward; // paid for a child that beats the champion by >= minGain
+        uint16 minGain; // least gain over the champion that crowns a child, and earns baseReward (>= 1)
+        uint96 baseReward; // paid for a crowned child whose gain over its parent is >= minGain too
         uint96 rewardPerPoint; // paid per bp of gain over the champion
         uint16 slashTimeoutBp; // share of stake lost by a holder that lets its turn expire
         uint16 slashRejectBp; // share of stake lost by a relayer whose child is rejected
@@ -191,6 +191,7 @@ contract DeRelay is ReentrancyGuard {
         uint16 childScore; // revealed score of the child under review
         uint16 championScore; // revealed score of the champion, on the same held-out data
         Ballot ballot;
+        uint16 parentScore; // revealed score of the child's parent (the head it was trained from)
         uint8 misses; // consecutive reviews it could have committed to and did not
     }
 
@@ -199,6 +200,7 @@ contract DeRelay is ReentrancyGuard {
         int256[] child; // child scores, in seat order of the reveals
         int256[] champion; // champion scores, paired with `child`
         int256[] delta; // child - champion, paired
+        int256[] progress; // child - parent, paired
         address[] revealers;
         uint256 reveals;
         uint256 silent; // bit i: seat i committed and did not reveal
@@ -313,12 +315,18 @@ contract DeRelay is ReentrancyGuard {
     event ValidatorLeft(uint256 indexed taskId, address indexed validator, uint256 refund, bool forced);
     /// @notice A validator committed to hidden scores.
     event ScoreCommitted(uint256 indexed taskId, uint32 indexed round, address indexed validator, bytes32 commitment);
-    /// @notice A validator revealed its scores of the child and of the champion.
+    /// @notice A validator revealed its scores of the child, of the champion and of the child's parent.
     event ScoreRevealed(
-        uint256 indexed taskId, uint32 indexed round, address indexed validator, uint16 childScore, uint16 championScore
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed validator,
+        uint16 childScore,
+        uint16 championScore,
+        uint16 parentScore
     );
-    /// @notice A review ended: the lower medians of the child's scores, of the champion's and of their
-    /// paired differences (`delta`, which decides). `reward` went to the relayer.
+    /// @notice A review ended: the lower medians of the child's scores, of the champion's, and of the
+    /// paired differences with the champion (`delta`, which decides) and with the parent (`progress`).
+    /// `reward` went to the relayer.
     event RoundFinalized(
         uint256 indexed taskId,
         uint32 indexed round,
@@ -327,6 +335,7 @@ contract DeRelay is ReentrancyGuard {
         uint16 childScore,
         uint16 championScore,
         int16 delta,
+        int16 progress,
         uint8 reveals,
         uint256 reward
     );
@@ -737,6 +746,7 @@ contract DeRelay is ReentrancyGuard {
         seat.round = round;
         seat.childScore = 0;
         seat.championScore = 0;
+        seat.parentScore = 0;
         seat.ballot = Ballot.Committed;
         seat.misses = 0;
         _commitments[taskId][seatPlusOne - 1] = commitment;
@@ -748,10 +758,16 @@ contract DeRelay is ReentrancyGuard {
     /// @param round The round under review.
     /// @param childScore Accuracy of the child on the validator's held-out data, in bp (0..10000).
     /// @param championScore Accuracy of the champion on the same data, in bp (0..10000).
+    /// @param parentScore Accuracy of the child's parent (the head) on the same data, in bp (0..10000).
     /// @param salt The secret the commitment was made with.
-    function revealScore(uint256 taskId, uint32 round, uint16 childScore, uint16 championScore, bytes32 salt)
-        external
-    {
+    function revealScore(
+        uint256 taskId,
+        uint32 round,
+        uint16 childScore,
+        uint16 championScore,
+        uint16 parentScore,
+        bytes32 salt
+    ) external {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
         if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
@@ -761,13 +777,14 @@ contract DeRelay is ReentrancyGuard {
         if (block.timestamp > revealEnd) revert DeRelay__RevealClosed(taskId, revealEnd);
         if (childScore > BP) revert DeRelay__ScoreOutOfRange(childScore);
         if (championScore > BP) revert DeRelay__ScoreOutOfRange(championScore);
+        if (parentScore > BP) revert DeRelay__ScoreOutOfRange(parentScore);
         uint256 seatPlusOne = _validators[taskId][msg.sender].seatPlusOne;
         if (seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
         Seat storage seat = _seats[taskId][seatPlusOne - 1];
         if (seat.round != round || seat.ballot == Ballot.None) revert DeRelay__NotCommitted(taskId, round);
         if (seat.ballot == Ballot.Revealed) revert DeRelay__AlreadyRevealed(taskId, round);
         if (
-            commitmentFor(taskId, round, childScore, championScore, salt, msg.sender)
+            commitmentFor(taskId, round, childScore, championScore, parentScore, salt, msg.sender)
                 != _commitments[taskId][seatPlusOne - 1]
         ) {
             revert DeRelay__RevealMismatch(taskId, round);
@@ -775,8 +792,9 @@ contract DeRelay is ReentrancyGuard {
 
         seat.childScore = childScore;
         seat.championScore = championScore;
+        seat.parentScore = parentScore;
         seat.ballot = Ballot.Revealed;
-        emit ScoreRevealed(taskId, round, msg.sender, childScore, championScore);
+        emit ScoreRevealed(taskId, round, msg.sender, childScore, championScore, parentScore);
     }
 
     // ------------------------------------------------------------------ verdict
@@ -789,9 +807,10 @@ contract DeRelay is ReentrancyGuard {
     /// - a child median of 0 (weights that do not load, do not fit the spec or hold NaN score 0) or
     ///   `delta < -slashBand`: rejected, the relayer loses `slashRejectBp` of its stake.
     /// - `delta < -advanceBand`: held. No reward, no slash, the head stays.
-    /// - otherwise accepted: the child becomes the head; when `delta > 0` it also becomes the
-    ///   champion and its relayer earns `(delta >= minGain ? baseReward : 0) + rewardPerPoint * delta`
-    ///   from the pool, and as many royalty shares.
+    /// - otherwise accepted: the child becomes the head; when `delta >= minGain` it also becomes the
+    ///   champion and its relayer earns, for `gain = min(delta, progress)` (`progress` the median of
+    ///   child score - parent score), `(gain >= minGain ? baseReward : 0) + rewardPerPoint * gain`
+    ///   from the pool when `progress > 0`, and as many royalty shares.
     /// In a decided review each reveal within `bandBp` of both the child's median and `delta` earns
     /// `validatorFee`, and the caller `validatorFee * keeperBountyBp / 10000`, from the pool. In every
     /// review a validator that committed and did not reveal loses `slashNoRevealBp` of its stake, and
@@ -817,15 +836,17 @@ contract DeRelay is ReentrancyGuard {
         uint256 childScore;
         uint256 championScore;
         int256 delta;
+        int256 progress;
         uint256 reward;
         if (t.reveals >= config.quorum) {
             childScore = uint256(_lowerMedian(t.child, t.reveals));
             championScore = uint256(_lowerMedian(t.champion, t.reveals));
             delta = _lowerMedian(t.delta, t.reveals);
+            progress = _lowerMedian(t.progress, t.reveals);
             verdict = _verdict(config, childScore, delta);
             ledger.championScore = uint16(championScore);
             if (verdict == Status.Accepted) {
-                reward = _advance(taskId, s, ledger, config, child, childScore, delta);
+                reward = _advance(taskId, s, ledger, config, child, childScore, delta, progress);
             } else if (verdict == Status.Rejected) {
                 _slashRelayer(taskId, s, ledger, config.slashRejectBp, SlashReason.Rejected);
             }
@@ -835,7 +856,7 @@ contract DeRelay is ReentrancyGuard {
         record.score = uint16(childScore);
         emit RoundFinalized(
             taskId, s.round, s.holder, verdict, uint16(childScore), uint16(championScore), int16(delta),
-            uint8(t.reveals), reward
+            int16(progress), uint8(t.reveals), reward
         );
 
         if (verdict != Status.Void) {
@@ -867,16 +888,18 @@ contract DeRelay is ReentrancyGuard {
     // ------------------------------------------------------------------ views
 
     /// @notice The commitment a validator must submit for its scores and `salt`.
-    /// @return The keccak256 of abi.encode(taskId, round, childScore, championScore, salt, validator).
+    /// @return The keccak256 of abi.encode(taskId, round, childScore, championScore, parentScore, salt,
+    /// validator).
     function commitmentFor(
         uint256 taskId,
         uint32 round,
         uint16 childScore,
         uint16 championScore,
+        uint16 parentScore,
         bytes32 salt,
         address validator
     ) public pure returns (bytes32) {
-        return keccak256(abi.encode(taskId, round, childScore, championScore, salt, validator));
+        return keccak256(abi.encode(taskId, round, childScore, championScore, parentScore, salt, validator));
     }
 
     /// @notice A task's parameters, as given at creation.
@@ -1084,6 +1107,7 @@ contract DeRelay is ReentrancyGuard {
         t.child = new int256[](maxValidators);
         t.champion = new int256[](maxValidators);
         t.delta = new int256[](maxValidators);
+        t.progress = new int256[](maxValidators);
         t.revealers = new address[](maxValidators);
         for (uint256 i; i < maxValidators; ++i) {
             Seat memory seat = _seats[taskId][i];
@@ -1095,6 +1119,7 @@ contract DeRelay is ReentrancyGuard {
                 t.child[n] = int256(uint256(seat.childScore));
                 t.champion[n] = int256(uint256(seat.championScore));
                 t.delta[n] = int256(uint256(seat.childScore)) - int256(uint256(seat.championScore));
+                t.progress[n] = int256(uint256(seat.childScore)) - int256(uint256(seat.parentScore));
                 t.revealers[n] = seat.validator;
                 t.reveals = n + 1;
             } else if (seat.ballot == Ballot.Committed) {
@@ -1110,8 +1135,10 @@ contract DeRelay is ReentrancyGuard {
         return Status.Accepted;
     }
 
-    /// @dev The child becomes the head; if it beat the champion (`delta > 0`) it becomes the champion
-    /// too, and its relayer is paid for the gain from the pool and given as many royalty shares.
+    /// @dev The child becomes the head; if it beat the champion by `minGain` or more it becomes the
+    /// champion too, and its relayer is paid from the pool, and given as many royalty shares, for
+    /// what it added itself: `gain = min(delta, progress)`, its gain over the champion and over its
+    /// own parent, whichever is less (progress made by others and not yet crowned is not its own).
     function _advance(
         uint256 taskId,
         State memory s,
@@ -1119,20 +1146,22 @@ contract DeRelay is ReentrancyGuard {
         Config storage config,
         bytes32 child,
         uint256 childScore,
-        int256 delta
+        int256 delta,
+        int256 progress
     ) private returns (uint256 reward) {
         uint8 codec = _records[taskId][child].codec;
         _headDigests[taskId] = child;
         s.headCodec = codec;
         ledger.headScore = uint16(childScore);
         ledger.acceptedCount += 1;
-        if (delta <= 0) return 0;
+        if (delta < int256(uint256(config.minGain))) return 0;
 
-        uint256 gain = uint256(delta);
         _championDigests[taskId] = child;
         s.championCodec = codec;
         ledger.championScore = uint16(childScore);
-        emit ChampionCrowned(taskId, s.round, s.holder, child, uint16(childScore), uint16(gain));
+        emit ChampionCrowned(taskId, s.round, s.holder, child, uint16(childScore), uint16(uint256(delta)));
+        if (progress <= 0) return 0;
+        uint256 gain = uint256(progress < delta ? progress : delta);
         reward = (gain >= config.minGain ? uint256(config.baseReward) : 0) + uint256(config.rewardPerPoint) * gain;
         if (reward > ledger.pool) reward = ledger.pool;
         if (reward != 0) {

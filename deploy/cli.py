@@ -454,7 +454,7 @@ def verdict_text(args: Any, crowned: bool) -> str:
         return f"{head}  {args['reveals']} reveal(s), below quorum: nothing paid, turn kept"
     text = (
         f"{head}  child {args['childScore']} bp, champion {args['championScore']} bp, "
-        f"delta {args['delta']:+d} bp, {args['reveals']} reveals"
+        f"delta {args['delta']:+d} bp, progress {args['progress']:+d} bp, {args['reveals']} reveals"
     )
     if crowned:
         return text + f": crowned the champion, reward {eth(args['reward'])}"

@@ -440,6 +440,7 @@ def _rounds(events: list[Any], time_of: Callable[[Any], int]) -> dict[int, dict[
                 "child_score": None,
                 "champion_score": None,
                 "delta": None,
+                "progress": None,
                 "reveal_count": None,
                 "crowned": False,
                 "reward": None,
@@ -483,7 +484,9 @@ def _rounds(events: list[Any], time_of: Callable[[Any], int]) -> dict[int, dict[
                     "validator": args["validator"],
                     "child": args["childScore"],
                     "champion": args["championScore"],
+                    "parent": args["parentScore"],
                     "delta": args["childScore"] - args["championScore"],
+                    "progress": args["childScore"] - args["parentScore"],
                     "at": time_of(event),
                 }
             )
@@ -499,6 +502,7 @@ def _rounds(events: list[Any], time_of: Callable[[Any], int]) -> dict[int, dict[
                 r["child_score"] = args["childScore"]
                 r["champion_score"] = args["championScore"]
                 r["delta"] = args["delta"]
+                r["progress"] = args["progress"]
         elif name == "ValidatorPaid":
             r["validator_fees"].append({"validator": args["validator"], "fee": str(args["fee"])})
         elif name == "ValidatorSlashed":

@@ -99,59 +99,64 @@ def lower_median(scores: Sequence[int]) -> int:
 @dataclass(frozen=True)
 class Review:
     """A finalized review as the contract's `finalize` decides it: the lower medians of the child's
-    scores, of the champion's and of their paired differences (`delta`, which decides)."""
+    scores, of the champion's, and of the paired differences with the champion (`delta`, which
+    decides) and with the child's parent, the head it was trained from (`progress`)."""
 
     verdict: str  # "void", "rejected", "held" or "accepted"
     child_score: int
     champion_score: int
     delta: int
+    progress: int
     reveals: int
-
-    @property
-    def crowned(self) -> bool:
-        """The child beat the champion and became the champion."""
-        return self.verdict == "accepted" and self.delta > 0
+    crowned: bool  # accepted with delta >= min_gain: the child became the champion
 
 
 def review(
-    ballots: Sequence[tuple[int, int]],
+    ballots: Sequence[tuple[int, int, int]],
     quorum: int,
     slash_band: int,
     advance_band: int,
+    min_gain: int,
 ) -> Review:
-    """The verdict of revealed (child score, champion score) ballots, as the contract's `finalize`:
-    void below quorum; rejected for a child median of 0 (unusable weights) or a median delta below
-    -slash_band; held below -advance_band; accepted otherwise (crowned when delta > 0)."""
+    """The verdict of revealed (child, champion, parent) score ballots, as the contract's
+    `finalize`: void below quorum; rejected for a child median of 0 (unusable weights) or a median
+    delta below -slash_band; held below -advance_band; accepted otherwise, and crowned when delta
+    >= min_gain."""
     if len(ballots) < quorum:
-        return Review("void", 0, 0, 0, len(ballots))
-    child = lower_median([c for c, _ in ballots])
-    champion = lower_median([h for _, h in ballots])
-    delta = lower_median([c - h for c, h in ballots])
+        return Review("void", 0, 0, 0, 0, len(ballots), False)
+    child = lower_median([c for c, _, _ in ballots])
+    champion = lower_median([h for _, h, _ in ballots])
+    delta = lower_median([c - h for c, h, _ in ballots])
+    progress = lower_median([c - p for c, _, p in ballots])
     if child == 0 or delta < -slash_band:
         kind = "rejected"
     elif delta < -advance_band:
         kind = "held"
     else:
         kind = "accepted"
-    return Review(kind, child, champion, delta, len(ballots))
+    crowned = kind == "accepted" and delta >= min_gain
+    return Review(kind, child, champion, delta, progress, len(ballots), crowned)
 
 
 def relay_reward(
-    delta: int, min_gain: int, base_reward: int, reward_per_point: int, pool: int
+    delta: int, progress: int, min_gain: int, base_reward: int, reward_per_point: int, pool: int
 ) -> int:
-    """The reward of an accepted child, as the contract computes it: nothing unless it beat the
-    champion (delta > 0); then baseReward once delta >= minGain, plus rewardPerPoint per bp of
-    delta, capped by the pool. Regaining lost ground below the champion earns nothing."""
-    if delta <= 0:
+    """The reward of an accepted child, as the contract computes it: nothing unless it was crowned
+    (delta >= minGain) and improved on its parent (progress > 0); then, for gain = min(delta,
+    progress), baseReward once gain >= minGain plus rewardPerPoint per bp of gain, capped by the
+    pool. Regaining lost ground below the champion, or a copy of an uncrowned head that noise
+    crowns, earns nothing: the gain is the relayer's own only where it is over its parent too."""
+    if delta < min_gain or progress <= 0:
         return 0
-    reward = (base_reward if delta >= min_gain else 0) + reward_per_point * delta
+    gain = min(delta, progress)
+    reward = (base_reward if gain >= min_gain else 0) + reward_per_point * gain
     return min(pool, reward)
 
 
-def paid_in_band(ballot: tuple[int, int], outcome: Review, band_bp: int) -> bool:
+def paid_in_band(ballot: tuple[int, int, int], outcome: Review, band_bp: int) -> bool:
     """Whether a reveal earns the validator fee: within band_bp of both the child's median and the
     median delta of a decided review."""
-    child, champion = ballot
+    child, champion, _ = ballot
     return (
         outcome.verdict != "void"
         and abs(child - outcome.child_score) <= band_bp

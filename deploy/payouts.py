@@ -40,7 +40,7 @@ class Payout:
     """One address in one task. All amounts in wei."""
 
     address: str
-    relayer_rewards: int  # rewards of turns that beat the champion
+    relayer_rewards: int  # rewards of crowned turns
     validator_fees: int  # fees of in-band reveals
     keeper_bounties: int  # bounties for skip and finalize
     royalties_settled: int  # royalties already moved to withdrawable

@@ -210,6 +210,7 @@ class Turn:
     child_score: int  # lower median of the validators' child scores (bp)
     champion_score: int
     delta: int  # lower median of the paired differences (bp): what decides
+    crowned: bool  # accepted with delta >= min_gain: the child became the champion
     reward: int  # wei
     slashed: int  # wei
     samples: int
@@ -218,10 +219,6 @@ class Turn:
     champion_accuracy: int
     head_gap: int  # lower median over validators of head - champion, after the turn (bp)
     champion_recall: tuple[int, ...]  # per class, on the test split (bp)
-
-    @property
-    def crowned(self) -> bool:
-        return self.verdict == "accepted" and self.delta > 0
 
 
 @dataclass(frozen=True)
@@ -274,6 +271,7 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
         turns_of[who.index] += 1
         verdict, samples, mix, reward, slashed = "skipped", 0, None, 0, 0
         child_score = champion_score = delta = 0
+        crowned = False
         acts = not idle or who.behaviour == "honest"
         if acts and who.behaviour == "staller":
             slashed = stakes[who.index] * p["slash_timeout_bp"] // BP
@@ -282,17 +280,24 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
             child, samples, mix = lab.child(
                 config, who, round_, turns_of[who.index], head, champion, p["advance_band"]
             )
-            c, h = lab.scores(child), lab.scores(champion)
-            ballots = list(zip(c.holdouts, h.holdouts, strict=True))
-            outcome = review(ballots, p["quorum"], p["slash_band"], p["advance_band"])
-            verdict, delta = outcome.verdict, outcome.delta
+            c, h, parent = lab.scores(child), lab.scores(champion), lab.scores(head)
+            ballots = list(zip(c.holdouts, h.holdouts, parent.holdouts, strict=True))
+            outcome = review(
+                ballots, p["quorum"], p["slash_band"], p["advance_band"], p["min_gain"]
+            )
+            verdict, delta, crowned = outcome.verdict, outcome.delta, outcome.crowned
             child_score, champion_score = outcome.child_score, outcome.champion_score
             if verdict == "accepted":
                 head, head_gap = child, min(delta, 0)
-                if outcome.crowned:
+                if crowned:
                     champion = child
                     reward = relay_reward(
-                        delta, p["min_gain"], p["base_reward"], p["reward_per_point"], pool
+                        delta,
+                        outcome.progress,
+                        p["min_gain"],
+                        p["base_reward"],
+                        p["reward_per_point"],
+                        pool,
                     )
                     pool -= reward
             elif verdict == "rejected":
@@ -311,7 +316,7 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
         out.append(
             Turn(
                 round_, who.index, who.behaviour, verdict, child_score, champion_score, delta,
-                reward, slashed, samples, mix, hs.test, cs.test, head_gap, cs.recall,
+                crowned, reward, slashed, samples, mix, hs.test, cs.test, head_gap, cs.recall,
             )
         )  # fmt: skip
     return Relay(config, p, genesis, out, champion)
@@ -355,7 +360,7 @@ class CellResult:
     seed: int
     honest: dict[str, list[int]]  # per scenario: honest [turns, not slashed, advanced]
     honest_deltas: list[int]  # paired deltas of the all-honest relay's turns after warm-up (bp)
-    honest_crowned_deltas: list[int]  # deltas of honest turns that beat the champion (bp)
+    honest_beat_deltas: list[int]  # deltas of accepted honest turns over the champion (bp)
     subtle_loss: float  # mean head test accuracy lost per subtle turn (points)
     champion_gap: float  # reference minus subtle champion, last two passes (points)
     target_class: int
@@ -369,7 +374,12 @@ class CellResult:
     passes_subtle: float | None  # K-1 and a subtle poisoner, all from round 1
     adversaries: dict[str, dict[str, float]] = field(default_factory=dict)  # per scenario
     lottery: list[int] = field(default_factory=list)  # `lottery_deltas` of the final champion
-    adversary_crowned_deltas: list[int] = field(default_factory=list)  # every adversary's
+    adversary_beat_deltas: list[int] = field(default_factory=list)  # every adversary's
+
+
+def _beat(turn: Turn) -> bool:
+    """An accepted turn over the champion: one that minGain 1 would crown."""
+    return turn.verdict == "accepted" and turn.delta > 0
 
 
 def _tail(turns: Sequence[Turn], k: int, passes: int = 2) -> list[Turn]:
@@ -459,7 +469,7 @@ def run_cell(
         seed=lab.seed,
         honest={s: counts(r) for s, r in relays.items()},
         honest_deltas=[t.delta for t in honest.turns if t.round > warmup_per_k * k],
-        honest_crowned_deltas=[t.delta for t in honest.turns if t.crowned],
+        honest_beat_deltas=[t.delta for t in honest.turns if _beat(t)],
         subtle_loss=rows["subtle"]["loss_sum"] / max(1, rows["subtle"]["turns"]),
         champion_gap=rows["subtle"]["champion_gap"],
         target_class=source,
@@ -475,11 +485,11 @@ def run_cell(
         passes_subtle=_passes(mirror_relay(lab, from_start), k, target),
         adversaries=rows,
         lottery=lottery_deltas(lab, honest.champion, LOTTERY_TICKETS),
-        adversary_crowned_deltas=[
+        adversary_beat_deltas=[
             t.delta
             for r in relays.values()
             for t in r.turns
-            if t.behaviour != "honest" and t.crowned
+            if t.behaviour != "honest" and _beat(t)
         ],
     )
     return result, relays
@@ -650,8 +660,8 @@ def sweep(
 def make_grid(
     slash_bands: Iterable[int], advance_bands: Iterable[int], min_gain: int
 ) -> list[dict[str, int]]:
-    """Every (slash band, advance band) with advance <= slash; `min_gain` decides no verdict, so
-    one value serves the relays and `render_min_gain` weighs the others."""
+    """Every (slash band, advance band) with advance <= slash; `min_gain` decides no verdict (only
+    crowns and pay), so one value serves the relays and `render_min_gain` weighs the others."""
     return [
         {"slash_band": s, "advance_band": a, "min_gain": min_gain}
         for s, a in itertools.product(slash_bands, advance_bands)
@@ -863,19 +873,20 @@ def render_deltas(cells: Sequence[CellResult]) -> list[str]:
 
 
 def render_min_gain(cells: Sequence[CellResult], min_gains: Sequence[int]) -> list[str]:
-    """For each minGain: the share of honest crownings that earn baseReward, of the adversaries'
-    crownings, and of lottery tickets (the champion plus noise, `lottery_deltas`)."""
-    honest = [d for c in cells for d in c.honest_crowned_deltas]
-    adversaries = [d for c in cells for d in c.adversary_crowned_deltas]
+    """For each minGain: the share of the accepted honest turns over the champion that it crowns,
+    of the adversaries' such turns, and of lottery tickets (the champion plus noise,
+    `lottery_deltas`)."""
+    honest = [d for c in cells for d in c.honest_beat_deltas]
+    adversaries = [d for c in cells for d in c.adversary_beat_deltas]
     tickets = [d for c in cells for d in c.lottery]
     lines = [
-        f"{len(honest)} honest crownings, {len(adversaries)} adversaries' crownings (every "
-        f"scenario), {len(tickets)} lottery tickets of which "
-        f"{_pct(sum(d > 0 for d in tickets) / max(1, len(tickets)))} beat the champion (delta > 0 "
-        "is crowned and paid rewardPerPoint x delta whatever minGain; minGain gates baseReward).",
+        f"{len(honest)} accepted honest turns over the champion, {len(adversaries)} adversaries' "
+        f"(every scenario), {len(tickets)} lottery tickets of which "
+        f"{_pct(sum(d > 0 for d in tickets) / max(1, len(tickets)))} beat the champion (delta >= "
+        "minGain crowns the child and pays baseReward, with rewardPerPoint per bp of its gain).",
         "",
-        "| minGain (bp) | honest crownings earning baseReward | adversaries' crownings earning it "
-        "| lottery tickets earning it |",
+        "| minGain (bp) | honest turns over the champion crowned | adversaries' crowned "
+        "| lottery tickets crowned |",
         "|---|---|---|---|",
     ]
     for g in min_gains:
@@ -1012,7 +1023,8 @@ def report(
         "",
         "Ranking: most targets met; then the set that slashes honest relayers least in any "
         "relay, under attack too; then the least total shortfall (`rank`). minGain decides no "
-        "verdict: every set runs with the current one and the minGain table weighs the others.",
+        "verdict, only which accepted children are crowned and paid: every set runs with the "
+        "current one and the minGain table weighs the others.",
         "",
         f"## Best: {best}" + (" (the current defaults)" if best == current else ""),
         "",

@@ -354,12 +354,13 @@ class RoundRow:
     relayer: str
     behaviour: str
     verdict: str  # accepted, held, rejected, void, skipped
-    crowned: bool  # accepted with delta > 0: the child became the champion
+    crowned: bool  # accepted with delta >= min_gain: the child became the champion
     child_score: int  # lower median of the revealed child scores; 0 when skipped or void
     champion_score: int  # lower median of the revealed champion scores; 0 when skipped or void
     delta: int  # lower median of the paired differences (child - champion), which decides
+    progress: int  # lower median of the paired differences (child - parent), which bounds pay
     reveals: int
-    ballots: str  # revealed (child/champion) pairs, "c/h;c/h"
+    ballots: str  # revealed (child/champion/parent) triples, "c/h/p;c/h/p"
     champion_before: int  # on-chain champion score when the round started
     champion_after: int  # on-chain champion score after the round
     head_score: int  # on-chain head score after the round (bp)
@@ -404,7 +405,7 @@ class Participant:
     queued: bool = False
     left_round: int | None = None
     left_reason: str = ""
-    contribution: int = 0  # sum of positive test-accuracy gains of its crowned turns (bp)
+    contribution: int = 0  # crowned turns: sum of min(gain over champion, over parent) > 0 (bp)
     samples: int = 0  # samples it trained on
 
 
@@ -812,6 +813,7 @@ class Simulation:
                     child_score=args["childScore"],
                     champion_score=args["championScore"],
                     delta=args["delta"],
+                    progress=args["progress"],
                     reveals=args["reveals"],
                     reward=args["reward"],
                 )
@@ -989,6 +991,7 @@ class Simulation:
             child_score=0,
             champion_score=0,
             delta=0,
+            progress=0,
             reveals=0,
             ballots="",
             champion_before=state.champion_score,
@@ -1070,9 +1073,13 @@ class Simulation:
                 continue
             lazy = v.behaviour == "lazy_validator"
             if lazy:
-                scores = (self.rng.randrange(0, 10_001), self.rng.randrange(0, 10_001))
+                scores = tuple(self.rng.randrange(0, 10_001) for _ in range(3))
             else:
-                scores = (self._score(v, child), self._score(v, self.champion_bytes))
+                scores = (
+                    self._score(v, child),
+                    self._score(v, self.champion_bytes),
+                    self._score(v, self.head_bytes),  # the parent: the head until finalized
+                )
             salt = self.rng.randbytes(32)
             v.relay.commit_score(
                 self.task_id, round_, commitment_for(self.task_id, round_, *scores, salt, v.address)
@@ -1089,17 +1096,19 @@ class Simulation:
         row.verdict = facts["verdict"]
         row.crowned = facts.get("crowned", False)
         row.child_score, row.champion_score = facts["child_score"], facts["champion_score"]
-        row.delta, row.reveals, row.reward = facts["delta"], facts["reveals"], facts["reward"]
-        row.ballots = ";".join(f"{c}/{h}" for _, (c, h), _, lazy in ballots if not lazy)
+        row.delta, row.progress = facts["delta"], facts["progress"]
+        row.reveals, row.reward = facts["reveals"], facts["reward"]
+        row.ballots = ";".join("/".join(map(str, s)) for _, s, _, lazy in ballots if not lazy)
         row.slashed = facts.get("slashed", 0)
         row.child_accuracy = self._test_accuracy(child)
         if row.verdict == "accepted":
             holder.accepted += 1
+            progress = row.child_accuracy - self.head_accuracy
             self.head_bytes = child
             self.head_accuracy = row.child_accuracy
             if row.crowned:
                 row.gain = row.child_accuracy - self.champion_accuracy
-                holder.contribution += max(0, row.gain)
+                holder.contribution += max(0, min(row.gain, progress))
                 self.champion_bytes = child
                 self.champion_accuracy = row.child_accuracy
         elif row.verdict == "rejected":
@@ -1213,9 +1222,16 @@ def honest_reference(
     for round_, shard in turns:
         child = make_child(spec, config, "honest", head, shard, seed, round_, 1).weights
         ballots = [
-            (score_weights(spec, child, h), score_weights(spec, champion, h)) for h in holdouts
+            (
+                score_weights(spec, child, h),
+                score_weights(spec, champion, h),
+                score_weights(spec, head, h),
+            )
+            for h in holdouts
         ]
-        outcome = review(ballots, params.quorum, params.slash_band, params.advance_band)
+        outcome = review(
+            ballots, params.quorum, params.slash_band, params.advance_band, params.min_gain
+        )
         if outcome.verdict == "accepted":
             head, head_acc = child, score_weights(spec, child, test)
             if outcome.crowned:
@@ -1883,8 +1899,9 @@ def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]
         "## Fairness",
         "",
         "Jain's index of reward per unit of contribution among honest relayers (contribution: the "
-        "sum of the test-accuracy gains over the champion of a relayer's crowned turns; also per "
-        "sample trained), Gini of relay rewards.",
+        "sum over a relayer's crowned turns of its test-accuracy gain over the champion or over "
+        "its parent, whichever is less, as the contract pays; also per sample trained), Gini of "
+        "relay rewards.",
         "",
         "| seed | Jain (per gain) | Jain (per sample) | Gini (all relayers) | Gini (honest) |",
         "|---|---|---|---|---|",
@@ -1901,10 +1918,12 @@ def write_report(out_dir: Path, config: SimConfig, results: Sequence[SeedResult]
         "",
         "## Rewards by behaviour",
         "",
-        "The contract pays only for beating the champion: `delta`, the validators' median of child "
-        "minus champion on the same held-out data, earns baseReward once it reaches minGain plus "
-        "rewardPerPoint per bp; a child at or below the champion earns nothing, so a copy of the "
-        "head or a recovery of lost ground is not paid. Rewards per behaviour (ETH):",
+        "The contract pays only for a crowned child, one whose `delta` (the validators' median of "
+        "child minus champion on the same held-out data) reaches minGain, and only for what it "
+        "added itself: for gain = min(delta, progress), progress the median of child minus its "
+        "parent, baseReward once gain reaches minGain plus rewardPerPoint per bp. A child at or "
+        "below the champion earns nothing, and neither does a copy of the head or a recovery of "
+        "lost ground. Rewards per behaviour (ETH):",
         "",
         "| seed | " + " | ".join(present) + " |",
         "|---|" + "---|" * len(present),

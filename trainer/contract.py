@@ -75,9 +75,9 @@ class TaskParams:
     slash_band: int = 3000  # reject and slash below champion - slash_band (bp); wide for label skew
     advance_band: int = 340  # the child becomes the head at >= champion - advance_band (bp)
     max_misses: int = 3  # missed commits in a row that cost a validator its seat
-    min_gain: int = 170  # least gain over the champion (bp) earning base_reward: > 1 in 60
-    base_reward: int = ETHER // 100  # paid for beating the champion by >= min_gain
-    reward_per_point: int = ETHER // 10_000  # paid per bp of gain over the champion
+    min_gain: int = 170  # least gain over the champion (bp) that crowns a child: > 1 in 60
+    base_reward: int = ETHER // 100  # paid when the gain over the parent is >= min_gain too
+    reward_per_point: int = ETHER // 10_000  # per bp of min(gain over champion, over parent)
     slash_timeout_bp: int = 1000  # stake share lost by a holder that times out
     slash_reject_bp: int = 2000  # stake share lost by a rejected relayer
     slash_no_reveal_bp: int = 1000  # validator stake share lost by committing and not revealing
@@ -216,6 +216,7 @@ class SeatState:
     round: int
     child_score: int
     champion_score: int
+    parent_score: int
     ballot: Ballot
     misses: int  # consecutive reviews it could have committed to and did not
 
@@ -244,13 +245,27 @@ def finalize_gas(max_validators: int) -> int:
 
 
 def commitment_for(
-    task_id: int, round_: int, child_score: int, champion_score: int, salt: bytes, validator: str
+    task_id: int,
+    round_: int,
+    child_score: int,
+    champion_score: int,
+    parent_score: int,
+    salt: bytes,
+    validator: str,
 ) -> bytes:
-    """keccak256(abi.encode(taskId, round, childScore, championScore, salt, validator)), as the
-    contract computes it."""
+    """keccak256(abi.encode(taskId, round, childScore, championScore, parentScore, salt,
+    validator)), as the contract computes it."""
     encoded = abi_encode(
-        ["uint256", "uint32", "uint16", "uint16", "bytes32", "address"],
-        [task_id, round_, child_score, champion_score, salt, to_checksum_address(validator)],
+        ["uint256", "uint32", "uint16", "uint16", "uint16", "bytes32", "address"],
+        [
+            task_id,
+            round_,
+            child_score,
+            champion_score,
+            parent_score,
+            salt,
+            to_checksum_address(validator),
+        ],
     )
     return keccak(encoded)
 
@@ -356,10 +371,18 @@ class DeRelayContract:
         return self._tx("commitScore", task_id, round_, commitment)
 
     def reveal_score(
-        self, task_id: int, round_: int, child_score: int, champion_score: int, salt: bytes
+        self,
+        task_id: int,
+        round_: int,
+        child_score: int,
+        champion_score: int,
+        parent_score: int,
+        salt: bytes,
     ) -> TxReceipt:
-        """Reveal the committed scores of the child and of the champion."""
-        return self._tx("revealScore", task_id, round_, child_score, champion_score, salt)
+        """Reveal the committed scores of the child, of the champion and of the child's parent."""
+        return self._tx(
+            "revealScore", task_id, round_, child_score, champion_score, parent_score, salt
+        )
 
     def finalize(self, task_id: int, gas: int | None = None) -> TxReceipt:
         """End the review and start the next turn (keeper); with `gas`, no estimate is asked for
@@ -478,7 +501,7 @@ class DeRelayContract:
     def seats(self, task_id: int) -> list[SeatState]:
         """Every validator seat."""
         return [
-            SeatState(i, s[0], s[1], s[2], s[3], Ballot(s[4]), s[5])
+            SeatState(i, s[0], s[1], s[2], s[3], s[5], Ballot(s[4]), s[6])
             for i, s in enumerate(self._view("seatsOf", task_id))
         ]
 

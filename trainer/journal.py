@@ -17,7 +17,7 @@ from typing import Any
 from trainer.errors import JournalError, one_line
 from trainer.limits import loads_json
 
-JOURNAL_VERSION = 2  # 2: a ballot holds paired scores (child and champion)
+JOURNAL_VERSION = 2  # 2: a ballot holds paired scores (child, champion and parent)
 KEEP_ROUNDS = 64  # entries older than this many rounds are dropped on save
 
 
@@ -36,14 +36,16 @@ class TurnEntry:
 
 @dataclass(frozen=True)
 class BallotEntry:
-    """A review in flight: the child and the champion scored on the same held-out data. `phase`:
-    scored (salt drawn), committed, revealed."""
+    """A review in flight: the child, the champion and the child's parent (the head it was trained
+    from) scored on the same held-out data. `phase`: scored (salt drawn), committed, revealed."""
 
     round: int
     child_cid: str
     child_score: int
     champion_cid: str
     champion_score: int
+    parent_cid: str
+    parent_score: int
     salt: str
     phase: str
 

@@ -316,11 +316,13 @@ class Worker:
             child_entry = self.relay.lineage(self.task_id, state.submission_count - 1, 1)[0]
             child = Cid.from_bytes(child_entry.cid)
             champion = Cid.from_bytes(state.champion_cid)
+            parent = Cid.from_bytes(state.head_cid)  # the head until this review ends
             try:
-                # Both on the same held-out data: the review decides on the difference, so what
+                # All on the same held-out data: the review decides on the differences, so what
                 # is hard about this validator's data cancels out.
                 child_score = self._score(child)
                 champion_score = self._score(champion)
+                parent_score = champion_score if parent == champion else self._score(parent)
             except StoreError as exc:
                 log.warning("round %d: cannot fetch the models yet: %s", state.round, exc)
                 return []
@@ -331,6 +333,8 @@ class Worker:
                 child_score,
                 str(champion),
                 champion_score,
+                str(parent),
+                parent_score,
                 os.urandom(32).hex(),
                 "scored",
             )
@@ -340,6 +344,7 @@ class Worker:
             state.round,
             entry.child_score,
             entry.champion_score,
+            entry.parent_score,
             bytes.fromhex(entry.salt),
             self.address,
         )
@@ -360,8 +365,8 @@ class Worker:
         failpoint("after-commit")
         self.journal.advance_ballot(self.task_id, entry, "committed")
         return [
-            f"round {state.round}: committed scores for {entry.child_cid} and the champion "
-            f"{entry.champion_cid}"
+            f"round {state.round}: committed scores for {entry.child_cid}, the champion "
+            f"{entry.champion_cid} and the parent {entry.parent_cid}"
         ]
 
     def _reveal(self, state: TaskState, entry: BallotEntry) -> list[str]:
@@ -371,6 +376,7 @@ class Worker:
                 state.round,
                 entry.child_score,
                 entry.champion_score,
+                entry.parent_score,
                 bytes.fromhex(entry.salt),
             )
         except ContractRevert as exc:
@@ -388,7 +394,7 @@ class Worker:
         self.journal.advance_ballot(self.task_id, entry, "revealed")
         return [
             f"round {state.round}: revealed scores {entry.child_score} (child), "
-            f"{entry.champion_score} (champion)"
+            f"{entry.champion_score} (champion), {entry.parent_score} (parent)"
         ]
 
     # ------------------------------------------------------------------ keeper

@@ -322,10 +322,10 @@ function drawRounds(d) {
       h("td", {}, addr(r.holder)),
       h("td", {}, outcome),
       h("td", {}, ballotList(r.commits, (c) => h("span", { class: "muted", title: c.commitment }, c.commitment.slice(0, 10) + "…"))),
-      h("td", {}, ballotList(r.reveals, (v) => `${pct(v.child)} / ${pct(v.champion)} (${signed(v.delta)})`)),
+      h("td", {}, ballotList(r.reveals, (v) => h("span", { title: `child / champion (delta); parent ${pct(v.parent)}, progress ${signed(v.progress)} bp` }, `${pct(v.child)} / ${pct(v.champion)} (${signed(v.delta)})`))),
       h("td", { class: "num" }, pct(r.child_score)),
       h("td", { class: "num" }, pct(r.champion_score)),
-      h("td", { class: "num" }, signed(r.delta)),
+      h("td", { class: "num", title: r.progress === null ? "" : `progress over the parent ${signed(r.progress)} bp` }, signed(r.delta)),
       h("td", { class: "num" }, r.reward === null ? "–" : ether(r.reward)),
       h("td", { class: "small" }, money.length ? money : "–"),
     ), "r" + r.round + r.outcome);

@@ -158,9 +158,19 @@ def salt_of(view: DeRelayContract, round_: int) -> bytes:
     return keccak(text=f"salt:{view.client.address}:{round_}")
 
 
-def champion_score_of(view: DeRelayContract, task: int) -> int:
-    """The champion's score on chain: what a vote that names no champion score measures it at."""
-    return view.task_state(task).champion_score
+def standing_scores(
+    view: DeRelayContract, task: int, champion: int | None, parent: int | None
+) -> tuple[int, int]:
+    """The champion and parent scores of a ballot: those given, else the champion's score on chain
+    and the parent's: the head is the parent of the child under review, measured as the champion
+    when it is the champion, else at its score on chain."""
+    if champion is not None and parent is not None:
+        return champion, parent
+    state = view.task_state(task)
+    champion = state.champion_score if champion is None else champion
+    if parent is None:
+        parent = champion if state.head_cid == state.champion_cid else state.head_score
+    return champion, parent
 
 
 def commit(
@@ -171,14 +181,14 @@ def commit(
     salt: bytes | None = None,
     *,
     champion: int | None = None,
+    parent: int | None = None,
 ) -> TxReceipt:
-    """Commit `score` for the child under review and `champion` (default: the champion's score on
-    chain) for the champion."""
+    """Commit `score` for the child under review, `champion` for the champion and `parent` for
+    the child's parent (defaults: their scores on chain)."""
     salt = salt_of(view, round_) if salt is None else salt
-    champion = champion_score_of(view, task) if champion is None else champion
-    return view.commit_score(
-        task, round_, commitment_for(task, round_, score, champion, salt, view.client.address)
-    )
+    champion, parent = standing_scores(view, task, champion, parent)
+    commitment = commitment_for(task, round_, score, champion, parent, salt, view.client.address)
+    return view.commit_score(task, round_, commitment)
 
 
 def reveal(
@@ -189,11 +199,12 @@ def reveal(
     salt: bytes | None = None,
     *,
     champion: int | None = None,
+    parent: int | None = None,
 ) -> TxReceipt:
-    """Reveal `score` and `champion` with the salt `commit` used."""
+    """Reveal `score`, `champion` and `parent` with the salt `commit` used."""
     salt = salt_of(view, round_) if salt is None else salt
-    champion = champion_score_of(view, task) if champion is None else champion
-    return view.reveal_score(task, round_, score, champion, salt)
+    champion, parent = standing_scores(view, task, champion, parent)
+    return view.reveal_score(task, round_, score, champion, parent, salt)
 
 
 def submit(
@@ -223,13 +234,14 @@ def seat(validators: list[DeRelayContract], task: int, stake: int = ETH) -> None
 
 @dataclass(frozen=True)
 class Vote:
-    """A validator's ballot in a round: the scores it commits (the child's, and the champion's:
-    None for the champion's score on chain when the round starts), and whether it reveals."""
+    """A validator's ballot in a round: the scores it commits (the child's, the champion's and the
+    parent's: None for their scores on chain when the round starts), and whether it reveals."""
 
     validator: DeRelayContract
     score: int
     reveal: bool = True
     champion: int | None = None
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -263,19 +275,24 @@ def play_round(
     state = holder.task_state(task)
     assert state.phase == Phase.TURN and state.holder == holder.client.address
     round_ = state.round
-    standing = state.champion_score
     child = submit(holder, task, label)
     step()
+
+    def standing(vote: Vote) -> dict[str, int]:
+        champion = state.champion_score if vote.champion is None else vote.champion
+        parent = vote.parent
+        if parent is None:
+            parent = champion if state.head_cid == state.champion_cid else state.head_score
+        return {"champion": champion, "parent": parent}
+
     for vote in votes:
-        champion = standing if vote.champion is None else vote.champion
-        commit(vote.validator, task, round_, vote.score, champion=champion)
+        commit(vote.validator, task, round_, vote.score, **standing(vote))
         step()
     review = holder.task_state(task)
     next_tx_at(chain, review.deadline + 1)
     for vote in votes:
         if vote.reveal:
-            champion = standing if vote.champion is None else vote.champion
-            reveal(vote.validator, task, round_, vote.score, champion=champion)
+            reveal(vote.validator, task, round_, vote.score, **standing(vote))
             step()
     if not all(vote.reveal for vote in votes):
         next_tx_at(chain, review.reveal_end + 1)

@@ -69,9 +69,9 @@ class Panel:
     views: Sequence[DeRelayContract]
     offsets: Sequence[int]
 
-    def votes(self, child: int, champion: int) -> list[Vote]:
+    def votes(self, child: int, champion: int, parent: int) -> list[Vote]:
         return [
-            Vote(v, _clamp(child + o), champion=_clamp(champion + o))
+            Vote(v, _clamp(child + o), champion=_clamp(champion + o), parent=_clamp(parent + o))
             for v, o in zip(self.views, self.offsets, strict=True)
         ]
 
@@ -153,7 +153,7 @@ def test_walk_down_keeps_the_head_within_the_advance_band_of_the_champion(
             task,
             holder,
             f"walk-{turn}",
-            panel.votes(score, truth.champion(keeper, task)),
+            panel.votes(score, truth.champion(keeper, task), truth.head(keeper, task)),
             keeper=keeper,
         )
         truth[result.child] = score
@@ -176,7 +176,9 @@ def test_walk_down_keeps_the_head_within_the_advance_band_of_the_champion(
     assert keeper.champion(task) == (GENESIS, 5000)
 
     chance = holder_of(walker, task)
-    result = play_round(chain, task, chance, "chance-level", panel.votes(1000, 5000), keeper=keeper)
+    result = play_round(
+        chain, task, chance, "chance-level", panel.votes(1000, 5000, 5000), keeper=keeper
+    )
 
     assert finalized(keeper, result.finalize_receipt)["verdict"] == Status.REJECTED
     assert keeper.head(task) == (cid_of("walk-8"), 4900)
@@ -213,7 +215,7 @@ def test_a_within_band_poisoner_is_held_or_advances_without_pay_and_is_never_lic
             task,
             view,
             label,
-            panel.votes(score, truth.champion(keeper, task)),
+            panel.votes(score, truth.champion(keeper, task), truth.head(keeper, task)),
             keeper=keeper,
         )
         invariant.check()
@@ -288,7 +290,7 @@ def test_dip_and_recover_earns_nothing_and_only_gain_over_the_champion_pays(
             task,
             dipper,
             label,
-            panel.votes(score, truth.champion(keeper, task)),
+            panel.votes(score, truth.champion(keeper, task), truth.head(keeper, task)),
             keeper=keeper,
         )
         invariant.check()
@@ -332,6 +334,52 @@ def test_dip_and_recover_earns_nothing_and_only_gain_over_the_champion_pays(
     )
     assert keeper.task_state(task).pool == pool - reward(37)
     invariant.check()
+
+
+def test_a_near_copy_of_an_uncrowned_head_that_noise_crowns_is_not_paid(
+    chain: Chain, actors: Actors, task: int, invariant: Invariant
+):
+    # prepare: an honest child 9 over the champion, under minGain 10: the head, not the champion
+    alice, mallory = actors.relayers[:2]
+    alice.join_relay(task, 2 * ETH)
+    mallory.join_relay(task, 2 * ETH)
+    validators = actors.validators[:3]
+    seat(validators, task)
+    keeper = actors.keeper
+    honest = play_round(
+        chain, task, alice, "honest", [Vote(v, 5009) for v in validators], keeper=keeper
+    )
+    assert keeper.champion(task) == (GENESIS, 5000)
+    assert keeper.head(task) == (honest.child, 5009)
+
+    # act: mallory resubmits the head nudged by a hair. On each validator's data it scores what
+    # its parent scores, give or take one flipped sample; against the champion (another model)
+    # the same flips push the median delta to minGain.
+    ballots = [(5012, 5000, 5009), (5011, 5000, 5011), (5009, 5000, 5009)]
+    copy = play_round(
+        chain,
+        task,
+        mallory,
+        "near-copy",
+        [
+            Vote(v, c, champion=h, parent=p)
+            for v, (c, h, p) in zip(validators, ballots, strict=True)
+        ],
+        keeper=keeper,
+        check=invariant.check,
+    )
+
+    # check: crowned (the champion moves to what the head already was), progress 0: unpaid
+    event = finalized(keeper, copy.finalize_receipt)
+    assert (event["verdict"], event["delta"], event["progress"], event["reward"]) == (
+        Status.ACCEPTED,
+        11,
+        0,
+        0,
+    )
+    assert keeper.champion(task) == (copy.child, 5011)
+    account = keeper.account(task, addr(mallory))
+    assert (account.shares, account.withdrawable, account.relayer_stake) == (0, 0, 2 * ETH)
 
 
 # ---------------------------------------------------------------------- seat squatting
@@ -508,7 +556,7 @@ def test_validators_with_harder_data_still_accept_honest_children(
             task,
             view,
             label,
-            panel.votes(score, truth.champion(keeper, task)),
+            panel.votes(score, truth.champion(keeper, task), truth.head(keeper, task)),
             keeper=keeper,
             check=invariant.check,
         )
@@ -579,7 +627,7 @@ def test_after_a_colluding_majority_crowns_a_bad_child_honest_children_win_again
         alice,
         "good",
         [Vote(v, 0, champion=9000) for v in colluders]
-        + [Vote(v, 5200, champion=3000) for v in honest],
+        + [Vote(v, 5200, champion=3000, parent=3000) for v in honest],
         keeper=keeper,
         check=invariant.check,
     )

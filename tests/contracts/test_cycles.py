@@ -89,6 +89,7 @@ def test_accept_cycle(chain: Chain, actors: Actors, invariant: Invariant):
             "childScore": 5250,
             "championScore": 5000,
             "delta": gain,
+            "progress": gain,  # the parent is the champion
             "reveals": 4,
             "reward": reward,
         }

@@ -572,7 +572,8 @@ def test_the_verdict_takes_the_lower_median_of_each_even_count(chain: Chain, act
 @pytest.mark.parametrize(
     ("delta", "verdict"),
     [
-        (1, Status.ACCEPTED),  # beats the champion: head and champion
+        (10, Status.ACCEPTED),  # beats the champion by minGain: head and champion
+        (9, Status.ACCEPTED),  # beats it by less: head only
         (0, Status.ACCEPTED),  # as good as the champion: head only
         (-100, Status.ACCEPTED),  # on the advance band: head only
         (-101, Status.HELD),  # just outside the advance band: nothing moves
@@ -607,10 +608,11 @@ def test_the_verdict_splits_at_the_two_bands(
     assert holder.record(task, result.child[4:])[3:5] == (verdict, 4000 + delta)
     head = (result.child, 4000 + delta) if verdict == Status.ACCEPTED else (cid_of("genesis"), 5000)
     assert actors.keeper.head(task) == head
-    champion = (result.child, 4001) if delta > 0 else (cid_of("genesis"), 4000)
+    crowned = delta >= 10  # minGain
+    champion = (result.child, 4000 + delta) if crowned else (cid_of("genesis"), 4000)
     assert actors.keeper.champion(task) == champion  # the score follows the current validators
     slash = 2 * ETH * 2000 // 10_000 if verdict == Status.REJECTED else 0
-    reward = ETH // 1000 if delta > 0 else 0  # gain 1 < minGain 10: rewardPerPoint only
+    reward = ETH // 10 + 10 * (ETH // 1000) if crowned else 0  # baseReward + rewardPerPoint
     account = holder.account(task, holder.client.address)
     assert (account.relayer_stake, account.withdrawable, account.shares) == (
         2 * ETH - slash,

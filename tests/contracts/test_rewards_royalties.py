@@ -55,8 +55,8 @@ def reward_of(view: DeRelayContract, result: RoundResult) -> int:
 @pytest.mark.parametrize(
     ("median", "reward"),
     [
-        (5009, 9 * ETH // 1000),  # gain 9 < minGain 10: rewardPerPoint * gain only
-        (5010, ETH // 10 + 10 * ETH // 1000),  # gain 10: baseReward too
+        (5009, 0),  # gain 9 < minGain 10: the head, not crowned, no reward
+        (5010, ETH // 10 + 10 * ETH // 1000),  # gain 10: crowned, baseReward + rewardPerPoint
         (5000, 0),  # as good as the champion: the head, no reward
         (4950, 0),  # accepted within the advance band, no gain: nothing
     ],
@@ -74,6 +74,47 @@ def test_reward_follows_gain_over_the_champion(
     account = alice.account(task, addr(alice))
     assert (account.shares, account.withdrawable) == (reward, reward)
     assert alice.task_state(task).total_shares == reward
+
+
+@pytest.mark.parametrize(
+    ("child", "parent", "reward"),
+    [
+        (5050, 5009, ETH // 10 + 41 * ETH // 1000),  # 41 over its parent: paid for 41, not 50
+        (5050, 5045, 5 * ETH // 1000),  # 5 over its parent: under minGain, no baseReward
+        (5012, 5012, 0),  # a copy of the head that noise put over minGain: crowned, not paid
+        (5012, 5013, 0),  # worse than its parent: crowned, not paid
+    ],
+)
+def test_a_crowned_child_is_paid_only_for_its_gain_over_its_parent_too(
+    chain: Chain,
+    actors: Actors,
+    task: int,
+    invariant: Invariant,
+    child: int,
+    parent: int,
+    reward: int,
+):
+    # prepare: an uncrowned head, 9 over the champion (minGain 10)
+    alice, bob = actors.relayers[:2]
+    alice.join_relay(task, ETH)
+    bob.join_relay(task, ETH)
+    seat(actors.validators[:2], task)
+    unanimous(chain, actors, task, alice, "uncrowned", 5009)
+    assert alice.task_state(task).champion_score == 5000
+
+    # act: the next child, 50 (or 12) over the champion, `parent` the head as the validators
+    # measure it on the same data
+    votes = [Vote(v, child, champion=5000, parent=parent) for v in actors.validators[:2]]
+    result = play_round(
+        chain, task, bob, "next", votes, keeper=actors.keeper, check=invariant.check
+    )
+
+    # check: crowned (delta >= minGain) and paid for min(delta, progress)
+    (event,) = events_in(bob, result.finalize_receipt, "RoundFinalized")
+    assert (event["delta"], event["progress"]) == (child - 5000, child - parent)
+    assert actors.keeper.champion(task) == (result.child, child)
+    assert int(event["reward"]) == reward
+    assert bob.account(task, addr(bob)).shares == reward
 
 
 @pytest.mark.parametrize(("median", "reward"), [(5001, ETH // 10 + ETH // 1000), (5000, 0)])

@@ -15,15 +15,16 @@ and 2.1, with the verdict and reward arithmetic of deploy/metrics.py) predicts e
 
 Behind the ballots is a small world: every model has a true quality (accuracy in bp) and every
 validator a bias (how hard its held-out data is), so an honest validator scores a model at
-quality + bias, both the child and the champion on the same data. Children are drawn to improve
-on the champion (by less than, exactly and more than minGain), to copy it (re-encoded), to dip
-within the advance band and recover, to walk the head down by the whole advance band, to land
-held, on the slash band's edge or below it, or to be junk (score 0); a relayer may instead
-follow an attacker's plan every turn (walk the head down, dip then recover, aim at the advance
-band's edge), and a relayer whose review went void may resubmit its child. Validators are honest,
-boosters (vouch for any child), sinkers (vote every child down), lazy (two equal guesses),
-silent (commit, never reveal) or squatters (never commit); their data all get harder or easier
-at once, and they come and go.
+quality + bias: the child, the champion and the child's parent (the head it was trained from),
+all three on the same data. Children are drawn to improve on the champion (by less than, exactly
+and more than minGain), to creep up from the head by half of minGain, to copy the champion
+(re-encoded), to dip within the advance band and recover, to walk the head down by the whole
+advance band, to land held, on the slash band's edge or below it, or to be junk (score 0); a
+relayer may instead follow a plan every turn (walk the head down, dip then recover, aim at the
+advance band's edge, creep up in steps below minGain), and a relayer whose review went void may
+resubmit its child. Validators are honest, boosters (vouch for any child), sinkers (vote every
+child down), lazy (three equal guesses), silent (commit, never reveal) or squatters (never
+commit); their data all get harder or easier at once, and they come and go.
 
 After every step the whole observable state (task view with head and champion, every actor's
 account, the seats with their ballots and missed-commit counts, the queue walked page by page,
@@ -37,9 +38,13 @@ invariants must hold:
 - head and champion: the head is the champion, or it was accepted (against the same champion)
   with a median delta >= -advanceBand; when an honest majority decided it, its true quality is
   no more than advanceBand below the champion's, as the current validators measure; a champion
-  is only ever replaced by a child with delta > 0 (and, decided honestly, truly better);
+  is only ever replaced by a child with delta >= minGain (and, decided honestly, truly better by
+  that much);
 - shares only grow with crowned children, by exactly the reward
-  `min(pool, (delta >= minGain ? baseReward : 0) + rewardPerPoint * delta)`;
+  `min(pool, (gain >= minGain ? baseReward : 0) + rewardPerPoint * gain)` for
+  `gain = min(delta, progress)` (nothing when progress <= 0), `progress` the median of child -
+  parent; a crowned child decided honestly is paid for what it truly added itself, which is less
+  than its delta when its parent is an uncrowned head above the champion;
 - a void round moves no money out of the pool (no fees, no bounty, no reward: the pool only
   gains the validators' slashes); the holder keeps the turn once in a row;
 - no reachable state rejects every honest child forever: with honest validators in every seat
@@ -169,12 +174,22 @@ class SeatModel:
     round: int = 0  # the round of the ballot below (a seat taken during a review: that review)
     child: int = 0
     champion: int = 0
+    parent: int = 0
     ballot: Ballot = Ballot.NONE
     misses: int = 0  # reviews in a row it could have committed to and did not
 
-    def view(self) -> tuple[str, int, int, int, int, int]:
-        """The seat as `seatsOf` returns it."""
-        return (self.validator, self.round, self.child, self.champion, self.ballot, self.misses)
+    def view(self) -> tuple[str, int, int, int, int, int, int]:
+        """The seat as `seatsOf` returns it (the parent's score after the ballot, as the struct
+        packs it)."""
+        return (
+            self.validator,
+            self.round,
+            self.child,
+            self.champion,
+            self.ballot,
+            self.parent,
+            self.misses,
+        )
 
 
 @dataclass
@@ -219,9 +234,9 @@ class Model:
     vstakes: dict[str, int] = field(default_factory=dict)  # seated validators only
     seats: list[SeatModel | None] = field(default_factory=list)
     commitments: dict[int, bytes] = field(default_factory=dict)  # by seat index
-    ballots: dict[str, tuple[int, int, bytes]] = field(
+    ballots: dict[str, tuple[int, int, int, bytes]] = field(
         default_factory=dict
-    )  # child, champion, salt
+    )  # child, champion, parent, salt
     withdrawable: dict[str, int] = field(default_factory=dict)
     shares: dict[str, int] = field(default_factory=dict)
     acc_paid: dict[str, int] = field(default_factory=dict)
@@ -461,14 +476,22 @@ class Model:
                 errors.add("DeRelay__AlreadyCommitted")
         return errors
 
-    def commit(self, who: str, commitment: bytes, ballot: tuple[int, int], salt: bytes) -> None:
+    def commit(
+        self, who: str, commitment: bytes, ballot: tuple[int, int, int], salt: bytes
+    ) -> None:
         index = self.seat_of(who)
-        self.seats[index] = SeatModel(who, self.round, 0, 0, Ballot.COMMITTED, misses=0)
+        self.seats[index] = SeatModel(who, self.round, 0, 0, 0, Ballot.COMMITTED, misses=0)
         self.commitments[index] = commitment
         self.ballots[who] = (*ballot, salt)
 
     def expect_reveal(
-        self, task: int, who: str, round_: int, ballot: tuple[int, int], salt: bytes, ts: int
+        self,
+        task: int,
+        who: str,
+        round_: int,
+        ballot: tuple[int, int, int],
+        salt: bytes,
+        ts: int,
     ) -> set[str]:
         errors = set()
         if self.phase != Phase.REVIEW:
@@ -479,7 +502,7 @@ class Model:
             errors.add("DeRelay__RevealNotOpen")
         if ts > self.reveal_end:
             errors.add("DeRelay__RevealClosed")
-        if max(ballot) > BP:
+        if max(ballot) > BP:  # any of the three
             errors.add("DeRelay__ScoreOutOfRange")
         index = self.seat_of(who)
         if index < 0:
@@ -495,19 +518,19 @@ class Model:
                 errors.add("DeRelay__RevealMismatch")
         return errors
 
-    def reveal(self, who: str, ballot: tuple[int, int]) -> None:
+    def reveal(self, who: str, ballot: tuple[int, int, int]) -> None:
         seat = self.seats[self.seat_of(who)]
         assert seat is not None
-        seat.child, seat.champion = ballot
+        seat.child, seat.champion, seat.parent = ballot
         seat.ballot = Ballot.REVEALED
 
     # ------------------------------------------------------------------ verdict
 
-    def tally(self) -> tuple[list[tuple[str, int, int]], list[int], list[int]]:
-        """This review's reveals (validator, child, champion) in seat order, the seats that
-        committed and did not reveal, and the seats that could have committed and did not
+    def tally(self) -> tuple[list[tuple[str, int, int, int]], list[int], list[int]]:
+        """This review's reveals (validator, child, champion, parent) in seat order, the seats
+        that committed and did not reveal, and the seats that could have committed and did not
         (occupied, not the holder, not seated during this review)."""
-        reveals: list[tuple[str, int, int]] = []
+        reveals: list[tuple[str, int, int, int]] = []
         silent: list[int] = []
         missed: list[int] = []
         for i, seat in enumerate(self.seats):
@@ -516,7 +539,7 @@ class Model:
             if seat.round != self.round:
                 missed.append(i)
             elif seat.ballot == Ballot.REVEALED:
-                reveals.append((seat.validator, seat.child, seat.champion))
+                reveals.append((seat.validator, seat.child, seat.champion, seat.parent))
             elif seat.ballot == Ballot.COMMITTED:
                 silent.append(i)
         return reveals, silent, missed
@@ -534,7 +557,8 @@ class Model:
         p = self.p
         holder = self.holder
         reveals, silent, missed = self.tally()
-        outcome = review([(c, h) for _, c, h in reveals], p.quorum, p.slash_band, p.advance_band)
+        ballots = [(c, h, q) for _, c, h, q in reveals]
+        outcome = review(ballots, p.quorum, p.slash_band, p.advance_band, p.min_gain)
         child = self.lineage[-1]
         relayer, round_, submitted, _, _, codec = self.records[child]
         reward = 0
@@ -546,12 +570,17 @@ class Model:
             self.head, self.head_codec, self.head_score = child, codec, outcome.child_score
             self.head_delta = outcome.delta
             self.accepted += 1
-            if outcome.crowned:
+            if outcome.crowned:  # delta >= minGain; the reward needs progress over the parent too
                 self.champion, self.champion_codec = child, codec
                 self.champion_score = outcome.child_score
                 done.crowned.append((holder, child, outcome.child_score, outcome.delta))
                 reward = relay_reward(
-                    outcome.delta, p.min_gain, p.base_reward, p.reward_per_point, self.pool
+                    outcome.delta,
+                    outcome.progress,
+                    p.min_gain,
+                    p.base_reward,
+                    p.reward_per_point,
+                    self.pool,
                 )
                 if reward:
                     self.pool -= reward
@@ -574,15 +603,16 @@ class Model:
             "childScore": outcome.child_score,
             "championScore": outcome.champion_score,
             "delta": outcome.delta,
+            "progress": outcome.progress,
             "reveals": outcome.reveals,
             "reward": reward,
         }
         if outcome.verdict != "void":  # a void review pays nothing from the pool
             fee = p.validator_fee
-            for validator, c, h in reveals if fee else []:  # in seat order while the pool lasts
+            for validator, c, h, q in reveals if fee else []:  # seat order, while the pool lasts
                 if fee > self.pool:
                     break
-                if paid_in_band((c, h), outcome, p.band_bp):
+                if paid_in_band((c, h, q), outcome, p.band_bp):
                     self.pool -= fee
                     self.credit(validator, fee)
                     done.fees.append((validator, fee))
@@ -771,22 +801,26 @@ AUTO = "auto"  # the actor most likely to make progress with this action
 
 # The world behind the ballots. True qualities stay in [QMIN, QMAX] and biases in
 # [BIAS_MIN, BIAS_MAX], so an honest score (quality + bias) never clamps at 0 or 10000: every
-# honest validator measures a child's delta to the champion as the difference of true qualities.
+# honest validator measures a child's delta to the champion, and its progress over its parent, as
+# the difference of true qualities.
 QMIN, QMAX = 1500, 8000
 BIAS_MIN, BIAS_MAX = -1000, 500
-GUESS = 5000  # a lazy validator's two equal guesses
+GUESS = 5000  # a lazy validator's three equal guesses
 LIARS = ("booster", "sinker", "lazy")  # reveal something other than what they measured
 ABSENT = ("silent", "squatter")  # commit and never reveal; never commit
 BEHAVIOUR = st.sampled_from(["honest"] * 10 + [*LIARS, *ABSENT, "squatter"])  # 5 in 8 honest
 BIAS = st.sampled_from([-300, 0, 200])
-# What a child is, relative to the champion (or the head, for `walk`): see `child_quality`.
+# What a child is, relative to the champion (or the head, for `walk` and `creep`): see
+# `child_quality`.
 QUALITY = st.sampled_from(
-    ["gain", "gain", "min_gain", "small_gain", "copy", "recover", "dip", "edge", "walk", "walk"]
-    + ["held", "slash_edge", "rejected", "junk"]
+    ["gain", "gain", "min_gain", "small_gain", "creep", "copy", "recover", "dip", "edge", "walk"]
+    + ["walk", "held", "slash_edge", "rejected", "junk"]
 )
-# What a relayer submits in `progress`: the drawn quality, or an attacker's plan every turn: walk
-# the head down, dip and then recover to the head's parent, aim at the advance band's edge.
-PROGRAM = st.sampled_from(["any", "any", "walker", "dipper", "poisoner"])
+# What a relayer submits in `progress`: the drawn quality, or a plan every turn: walk the head
+# down, dip and then recover to the head's parent, aim at the advance band's edge, or creep up
+# from the head in steps below minGain (uncrowned heads above the champion, then a child crowned
+# over one: its reward is for its own step, min(delta, progress), not for the uncrowned one's).
+PROGRAM = st.sampled_from(["any", "any", "walker", "dipper", "poisoner", "creeper"])
 PROGRESS_COPIES = 4  # rules that take the relay one step on
 ROUND_COPIES = 3  # rules that play a whole round
 STALL = st.sampled_from([False, False, False, True])  # the holder lets its turn run out
@@ -808,15 +842,17 @@ def measured(quality: int | None, bias: int) -> int:
     return score
 
 
-def vote(kind: str, child: int, champion: int) -> tuple[int, int]:
-    """The ballot a validator of `kind` commits when it measured (child, champion)."""
-    if kind == "booster":  # vouches for any child
-        return min(champion + 500, BP), champion
-    if kind == "sinker":  # votes every child down
-        return max(child - 2000, 0), champion
+def vote(kind: str, child: int, champion: int, parent: int) -> tuple[int, int, int]:
+    """The ballot a validator of `kind` commits when it measured (child, champion, parent)."""
+    if kind == "booster":  # vouches for any child: 500 over the champion and over its parent
+        boosted = min(champion + 500, BP)
+        return boosted, champion, boosted - 500
+    if kind == "sinker":  # votes every child down: 2000 below what it measured, and its parent
+        sunk = max(child - 2000, 0)
+        return sunk, champion, min(sunk + 2000, BP)
     if kind == "lazy":  # skips the work
-        return GUESS, GUESS
-    return child, champion
+        return GUESS, GUESS, GUESS
+    return child, champion, parent
 
 
 class RelayMachine(RuleBasedStateMachine):
@@ -991,9 +1027,9 @@ class RelayMachine(RuleBasedStateMachine):
     def child_quality(self, kind: str) -> int | None:
         """The true quality of a new child of `kind`: a gain over the champion below, at or above
         minGain; a re-encoded copy of the champion; a recovery to the head's parent; a dip within
-        the advance band; a child on its edge; a walk one advance band down from the head; held;
-        on the slash band's edge; below it; junk; or (`probe`) an honest improvement of
-        minGain."""
+        the advance band; a child on its edge; a walk one advance band down from the head; a
+        creep half of minGain up from the head; held; on the slash band's edge; below it; junk;
+        or (`probe`) an honest improvement of minGain."""
         m = self.model
         assert m is not None
         p = m.p
@@ -1011,26 +1047,35 @@ class RelayMachine(RuleBasedStateMachine):
             "dip": champion - max(p.advance_band // 2, 1),
             "edge": champion - p.advance_band,
             "walk": self.quality_of(m.head) - p.advance_band,
+            "creep": self.quality_of(m.head) + max(p.min_gain // 2, 1),
             "held": champion - p.advance_band - 1,
             "slash_edge": champion - p.slash_band,
             "rejected": champion - p.slash_band - 1,
         }[kind]
         return min(max(target, QMIN), QMAX)
 
-    def measured_ballot(self, who: int) -> tuple[int, int]:
-        """What `who` measures on its data: the child under review and the champion."""
+    def measured_ballot(self, who: int) -> tuple[int, int, int]:
+        """What `who` measures on its data: the child under review, the champion and the child's
+        parent, which is the head for as long as the review lasts (a submission names the head
+        as its parent, and only a finalize moves the head)."""
         m = self.model
         assert m is not None
         bias = self.bias[who]
-        return measured(self.quality[m.lineage[-1]], bias), measured(self.quality[m.champion], bias)
+        return (
+            measured(self.quality[m.lineage[-1]], bias),
+            measured(self.quality[m.champion], bias),
+            measured(self.quality[m.head], bias),
+        )
 
-    def ballot_for(self, who: int, kind: str) -> tuple[int, int]:
+    def ballot_for(self, who: int, kind: str) -> tuple[int, int, int]:
         """The scores `who` commits: by its behaviour (`own`), as another behaviour, or with one
-        score out of range."""
-        child, champion = self.measured_ballot(who)
+        of the three scores out of range."""
+        scores = self.measured_ballot(who)
         if kind == "out_of_range":
-            return (BP + 1, champion) if self.labels % 2 else (child, BP + 1)
-        return vote(self.behaviour[who] if kind == "own" else kind, child, champion)
+            out = list(scores)
+            out[self.labels % 3] = BP + 1
+            return out[0], out[1], out[2]
+        return vote(self.behaviour[who] if kind == "own" else kind, *scores)
 
     # ------------------------------------------------------------------ set-up
 
@@ -1237,7 +1282,8 @@ class RelayMachine(RuleBasedStateMachine):
     @rule(
         who=st.sampled_from([AUTO, AUTO, AUTO, *SEAT_SEEKERS]),
         mode=st.sampled_from(
-            ["right"] * 4 + ["wrong_salt", "wrong_child", "wrong_champion", "wrong_round"]
+            ["right"] * 4
+            + ["wrong_salt", "wrong_child", "wrong_champion", "wrong_parent", "wrong_round"]
         ),
     )
     @tracked
@@ -1247,7 +1293,7 @@ class RelayMachine(RuleBasedStateMachine):
         committed = [i for i in SEAT_SEEKERS if self.ballot_of(i) == Ballot.COMMITTED]
         actor = self.pick(who, committed, SEAT_SEEKERS)
         address = self.addr[actor]
-        child, champion, salt = m.ballots.get(address, (5000, 5000, b"\0" * 32))
+        child, champion, parent, salt = m.ballots.get(address, (5000, 5000, 5000, b"\0" * 32))
         round_ = m.round
         if mode == "wrong_salt":
             salt = keccak(salt)
@@ -1255,13 +1301,19 @@ class RelayMachine(RuleBasedStateMachine):
             child = child + 1 if child < BP else child - 1
         elif mode == "wrong_champion":
             champion = champion + 1 if champion < BP else champion - 1
+        elif mode == "wrong_parent":  # the commitment binds the parent's score too
+            parent = parent + 1 if parent < BP else parent - 1
         elif mode == "wrong_round":
             round_ += 1
         ts = self.next_timestamp()
-        expected = m.expect_reveal(self.task, address, round_, (child, champion), salt, ts)
+        ballot = (child, champion, parent)
+        expected = m.expect_reveal(self.task, address, round_, ballot, salt, ts)
         what = f"revealScore({mode})"
-        if self.act(actor, expected, "revealScore", self.task, round_, child, champion, salt, what=what):  # fmt: skip
-            m.reveal(address, (child, champion))
+        receipt = self.act(actor, expected, "revealScore", self.task, round_, *ballot, salt, what=what)  # fmt: skip
+        if receipt:
+            m.reveal(address, ballot)
+            keys = ("validator", "childScore", "championScore", "parentScore")
+            self.expect_events(receipt, "ScoreRevealed", keys, [(address, *ballot)])
 
     # ------------------------------------------------------------------ verdict
 
@@ -1269,19 +1321,22 @@ class RelayMachine(RuleBasedStateMachine):
     @tracked
     def finalize(self, who: int | str) -> None:
         """Finalize; besides the model's effects and events: a void review moves no money out of
-        the pool and the holder keeps the turn; a crowned child beat the champion; a review
-        decided as honest ballots would have decided it measured true qualities."""
+        the pool and the holder keeps the turn; a crowned child beat the champion by minGain; a
+        review decided as honest ballots would have decided it measured true qualities, and a
+        crowned child so decided is paid for what it truly added itself: min(delta, progress),
+        less than its delta when its parent is an uncrowned head above the champion."""
         m = self.model
         assert m is not None
         p = m.p
         actor = self.pick(who, [KEEPER], EVERYONE)
         ts = self.next_timestamp()
         child, champion, holder, round_, pool = m.lineage[-1], m.champion, m.holder, m.round, m.pool
+        parent = m.head  # the head the child was submitted on (only a finalize moves it)
         kept = m.kept
         reveals, _, _ = m.tally()
-        revealers = [self.index_of(validator) for validator, _, _ in reveals]
+        revealers = [self.index_of(validator) for validator, *_ in reveals]
         honest_ballots = [self.measured_ballot(i) for i in revealers if i is not None]
-        honest = review(honest_ballots, p.quorum, p.slash_band, p.advance_band)
+        honest = review(honest_ballots, p.quorum, p.slash_band, p.advance_band, p.min_gain)
         receipt = self.act(actor, m.expect_finalize(ts), "finalize", self.task)
         if receipt is None:
             return
@@ -1322,10 +1377,25 @@ class RelayMachine(RuleBasedStateMachine):
             assert outcome.delta >= -p.advance_band
             self.honest[child] = decided_honestly
         if outcome.crowned:
-            assert outcome.delta > 0 and m.champion == child != champion
-            old, new = self.quality[champion], self.quality[child]
+            assert outcome.delta >= p.min_gain and m.champion == child != champion
+            old, new, base = self.quality[champion], self.quality[child], self.quality[parent]
             if decided_honestly and old is not None and new is not None:
-                assert new - old == outcome.delta > 0, f"crowned {new} over {old}"
+                assert new - old == outcome.delta >= p.min_gain, f"crowned {new} over {old}"
+            # Paid for its own step: over the champion and over its parent, whichever is less.
+            # An uncrowned head above the champion (a step below minGain, or a lazy quorum's
+            # acceptance) is ground the child did not gain itself; a copy of it gains nothing.
+            # Computed here from true qualities, not from the model's mirror.
+            paid_honestly = decided_honestly and honest.progress == outcome.progress
+            if paid_honestly and None not in (old, new, base):
+                assert outcome.progress == new - base, f"progress {outcome.progress}: {new - base}"
+                own = min(new - old, new - base)
+                paid = 0
+                if own > 0:
+                    paid = (p.base_reward if own >= p.min_gain else 0) + p.reward_per_point * own
+                assert emitted["reward"] == min(pool, paid), (own, emitted, pool)
+                if parent != champion:
+                    why = "nothing" if own <= 0 else "progress" if own < new - old else "delta"
+                    OUTCOMES["crowned over an uncrowned head", f"paid for {why}"] += 1
         else:
             assert m.champion == champion
 
@@ -1556,6 +1626,8 @@ class RelayMachine(RuleBasedStateMachine):
             return "dip" if m.head == m.champion else "recover"
         if program == "poisoner":
             return "edge"
+        if program == "creeper":
+            return "creep"
         return quality
 
     def seat_a_quorum(self) -> None:
@@ -1718,7 +1790,7 @@ class RelayMachine(RuleBasedStateMachine):
 
         # the seats, with their ballots and missed-commit counts
         seats = [tuple(seat) for seat in lens.call("seatsOf", self.task)]
-        expected_seats = [s.view() if s else (ZERO_ADDRESS, 0, 0, 0, 0, 0) for s in m.seats]
+        expected_seats = [s.view() if s else (ZERO_ADDRESS, 0, 0, 0, 0, 0, 0) for s in m.seats]
         assert seats == expected_seats, f"seats {seats}\nmodel {expected_seats}"
         for seat in m.seats:
             assert seat is None or seat.misses < p.max_misses, f"{seat} kept its seat"
@@ -1747,10 +1819,12 @@ class RelayMachine(RuleBasedStateMachine):
         else:
             assert order and state.holder == order[0], f"holder {state.holder}, queue {order}"
 
-        # no reward without a crowned child; rewards are exactly the royalty shares
+        # no reward without a crowned child that also progressed on its parent; rewards are
+        # exactly the royalty shares
         for event in self.finalized:
             if event["reward"]:
-                assert event["verdict"] == Status.ACCEPTED and event["delta"] > 0, event
+                assert event["verdict"] == Status.ACCEPTED and event["delta"] >= p.min_gain, event
+                assert event["progress"] > 0, event
         assert sum(e["reward"] for e in self.finalized) == state.total_shares
         assert sum(a.shares for a in accounts.values()) == state.total_shares
 
@@ -1801,7 +1875,7 @@ class RelayMachine(RuleBasedStateMachine):
             holder = next((a for a in m.queue if m.seat_of(a) < 0), ZERO_ADDRESS)
             OUTCOMES["honest child (model)", "after the seated holder's turn"] += 1
         child = self.child_quality("probe")
-        champion = self.quality[m.champion]
+        champion, head = self.quality[m.champion], self.quality[m.head]  # the head: its parent
         ballots = []
         liars = 0
         for seat in m.seats:
@@ -1811,15 +1885,18 @@ class RelayMachine(RuleBasedStateMachine):
             kind = "honest" if who is None else self.behaviour[who]
             kind = "honest" if kind in ABSENT else kind
             bias = 0 if who is None else self.bias[who]
-            ballots.append(vote(kind, measured(child, bias), measured(champion, bias)))
+            scores = measured(child, bias), measured(champion, bias), measured(head, bias)
+            ballots.append(vote(kind, *scores))
             liars += kind in LIARS
         assert len(ballots) >= p.quorum, f"{len(ballots)} seats for a quorum of {p.quorum}"
         if liars > (len(ballots) - 1) // 2:
             OUTCOMES["honest child (model)", "outvoted by liars"] += 1
             return
-        outcome = review(ballots, p.quorum, p.slash_band, p.advance_band)
+        outcome = review(ballots, p.quorum, p.slash_band, p.advance_band, p.min_gain)
         assert outcome.crowned, f"an honest child would be {outcome}"
         assert champion is None or outcome.delta == p.min_gain, outcome
+        # and measured against its parent as the honest do (paid for that step, when positive)
+        assert None in (champion, head) or outcome.progress == child - head, outcome
 
     # ------------------------------------------------------------------ the end
 
@@ -1885,16 +1962,17 @@ class RelayMachine(RuleBasedStateMachine):
                 self.reveal(who, "right")
             if len(revealers) < len(voters):
                 self.travel_to(m.reveal_end + 1)
-            champion = self.quality[m.champion]
-            self.finalize(KEEPER)
+            child, champion, head = (self.quality[d] for d in (m.lineage[-1], m.champion, m.head))
+            self.finalize(KEEPER)  # among others: a crowned child is paid for min(delta, progress)
             self.chain_matches_model()
             event = self.finalized[-1]
             if event["verdict"] == Status.VOID:
                 continue
             if sum(self.behaviour[i] in LIARS for i in revealers) > (len(revealers) - 1) // 2:
                 return "outvoted by liars"
-            assert event["verdict"] == Status.ACCEPTED and event["delta"] > 0, event
+            assert event["verdict"] == Status.ACCEPTED and event["delta"] >= p.min_gain, event
             assert champion is None or event["delta"] == p.min_gain, event
+            assert None in (champion, head, child) or event["progress"] == child - head, event
             return "crowned"
         raise AssertionError(f"no honest child crowned in {rounds} rounds")
 

@@ -245,7 +245,7 @@ def _call(view, name):
         "registerValidator": lambda: view.register_validator(t, ETH),
         "leaveValidator": lambda: view.leave_validator(t),
         "commitScore": lambda: view.commit_score(t, 1, b"\0" * 32),
-        "revealScore": lambda: view.reveal_score(t, 1, 1, 1, b"\0" * 32),
+        "revealScore": lambda: view.reveal_score(t, 1, 1, 1, 1, b"\0" * 32),
         "finalize": lambda: view.finalize(t),
         "claimRoyalties": lambda: view.claim_royalties(t),
         "taskParams": lambda: view.task_params(t),

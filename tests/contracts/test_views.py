@@ -313,12 +313,14 @@ def test_commitment_view_matches_the_python_helper(chain: Chain, actors: Actors)
     salt = b"\x5a" * 32
     validator = addr(actors.validators[0])
 
-    onchain = actors.keeper._view("commitmentFor", 3, 7, 6543, 6000, salt, validator)
+    onchain = actors.keeper._view("commitmentFor", 3, 7, 6543, 6000, 5900, salt, validator)
 
-    assert onchain == commitment_for(3, 7, 6543, 6000, salt, validator)
-    assert onchain != commitment_for(3, 7, 6544, 6000, salt, validator)
-    assert onchain != commitment_for(3, 7, 6543, 6001, salt, validator)
-    assert onchain != commitment_for(3, 7, 6000, 6543, salt, validator)  # the order binds
+    assert onchain == commitment_for(3, 7, 6543, 6000, 5900, salt, validator)
+    assert onchain != commitment_for(3, 7, 6544, 6000, 5900, salt, validator)
+    assert onchain != commitment_for(3, 7, 6543, 6001, 5900, salt, validator)
+    assert onchain != commitment_for(3, 7, 6543, 6000, 5901, salt, validator)
+    assert onchain != commitment_for(3, 7, 6000, 6543, 5900, salt, validator)  # the order binds
+    assert onchain != commitment_for(3, 7, 6543, 5900, 6000, salt, validator)
 
 
 @pytest.mark.parametrize(

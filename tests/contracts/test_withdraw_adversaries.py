@@ -318,14 +318,14 @@ def test_a_reveal_that_differs_from_the_commitment_reverts(
 
 def test_a_copied_commitment_cannot_be_revealed(chain: Chain, actors: Actors, task: int, review):
     v0, v1 = actors.validators[:2]
-    honest = commitment_for(task, 1, 5300, 5000, salt_of(v0, 1), addr(v0))
+    honest = commitment_for(task, 1, 5300, 5000, 5000, salt_of(v0, 1), addr(v0))
     v0.commit_score(task, 1, honest)
     v1.commit_score(task, 1, honest)  # copies v0's hash without knowing the score
     next_tx_at(chain, review.deadline + 1)
     reveal(v0, task, 1, 5300)
 
     with reverts("DeRelay__RevealMismatch", task, 1):
-        v1.reveal_score(task, 1, 5300, 5000, salt_of(v0, 1))  # the hash binds the address
+        v1.reveal_score(task, 1, 5300, 5000, 5000, salt_of(v0, 1))  # the hash binds the address
 
 
 def test_a_second_reveal_reverts(chain: Chain, actors: Actors, task: int, review):

@@ -64,7 +64,7 @@ def _cid(label: str) -> bytes:
     return bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(label.encode()).digest()
 
 
-Ballot = tuple[int, int] | None  # (child score, champion score) of one validator; None: no reveal
+Ballot = tuple[int, int, int] | None  # child, champion, parent scores of a validator; None: silent
 
 
 class Relay:
@@ -116,7 +116,7 @@ class Relay:
             bytes(32), 500,
         )  # fmt: skip
         salted = [
-            (v, ballot or (0, 0), ballot is not None, os.urandom(32))
+            (v, ballot or (0, 0, 0), ballot is not None, os.urandom(32))
             for v, ballot in zip(self.validators, ballots, strict=True)
         ]
         self._parallel(
@@ -136,12 +136,15 @@ class Relay:
 
 
 # One round of each verdict, champion first at the genesis's 5000 (bands: slash 1500, advance 500).
-ACCEPTED_1 = ((5600, 5000), (5400, 4900))  # deltas 600, 500: accepted, crowned at 5400
-REJECTED_2 = ((2000, 5400), (2100, 5300))  # deltas -3400, -3200: rejected, slashed
-VOID_3 = ((5900, 5400), None)  # one reveal: void, the silent validator slashed, the turn kept
-HELD_4 = ((4700, 5400), (4800, 5350))  # deltas -700, -550: held, the head stays
-ACCEPTED_5 = ((6000, 5400), (5900, 5350))  # deltas 600, 550: accepted, crowned at 5900
-ADVANCED_6 = ((5800, 5900), (5750, 5900))  # deltas -100, -150: the head, not the champion
+ACCEPTED_1 = ((5600, 5000, 5000), (5400, 4900, 4900))  # deltas 600, 500: accepted, crowned at 5400
+REJECTED_2 = ((2000, 5400, 5400), (2100, 5300, 5300))  # deltas -3400, -3200: rejected, slashed
+VOID_3 = ((5900, 5400, 5400), None)  # one reveal: void, the silent validator slashed, the turn kept
+HELD_4 = ((4700, 5400, 5400), (4800, 5350, 5350))  # deltas -700, -550: held, the head stays
+ACCEPTED_5 = ((6000, 5400, 5400), (5900, 5350, 5350))  # deltas 600, 550: accepted, crowned at 5900
+ADVANCED_6 = (
+    (5800, 5900, 5900),
+    (5750, 5900, 5900),
+)  # deltas -100, -150: the head, not the champion
 
 
 def _get_json(url: str) -> tuple[int, dict]:

@@ -57,18 +57,19 @@ def test_one_round_over_json_rpc(ganache_node, tmp_path):
     views["relayer"].submit_relay(
         task, state.round, state.head_cid[4:], _cid("child"), _cid("card"), bytes(32), 500
     )
-    # each validator scores the child and the champion (the genesis) on its own held-out data
+    # each validator scores the child and the champion, the genesis and the child's parent too, on
+    # its own held-out data
     ballots = {"v1": (5600, 5000, os.urandom(32)), "v2": (5400, 4900, os.urandom(32))}
     for name, (child, champion, salt) in ballots.items():
         view = views[name]
         view.commit_score(
             task,
             state.round,
-            commitment_for(task, state.round, child, champion, salt, view.client.address),
+            commitment_for(task, state.round, child, champion, champion, salt, view.client.address),
         )
     _advance(w3, params.commit_window + 1)
     for name, (child, champion, salt) in ballots.items():
-        views[name].reveal_score(task, state.round, child, champion, salt)
+        views[name].reveal_score(task, state.round, child, champion, champion, salt)
     views["keeper"].finalize(task)
 
     # check: verdict, the child crowned head and champion, reward for the median paired gain

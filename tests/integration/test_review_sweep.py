@@ -34,8 +34,8 @@ def lab() -> Lab:
 @pytest.mark.parametrize("scenario", ["subtle", "walker", "dipper", "poisoner"])
 def test_mirror_decides_each_turn_by_the_bands_and_the_champion(lab, scenario):
     """Every turn's verdict follows from its paired delta and the bands, only accepted children
-    move the head, only crowned ones move the champion and earn, and the head never sits more
-    than the advance band below the champion as the validators measure."""
+    move the head, only crowned ones (delta >= minGain) move the champion and earn, and the head
+    never sits more than the advance band below the champion as the validators measure."""
     config = scenario_config(3, 0.5, 0, scenario, rounds_per_k=4, warmup_per_k=1, params=PARAMS)
 
     relay = mirror_relay(lab, config)
@@ -50,7 +50,8 @@ def test_mirror_decides_each_turn_by_the_bands_and_the_champion(lab, scenario):
             assert t.verdict == "held" and t.slashed == 0
         else:
             assert t.verdict == "accepted" and t.slashed == 0
-        assert (t.reward > 0) == t.crowned
+        assert t.crowned == (t.verdict == "accepted" and t.delta >= PARAMS["min_gain"])
+        assert t.reward == 0 or t.crowned
         if t.verdict == "accepted":
             head = t.head_accuracy
         if t.crowned:
@@ -77,7 +78,7 @@ def test_mirror_refuses_what_it_cannot_replay(lab):
 def _cell(**changes) -> CellResult:
     base = dict(
         k=5, alpha=0.5, seed=0, honest={"honest": [100, 100, 99]}, honest_deltas=[0],
-        honest_crowned_deltas=[167], subtle_loss=0.5, champion_gap=0.2, target_class=3,
+        honest_beat_deltas=[167], subtle_loss=0.5, champion_gap=0.2, target_class=3,
         targeted_recall=90.0, reference_recall=95.0, walker_gap=-500, walker_gap_test=-3.0,
         target=92.0, passes_central=2.0, passes_honest=3.0, passes_subtle=3.6,
         adversaries={"subtle": {"turns": 10, "loss_sum": 5.0}},

@@ -35,7 +35,7 @@ DECIDED = {
 def test_scripted_ballots_decide_as_their_path_says(path, voters):
     # act
     pairs = ballots(path, 6000, PARAMS, voters, gain=25)
-    outcome = review(pairs, 1, PARAMS.slash_band, PARAMS.advance_band)
+    outcome = review(pairs, 1, PARAMS.slash_band, PARAMS.advance_band, PARAMS.min_gain)
 
     # check: the contract's arithmetic (its Python mirror) takes the named path, measured
     # against the champion's score on chain, and every ballot is in band (fees are paid)
@@ -50,8 +50,8 @@ def test_impossible_paths_are_refused():
         ballots("crowned", 9990, PARAMS, 3, gain=25)
     with pytest.raises(ValueError, match="no held path"):
         ballots("held", 6000, TaskParams(b"", b"", 0, slash_band=100, advance_band=100), 3)
-    with pytest.raises(ValueError, match="gain of 1 bp"):
-        ballots("crowned", 6000, PARAMS, 3, gain=0)
+    with pytest.raises(ValueError, match="gain of minGain or more"):
+        ballots("crowned", 6000, PARAMS, 3, gain=PARAMS.min_gain - 1)
     assert set(PATHS) == {*DECIDED, "void"}
 
 
@@ -66,16 +66,21 @@ def test_a_finalize_is_checked_against_the_path_it_was_scripted_for(chain, clien
     child = bytes([1, 0x55, 0x12, 0x20]) + hashlib.sha256(b"child").digest()
     holder.submit_relay(task, state.round, state.head_cid[4:], child, child, bytes(32), 1)
     pairs = ballots("crowned", state.champion_score, PARAMS, len(vals), gain=25)
-    for v, (child_score, champion_score) in zip(vals, pairs, strict=True):
+    for v, (child_score, champion_score, parent_score) in zip(vals, pairs, strict=True):
         salt = keccak(text=v.client.address)
         commitment = commitment_for(
-            task, state.round, child_score, champion_score, salt, v.client.address
+            task, state.round, child_score, champion_score, parent_score, salt, v.client.address
         )
         v.commit_score(task, state.round, commitment)
     chain.advance(PARAMS.commit_window + 1)
-    for v, (child_score, champion_score) in zip(vals, pairs, strict=True):
+    for v, (child_score, champion_score, parent_score) in zip(vals, pairs, strict=True):
         v.reveal_score(
-            task, state.round, child_score, champion_score, keccak(text=v.client.address)
+            task,
+            state.round,
+            child_score,
+            champion_score,
+            parent_score,
+            keccak(text=v.client.address),
         )
 
     # act

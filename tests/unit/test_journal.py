@@ -16,7 +16,7 @@ def _turn(round_: int, phase: str = "trained") -> TurnEntry:
 
 
 def _ballot(phase: str = "scored") -> BallotEntry:
-    return BallotEntry(4, "bchild", 8123, "bchampion", 7950, "ab" * 32, phase)
+    return BallotEntry(4, "bchild", 8123, "bchampion", 7950, "bparent", 7900, "ab" * 32, phase)
 
 
 def test_entries_survive_a_reopen(tmp_path):

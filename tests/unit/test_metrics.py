@@ -116,99 +116,119 @@ class TestContractArithmetic:
 
 
 class TestReview:
-    # the contract test parameters: quorum 2, slash band 1000, advance band 100
+    # the contract test parameters: quorum 2, slash band 1000, advance band 100, minGain 10
     @staticmethod
-    def decide(*ballots: tuple[int, int]) -> Review:
-        return review(ballots, quorum=2, slash_band=1000, advance_band=100)
+    def decide(*ballots: tuple[int, int, int]) -> Review:
+        return review(ballots, quorum=2, slash_band=1000, advance_band=100, min_gain=10)
 
     def test_fewer_reveals_than_quorum_are_void(self):
-        outcome = self.decide((9000, 5000))
+        outcome = self.decide((9000, 5000, 5000))
 
-        assert outcome == Review("void", 0, 0, 0, 1)
-        assert not outcome.crowned
+        assert outcome == Review("void", 0, 0, 0, 0, 1, False)
 
     def test_the_median_of_paired_differences_decides_not_the_difference_of_medians(self):
-        # each validator scores both models on its own data: easy data (9000 vs 8900), hard data
-        # (5000 vs 4000) and data on which the child is worse (6000 vs 6500)
-        outcome = self.decide((9000, 8900), (5000, 4000), (6000, 6500))
+        # each validator scores the models on its own data: easy data (9000 vs 8900), hard data
+        # (5000 vs 4000) and data on which the child is worse (6000 vs 6500); the parent is the
+        # champion
+        outcome = self.decide((9000, 8900, 8900), (5000, 4000, 4000), (6000, 6500, 6500))
 
         assert (outcome.child_score, outcome.champion_score) == (6000, 6500)
         assert outcome.delta == 100  # lower median of 100, 1000, -500; the medians differ by -500
+        assert outcome.progress == 100
         assert outcome.verdict == "accepted" and outcome.crowned
         assert outcome.reveals == 3
 
+    def test_progress_is_the_paired_median_over_the_parent(self):
+        # the parent is an uncrowned head 150 over the champion, as each validator measures it
+        outcome = self.decide((5200, 5000, 5150), (5300, 5100, 5250), (5100, 4900, 5050))
+
+        assert (outcome.delta, outcome.progress) == (200, 50)
+        assert outcome.crowned
+
     @pytest.mark.parametrize(
-        "delta, verdict",
+        "delta, verdict, crowned",
         [
-            (1, "accepted"),
-            (0, "accepted"),
-            (-100, "accepted"),  # at the advance band
-            (-101, "held"),
-            (-1000, "held"),  # at the slash band
-            (-1001, "rejected"),
+            (10, "accepted", True),  # at minGain
+            (9, "accepted", False),  # over the champion, under minGain: the head only
+            (0, "accepted", False),
+            (-100, "accepted", False),  # at the advance band
+            (-101, "held", False),
+            (-1000, "held", False),  # at the slash band
+            (-1001, "rejected", False),
         ],
     )
-    def test_the_bands_split_accepted_held_and_rejected(self, delta, verdict):
-        outcome = self.decide((5000 + delta, 5000), (5010 + delta, 5010))
+    def test_the_bands_split_accepted_held_and_rejected(self, delta, verdict, crowned):
+        outcome = self.decide((5000 + delta, 5000, 5000), (5010 + delta, 5010, 5010))
 
-        assert (outcome.verdict, outcome.delta) == (verdict, delta)
-        assert outcome.crowned == (delta > 0)
+        assert (outcome.verdict, outcome.delta, outcome.crowned) == (verdict, delta, crowned)
 
     def test_unusable_weights_are_rejected_whatever_the_delta(self):
-        outcome = self.decide((0, 0), (0, 0))
+        outcome = self.decide((0, 0, 0), (0, 0, 0))
 
         assert (outcome.verdict, outcome.delta) == ("rejected", 0)
 
     def test_one_high_vote_of_two_does_not_crown(self):
         # the lower median: the lower of the two middle values
-        outcome = self.decide((5000, 5000), (5300, 5000))
+        outcome = self.decide((5000, 5000, 5000), (5300, 5000, 5000))
 
         assert (outcome.verdict, outcome.delta, outcome.child_score) == ("accepted", 0, 5000)
         assert not outcome.crowned
 
 
 class TestRelayReward:
-    def test_no_gain_over_the_champion_earns_nothing(self):
-        assert relay_reward(0, 10, 100, 2, 10**9) == 0
-        assert relay_reward(-300, 10, 100, 2, 10**9) == 0  # regaining lost ground pays nothing
+    # relay_reward(delta, progress, min_gain=10, base_reward=100, reward_per_point=2, pool)
+    def test_no_crown_earns_nothing(self):
+        assert relay_reward(0, 0, 10, 100, 2, 10**9) == 0
+        assert relay_reward(9, 9, 10, 100, 2, 10**9) == 0  # over the champion, under minGain
+        assert relay_reward(-300, 200, 10, 100, 2, 10**9) == 0  # regaining lost ground
 
     def test_base_reward_from_min_gain_plus_per_point(self):
-        assert relay_reward(9, 10, 100, 2, 10**9) == 2 * 9
-        assert relay_reward(10, 10, 100, 2, 10**9) == 100 + 2 * 10
-        assert relay_reward(1000, 10, 100, 2, 10**9) == 100 + 2 * 1000
+        assert relay_reward(10, 10, 10, 100, 2, 10**9) == 100 + 2 * 10
+        assert relay_reward(1000, 1000, 10, 100, 2, 10**9) == 100 + 2 * 1000
+
+    def test_only_the_gain_over_the_parent_too_is_paid(self):
+        # a copy of an uncrowned head that noise crowns: no progress, nothing
+        assert relay_reward(250, 0, 10, 100, 2, 10**9) == 0
+        assert relay_reward(250, -5, 10, 100, 2, 10**9) == 0
+        # a child 250 over the champion and 9 over its uncrowned parent: 9 points, no base
+        assert relay_reward(250, 9, 10, 100, 2, 10**9) == 2 * 9
+        # the parent below the champion: the gain over the champion is the bound
+        assert relay_reward(250, 700, 10, 100, 2, 10**9) == 100 + 2 * 250
 
     def test_capped_by_the_pool(self):
-        assert relay_reward(1000, 10, 100, 2, 150) == 150
-        assert relay_reward(1000, 10, 100, 2, 0) == 0
+        assert relay_reward(1000, 1000, 10, 100, 2, 150) == 150
+        assert relay_reward(1000, 1000, 10, 100, 2, 0) == 0
 
 
 class TestPaidInBand:
     # child median 6000, median delta 1000
-    OUTCOME = review([(6000, 5000), (6100, 5100), (5900, 4900)], 2, 1000, 100)
+    OUTCOME = review([(6000, 5000, 0), (6100, 5100, 0), (5900, 4900, 0)], 2, 1000, 100, 10)
 
     def test_within_the_band_of_both_medians_is_paid(self):
         assert (self.OUTCOME.child_score, self.OUTCOME.delta) == (6000, 1000)
-        assert paid_in_band((6000, 5000), self.OUTCOME, 500)
-        assert paid_in_band((6500, 5500), self.OUTCOME, 500)  # both edges are inside
-        assert paid_in_band((5500, 5000), self.OUTCOME, 500)  # delta 500: at the edge
+        assert paid_in_band((6000, 5000, 0), self.OUTCOME, 500)
+        assert paid_in_band((6500, 5500, 0), self.OUTCOME, 500)  # both edges are inside
+        assert paid_in_band((5500, 5000, 0), self.OUTCOME, 500)  # delta 500: at the edge
 
     def test_off_either_median_is_not_paid(self):
-        assert not paid_in_band((6501, 5501), self.OUTCOME, 500)  # child off by 501
-        assert not paid_in_band((6000, 5501), self.OUTCOME, 500)  # delta off by 501
+        assert not paid_in_band((6501, 5501, 0), self.OUTCOME, 500)  # child off by 501
+        assert not paid_in_band((6000, 5501, 0), self.OUTCOME, 500)  # delta off by 501
 
     def test_two_equal_guesses_are_not_paid_near_a_zero_delta(self):
-        # a validator that skips the work reveals the same guess twice: it matches a median
+        # a validator that skips the work reveals the same guess thrice: it matches a median
         # delta of 0 but not the child's median score
-        outcome = review([(7000, 7000), (7100, 7100), (6900, 6900)], 2, 1000, 100)
+        outcome = review(
+            [(7000, 7000, 7000), (7100, 7100, 7100), (6900, 6900, 6900)], 2, 1000, 100, 10
+        )
 
         assert outcome.delta == 0
-        assert not paid_in_band((5000, 5000), outcome, 500)
-        assert paid_in_band((7200, 7200), outcome, 500)
+        assert not paid_in_band((5000, 5000, 5000), outcome, 500)
+        assert paid_in_band((7200, 7200, 7200), outcome, 500)
 
     def test_a_void_review_pays_nobody(self):
-        void = review([(6000, 5000)], 2, 1000, 100)
+        void = review([(6000, 5000, 5000)], 2, 1000, 100, 10)
 
-        assert not paid_in_band((6000, 5000), void, 500)
+        assert not paid_in_band((6000, 5000, 5000), void, 500)
 
 
 class TestRoyaltyBook:

@@ -200,8 +200,11 @@ def test_a_validator_commits_paired_scores_and_reveals_them_after_a_restart(setu
     holdout = setup.holdouts[0]
     assert scored.phase == "scored"
     assert (scored.child_cid, scored.champion_cid) == (str(Cid.from_bytes(child.cid)), str(genesis))
-    assert scored.champion_score == steps.score_weights(
-        setup.spec, setup.store.get(genesis), holdout
+    assert scored.parent_cid == str(genesis)  # round 1: the parent is the genesis, the champion
+    assert (
+        scored.champion_score
+        == scored.parent_score
+        == steps.score_weights(setup.spec, setup.store.get(genesis), holdout)
     )
     assert scored.child_score == steps.score_weights(
         setup.spec, setup.store.get(Cid.from_bytes(child.cid)), holdout
@@ -227,6 +230,7 @@ def test_a_validator_commits_paired_scores_and_reveals_them_after_a_restart(setu
         1,
         scored.child_score,
         scored.champion_score,
+        scored.parent_score,
         bytes.fromhex(scored.salt),
         address,
     )
