@@ -686,7 +686,8 @@ def chain_relay(lab: Lab, config: SimConfig, out_dir: Path) -> Relay:
         turns.append(
             Turn(
                 row.round, index[row.relayer], row.behaviour, row.verdict, row.child_score,
-                row.champion_score, row.delta, row.reward, row.slashed, row.samples, row.mix,
+                row.champion_score, row.delta, row.crowned, row.reward, row.slashed, row.samples,
+                row.mix,
                 row.head_accuracy, row.champion_accuracy, head_gap, lab.scores(champion).recall,
             )
         )  # fmt: skip

@@ -567,8 +567,8 @@ def deal_data(spec: TaskSpec, config: SimConfig, seed: int) -> Deal:
     parts = partition(
         train_part.y, config.participants, scheme=scheme, alpha=config.alpha or 1.0, seed=seed
     )
-    n_validators = config.validators + config.lazy_validators
-    vparts = partition(review.y, n_validators, scheme="iid", seed=seed)
+    # only honest validators score: lazy ones guess, squatters never commit
+    vparts = partition(review.y, config.validators, scheme="iid", seed=seed)
     return Deal(
         shards=[train_part.subset(p) for p in parts],
         holdouts=[review.subset(p) for p in vparts],
@@ -671,8 +671,7 @@ class Simulation:
         )
 
         behaviours = config.behaviours()
-        n_scoring = config.validators + config.lazy_validators
-        n_validators = n_scoring + config.squatters
+        n_validators = config.validators + config.lazy_validators + config.squatters
         accounts = [dev_account(i) for i in range(3 + len(behaviours) + n_validators)]
         funder = self.tester.get_accounts()[0]
         for acct in accounts:
@@ -755,7 +754,7 @@ class Simulation:
                     kind,
                     client.address,
                     self.publisher.as_account(client),
-                    data=holdouts[j] if j < n_scoring else None,
+                    data=holdouts[j] if j < config.validators else None,
                 )
             )
         self.everyone = [*self.relayers, *self.validators, self.keeper]

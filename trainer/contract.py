@@ -82,7 +82,7 @@ class TaskParams:
     slash_reject_bp: int = 2000  # stake share lost by a rejected relayer
     slash_no_reveal_bp: int = 1000  # validator stake share lost by committing and not revealing
     slash_miss_bp: int = 500  # validator stake share lost per review it could have committed to
-    band_bp: int = 500  # reveals within this many bp of both medians earn validator_fee
+    band_bp: int = 1500  # reveals this close to both medians earn validator_fee: 9 in 60 samples
     validator_fee: int = ETHER // 1000  # paid per in-band reveal
     keeper_bounty_bp: int = (
         1000  # keeper share of a timeout slash; finalize pays this share of validator_fee
