@@ -191,7 +191,7 @@ contract DeRelay is ReentrancyGuard {
         uint16 childScore; // revealed score of the child under review
         uint16 championScore; // revealed score of the champion, on the same held-out data
         Ballot ballot;
-        uint16 parentScore; // revealed score of the child's parent (the head or the champion)
+        uint16 parentScore; // revealed score of the child's parent (the head it was trained from)
         uint8 misses; // consecutive reviews it could have committed to and did not
     }
 
@@ -614,15 +614,13 @@ contract DeRelay is ReentrancyGuard {
 
     // ------------------------------------------------------------------ submission
 
-    /// @notice The holder submits the child it trained from the head (or from the champion, when
-    /// the head was accepted below it), for review. After a void
+    /// @notice The holder submits the child it trained from the head, for review. After a void
     /// review the holder keeps the turn for one more round and may submit the same child again
     /// (as long as it is the latest submission): nobody else can take a child whose review
     /// decided nothing while its relayer retries.
     /// @param taskId The task.
     /// @param round The current round (a submission for another round reverts).
-    /// @param parentDigest sha2-256 digest of the parent's CID: the head's, or the champion's when
-    /// the head's score is below the champion's.
+    /// @param parentDigest sha2-256 digest of the parent's CID: must be the head's.
     /// @param childCid Binary CIDv1 (raw or dag-pb, sha2-256) of the child weights; never seen before
     /// in this task, except the caller's own child of the latest, void review.
     /// @param metadataCid Binary CIDv1 of the relay card (training config, metrics, timings, version).
@@ -644,14 +642,7 @@ contract DeRelay is ReentrancyGuard {
         uint256 deadline = uint256(s.phaseStart) + _configs[taskId].turnDuration;
         if (block.timestamp > deadline) revert DeRelay__TurnExpired(taskId, deadline);
         bytes32 headDigest = _headDigests[taskId];
-        if (parentDigest != headDigest) {
-            // The champion only in place of a head accepted below it: naming the champion over a
-            // head above it would claim that head's uncrowned gain as the child's own progress.
-            Ledger storage standing = _ledgers[taskId];
-            if (parentDigest != _championDigests[taskId] || standing.headScore >= standing.championScore) {
-                revert DeRelay__StaleParent(taskId, parentDigest, headDigest);
-            }
-        }
+        if (parentDigest != headDigest) revert DeRelay__StaleParent(taskId, parentDigest, headDigest);
         (bytes32 childDigest, uint8 childCodec) = _parseCid(childCid);
         _parseCid(metadataCid);
         if (samples == 0) revert DeRelay__ZeroSamples();
@@ -767,8 +758,7 @@ contract DeRelay is ReentrancyGuard {
     /// @param round The round under review.
     /// @param childScore Accuracy of the child on the validator's held-out data, in bp (0..10000).
     /// @param championScore Accuracy of the champion on the same data, in bp (0..10000).
-    /// @param parentScore Accuracy of the child's parent (the head or the champion, as submitted) on
-    /// the same data, in bp (0..10000).
+    /// @param parentScore Accuracy of the child's parent (the head) on the same data, in bp (0..10000).
     /// @param salt The secret the commitment was made with.
     function revealScore(
         uint256 taskId,
@@ -1037,8 +1027,7 @@ contract DeRelay is ReentrancyGuard {
     }
 
     /// @notice A page of the lineage: the genesis (index 0) and every submission after it, in
-    /// order, with its status; each child's parent (its round's head or champion) is in its
-    /// RelaySubmitted event.
+    /// order, with its status; the accepted ones form the model's chain of parents.
     /// @param taskId The task.
     /// @param offset The first index.
     /// @param limit The most entries to return.

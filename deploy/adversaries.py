@@ -269,35 +269,31 @@ def make_adversary_child(
     def paired(tensors: Tensors) -> int:
         return _balanced(_predict(spec, tensors, est.X), est.y) - champion_est
 
-    def fresh(weights: bytes, base: bytes) -> bytes:
-        """A mix of zero is the base itself, which the contract refuses as seen: re-encoded."""
-        return reencode(weights, draw) if weights == base else weights
-
     if behaviour == "walker":
         # Right at the edge of the advance band, toward chance level: no margin, no poison needed.
         weights, t, s = aim_mix(
             spec, head_weights, chance_weights(spec, draw), paired, -advance_band
         )
-        return AdversaryChild(fresh(weights, head_weights), 0, "walk", t, s, -advance_band)
+        return AdversaryChild(weights, 0, "walk", t, s, -advance_band)
     if behaviour == "subtle":
         bad, samples = poisoned_weights(
             spec, head_weights, data, replace(cfg, epochs=poison_epochs), None
         )
         aim = -advance_band + margin
         weights, t, s = aim_mix(spec, head_weights, bad, paired, aim)
-        return AdversaryChild(fresh(weights, head_weights), samples, "subtle", t, s, aim)
+        return AdversaryChild(weights, samples, "subtle", t, s, aim)
     if behaviour == "targeted":
         source, dest = pair or target_pair(data, spec.num_classes)
         bad = redirected_weights(spec, head_weights, source, dest)
         aim = -advance_band + margin
         weights, t, s = aim_mix(spec, head_weights, bad, paired, aim)
-        return AdversaryChild(fresh(weights, head_weights), 0, "targeted", t, s, aim)
+        return AdversaryChild(weights, 0, "targeted", t, s, aim)
     if behaviour == "dipper":
         if turn % 2 == 0:  # recover: the champion itself, under a new CID
             return AdversaryChild(reencode(champion_weights, draw), 0, "recover", 0.0, 0, 0)
         aim = -advance_band + margin
         weights, t, s = aim_mix(spec, champion_weights, chance_weights(spec, draw), paired, aim)
-        return AdversaryChild(fresh(weights, champion_weights), 0, "dip", t, s, aim)
+        return AdversaryChild(weights, 0, "dip", t, s, aim)
     raise ValueError(f"unknown adversary {behaviour!r}; use one of {', '.join(ADVERSARIES)}")
 
 

@@ -138,23 +138,6 @@ def review(
     return Review(kind, child, champion, delta, progress, len(ballots), crowned)
 
 
-@dataclass(frozen=True)
-class Standing:
-    """The head's and the champion's scores as the contract stores them (`turn_parent` reads them):
-    a decided review re-measures the champion, an accepted child sets the head's, a crowned one
-    both."""
-
-    head_score: int
-    champion_score: int
-
-    def after(self, outcome: Review) -> Standing:
-        if outcome.verdict == "void":
-            return self
-        champion = outcome.child_score if outcome.crowned else outcome.champion_score
-        head = outcome.child_score if outcome.verdict == "accepted" else self.head_score
-        return Standing(head, champion)
-
-
 def relay_reward(
     delta: int, progress: int, min_gain: int, base_reward: int, reward_per_point: int, pool: int
 ) -> int:

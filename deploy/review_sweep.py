@@ -38,15 +38,7 @@ import numpy as np
 import torch
 
 from deploy.adversaries import ADVERSARIES, make_adversary_child, split_own_data, target_pair
-from deploy.metrics import (
-    BP,
-    Standing,
-    first_reaching,
-    lower_median,
-    paid_in_band,
-    relay_reward,
-    review,
-)
+from deploy.metrics import BP, first_reaching, lower_median, paid_in_band, relay_reward, review
 from deploy.simulate import (
     RELAYER_COUNTS,
     SimConfig,
@@ -61,7 +53,6 @@ from trainer.data import Dataset
 from trainer.errors import WeightsError
 from trainer.models import apply_weights, build_model, load_weights
 from trainer.spec import TaskSpec, digits_mlp_spec
-from trainer.steps import turn_parent
 from trainer.training import evaluate
 
 DEFAULTS = {f: TaskParams.__dataclass_fields__[f].default for f in TaskParams.field_names()[3:]}
@@ -271,8 +262,6 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
     pool = config.pool
     head = champion = lab.genesis
     genesis = lab.scores(lab.genesis)
-    standing = Standing(lab.genesis_score, lab.genesis_score)
-    seen = {_digest(lab.genesis)}  # every model on chain: the contract refuses them as children
     head_gap = 0
     out: list[Turn] = []
     for round_ in range(1, config.rounds + 1):
@@ -288,24 +277,14 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
             slashed = stakes[who.index] * p["slash_timeout_bp"] // BP
             pool += slashed - slashed * p["keeper_bounty_bp"] // BP
         elif acts:
-            parent = head  # adversaries work from the head (or aim at the champion)
-            if who.behaviour not in ADVERSARIES:
-                parent = turn_parent(head, standing.head_score, champion, standing.champion_score)
             child, samples, mix = lab.child(
-                config, who, round_, turns_of[who.index], parent, champion, p["advance_band"]
+                config, who, round_, turns_of[who.index], head, champion, p["advance_band"]
             )
-            if parent != head and _digest(child) in seen:  # as the worker: from the head
-                parent = head
-                child, samples, mix = lab.child(
-                    config, who, round_, turns_of[who.index], parent, champion, p["advance_band"]
-                )
-            seen.add(_digest(child))
-            c, h, f = lab.scores(child), lab.scores(champion), lab.scores(parent)
-            ballots = list(zip(c.holdouts, h.holdouts, f.holdouts, strict=True))
+            c, h, parent = lab.scores(child), lab.scores(champion), lab.scores(head)
+            ballots = list(zip(c.holdouts, h.holdouts, parent.holdouts, strict=True))
             outcome = review(
                 ballots, p["quorum"], p["slash_band"], p["advance_band"], p["min_gain"]
             )
-            standing = standing.after(outcome)
             verdict, delta, crowned = outcome.verdict, outcome.delta, outcome.crowned
             child_score, champion_score = outcome.child_score, outcome.champion_score
             if verdict == "accepted":

@@ -61,7 +61,6 @@ from deploy.adversaries import (
 )
 from deploy.metrics import (
     RoyaltyBook,
-    Standing,
     cumulative_profit,
     fedavg,
     first_reaching,
@@ -92,14 +91,7 @@ from trainer.keys import dev_account
 from trainer.models import apply_weights, build_model, init_weights, load_weights, save_weights
 from trainer.shards import split_dataset
 from trainer.spec import TaskSpec, digits_mlp_spec
-from trainer.steps import (
-    RELAY_CARD_FORMAT,
-    ChildResult,
-    relay_card,
-    score_weights,
-    train_child,
-    turn_parent,
-)
+from trainer.steps import RELAY_CARD_FORMAT, ChildResult, relay_card, score_weights, train_child
 from trainer.store import LocalStore
 from trainer.training import TrainConfig, evaluate, train
 
@@ -674,8 +666,9 @@ class Simulation:
         self._round_now = 0
         self._test_cache: dict[bytes, int] = {}
         self._score_cache: dict[tuple[bytes, str], int] = {}
-        # holder, child, card, claimed, parent CID, parent weights
-        self._void_child: tuple[str, bytes, bytes, int, bytes, bytes] | None = None
+        self._void_child: tuple[str, bytes, bytes, int] | None = (
+            None  # holder, child, card, claimed
+        )
 
         behaviours = config.behaviours()
         n_validators = config.validators + config.lazy_validators + config.squatters
@@ -859,16 +852,11 @@ class Simulation:
 
     # -------------------------------------------------------------- behaviours
 
-    def _reviewed(self, weights: bytes) -> bool:
-        """Whether these weights were submitted before (the contract would refuse them)."""
-        record = self.publisher.record(self.task_id, unixfs_cid(weights).digest)
-        return record[3] != Status.NONE
-
     def _make_child(
-        self, p: Participant, round_: int, parent: bytes
+        self, p: Participant, round_: int
     ) -> tuple[bytes, int, int, dict[str, Any], Any]:
         """(child weights, samples trained, samples claimed, relay card, the adversary's choice or
-        None) of a submitting relayer; all but adversaries train from `parent`."""
+        None) of a submitting relayer."""
         assert p.data is not None
         if p.behaviour in ADVERSARIES:
             assert p.estimate is not None
@@ -880,12 +868,12 @@ class Simulation:
             card = {"format": RELAY_CARD_FORMAT}
             return child.weights, child.samples, max(child.samples, len(p.data)), card, child
         work = make_child(
-            self.spec, self.config, p.behaviour, parent, p.data, self.seed, round_, p.turns
+            self.spec, self.config, p.behaviour, self.head_bytes, p.data, self.seed, round_, p.turns
         )
         if work.result is None:  # nothing trained: a card that says little
             return work.weights, 0, len(p.data), {"format": RELAY_CARD_FORMAT}, None
         card = relay_card(
-            self.task_id, round_, str(unixfs_cid(parent)), work.result, work.cfg, 0.0,
+            self.task_id, round_, str(unixfs_cid(self.head_bytes)), work.result, work.cfg, 0.0,
             p.commitment,
         )  # fmt: skip
         return work.weights, work.result.samples, work.result.samples, card, None
@@ -1048,22 +1036,11 @@ class Simulation:
         """The holder submits (after a void review, the same child again), the validators commit
         and reveal paired scores, the keeper finalizes; `row` gets the outcome."""
         round_ = state.round
-        parent_cid = state.head_cid  # adversaries work from the head (or aim at the champion)
-        if holder.behaviour not in ADVERSARIES:
-            parent_cid = turn_parent(
-                state.head_cid, state.head_score, state.champion_cid, state.champion_score
-            )
-        parent = self.head_bytes if parent_cid == state.head_cid else self.champion_bytes
         if self._void_child is not None and self._void_child[0] == holder.address:
-            _, child, card_bytes, claimed, parent_cid, parent = self._void_child
+            _, child, card_bytes, claimed = self._void_child
             trained = 0
         else:
-            child, trained, claimed, card, attack = self._make_child(holder, round_, parent)
-            if parent_cid != state.head_cid and self._reviewed(child):
-                # the same data from the same champion gave a child already reviewed (a shard of
-                # one batch trains deterministically): the worker trains on from the head
-                parent_cid, parent = state.head_cid, self.head_bytes
-                child, trained, claimed, card, attack = self._make_child(holder, round_, parent)
+            child, trained, claimed, card, attack = self._make_child(holder, round_)
             card_bytes = json.dumps(card, sort_keys=True).encode()
             if attack is not None:
                 row.attack, row.mix, row.estimate = attack.kind, attack.mix, attack.estimate
@@ -1079,7 +1056,7 @@ class Simulation:
         receipt = holder.relay.submit_relay(
             self.task_id,
             round_,
-            Cid.from_bytes(parent_cid).digest,
+            Cid.from_bytes(state.head_cid).digest,
             child_cid.to_bytes(),
             card_cid.to_bytes(),
             holder.commitment,
@@ -1100,7 +1077,7 @@ class Simulation:
                 scores = (
                     self._score(v, child),
                     self._score(v, self.champion_bytes),
-                    self._score(v, parent),
+                    self._score(v, self.head_bytes),  # the parent: the head until finalized
                 )
             salt = self.rng.randbytes(32)
             v.relay.commit_score(
@@ -1125,7 +1102,7 @@ class Simulation:
         row.child_accuracy = self._test_accuracy(child)
         if row.verdict == "accepted":
             holder.accepted += 1
-            progress = row.child_accuracy - self._test_accuracy(parent)
+            progress = row.child_accuracy - self.head_accuracy
             self.head_bytes = child
             self.head_accuracy = row.child_accuracy
             if row.crowned:
@@ -1136,7 +1113,7 @@ class Simulation:
         elif row.verdict == "rejected":
             holder.rejected += 1
         elif row.verdict == "void":
-            self._void_child = (holder.address, child, card_bytes, claimed, parent_cid, parent)
+            self._void_child = (holder.address, child, card_bytes, claimed)
 
     def _churn(self, row: RoundRow) -> None:
         """Participants still unprofitable (gas counted) after `churn_after` turns (reviews) leave.
@@ -1237,34 +1214,23 @@ def honest_reference(
 ) -> list[ReferenceTurn]:
     """The all-honest relay: the honest turns of a run, `(round, shard)` in order, with every other
     turn left out, each child reviewed by the contract's rule (`deploy.metrics.review`) on paired
-    scores of `holdouts`, the honest validators' shards. Same rounds, same training seeds, the same
-    choice of parent (`turn_parent`)."""
+    scores of `holdouts`, the honest validators' shards. Same rounds, same training seeds."""
     head = champion = genesis
     head_acc = champion_acc = score_weights(spec, genesis, test)
-    standing = Standing(params.genesis_score, params.genesis_score)
-    seen = {
-        genesis
-    }  # the contract refuses a child it has seen: the worker then trains from the head
     out = []
     for round_, shard in turns:
-        parent = turn_parent(head, standing.head_score, champion, standing.champion_score)
-        child = make_child(spec, config, "honest", parent, shard, seed, round_, 1).weights
-        if parent != head and child in seen:
-            parent = head
-            child = make_child(spec, config, "honest", parent, shard, seed, round_, 1).weights
-        seen.add(child)
+        child = make_child(spec, config, "honest", head, shard, seed, round_, 1).weights
         ballots = [
             (
                 score_weights(spec, child, h),
                 score_weights(spec, champion, h),
-                score_weights(spec, parent, h),
+                score_weights(spec, head, h),
             )
             for h in holdouts
         ]
         outcome = review(
             ballots, params.quorum, params.slash_band, params.advance_band, params.min_gain
         )
-        standing = standing.after(outcome)
         if outcome.verdict == "accepted":
             head, head_acc = child, score_weights(spec, child, test)
             if outcome.crowned:

@@ -510,16 +510,6 @@ class DeRelayContract:
         r = self._view("recordOf", task_id, digest)
         return (r[0], r[1], r[2], Status(r[3]), r[4], r[5])
 
-    def submitted_parent(self, task_id: int, round_: int) -> bytes:
-        """The parent digest the submission of `round_` named (its RelaySubmitted event): the
-        head's or the champion's, as the contract checked."""
-        submitted = self.events("RelaySubmitted", taskId=task_id, round=round_)
-        if not submitted:
-            raise ChainError(
-                f"task {task_id} has no submission in round {round_}: wait for one to be mined"
-            )
-        return bytes(submitted[-1]["args"]["parentDigest"])
-
     # -------------------------------------------------------------- events
 
     def events(

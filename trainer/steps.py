@@ -70,18 +70,6 @@ def score_weights(
     return evaluate(model, holdout.X, holdout.y)
 
 
-def turn_parent(head: bytes, head_score: int, champion: bytes, champion_score: int) -> bytes:
-    """The model a turn trains from (of the head and the champion, by CID): the head, unless it
-    was accepted below the champion, as their scores on chain say; then the champion.
-
-    A head below the champion is lost ground at best, and at worst an attacker's child parked at
-    the advance band's edge that scored well only on the validators' few samples: training on from
-    it held honest children back (the walker's relays of the review sweep). A head at or above the
-    champion holds progress not yet crowned, and is kept.
-    """
-    return champion if head != champion and head_score < champion_score else head
-
-
 RELAY_CARD_FORMAT = "derelay-relay-card/2"  # 2: the champion the child was measured against
 
 

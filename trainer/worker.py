@@ -42,13 +42,7 @@ from trainer.failpoints import failpoint
 from trainer.journal import BallotEntry, Journal, TurnEntry
 from trainer.limits import DEFAULT_LIMITS
 from trainer.spec import TaskSpec
-from trainer.steps import (
-    measure_champion,
-    relay_card,
-    score_weights,
-    train_child,
-    turn_parent,
-)
+from trainer.steps import measure_champion, relay_card, score_weights, train_child
 from trainer.store import ContentStore
 from trainer.training import TrainConfig
 
@@ -172,25 +166,16 @@ class Worker:
 
     def _turn(self, state: TaskState, entry: TurnEntry | None) -> list[str]:
         head = Cid.from_bytes(state.head_cid)
-        parent = Cid.from_bytes(
-            turn_parent(state.head_cid, state.head_score, state.champion_cid, state.champion_score)
-        )
         if entry is not None and entry.phase in ("submitted", "abandoned"):
             return []
-        if entry is None or entry.parent_cid not in (str(parent), str(head)):
-            entry = self._void_retry(state.round, {str(parent), str(head)})
-        if entry is None:
-            entry = self._train(state, parent)
-            if parent != head and self._reviewed(Cid.parse(entry.child_cid)):
-                # The same data from the same champion gave a child already reviewed (training
-                # on a shard of one batch is deterministic): train on from the head instead.
-                entry = self._train(state, head)
+        if entry is None or entry.parent_cid != str(head):
+            entry = self._void_retry(state.round, head) or self._train(state, head)
         entry = self.journal.advance_turn(self.task_id, entry, "submitting")
         try:
             self.relay.submit_relay(
                 self.task_id,
                 state.round,
-                parent.digest,
+                head.digest,
                 Cid.parse(entry.child_cid).to_bytes(),
                 Cid.parse(entry.card_cid).to_bytes(),
                 bytes.fromhex(entry.data_commitment),
@@ -213,17 +198,13 @@ class Worker:
         self.journal.advance_turn(self.task_id, entry, "submitted")
         return [f"round {state.round}: submitted child {entry.child_cid} ({entry.samples} samples)"]
 
-    def _reviewed(self, child: Cid) -> bool:
-        """Whether `child` was submitted before (the contract would refuse it as seen)."""
-        return self.relay.record(self.task_id, child.digest)[3] != Status.NONE
-
-    def _void_retry(self, round_: int, parents: set[str]) -> TurnEntry | None:
+    def _void_retry(self, round_: int, head: Cid) -> TurnEntry | None:
         """After a void review the holder keeps the turn: its child of the previous round, when the
         chain says that review was void, goes in again (nobody else may take it). A submission
         still "submitting" (a crash before its receipt) counts: the chain's record says it landed."""
         previous = self.journal.turn(self.task_id, round_ - 1)
         sent = previous is not None and previous.phase in ("submitting", "submitted")
-        if previous is None or not sent or previous.parent_cid not in parents:
+        if previous is None or not sent or previous.parent_cid != str(head):
             return None
         relayer, _, _, status, _, _ = self.relay.record(
             self.task_id, Cid.parse(previous.child_cid).digest
@@ -234,13 +215,13 @@ class Worker:
         self.journal.record_turn(self.task_id, entry)
         return entry
 
-    def _train(self, state: TaskState, parent_cid: Cid) -> TurnEntry:
+    def _train(self, state: TaskState, head: Cid) -> TurnEntry:
         assert self.train_data is not None
         round_ = state.round
         started = time.perf_counter()
-        parent = self.store.get(parent_cid)
+        parent = self.store.get(head)
         champion_cid = Cid.from_bytes(state.champion_cid)
-        champion_weights = parent if champion_cid == parent_cid else self.store.get(champion_cid)
+        champion_weights = parent if champion_cid == head else self.store.get(champion_cid)
         fetch_seconds = time.perf_counter() - started
         failpoint("after-download")
         cfg = TrainConfig.from_spec(
@@ -267,13 +248,13 @@ class Worker:
             self.config.weights_bytes,
         )
         card = relay_card(
-            self.task_id, round_, str(parent_cid), result, cfg, fetch_seconds, commitment, champion
+            self.task_id, round_, str(head), result, cfg, fetch_seconds, commitment, champion
         )
         card_cid = self.store.add(json.dumps(card, sort_keys=True).encode())
         self.store.pin(card_cid)
         entry = TurnEntry(
             round=round_,
-            parent_cid=str(parent_cid),
+            parent_cid=str(head),
             child_cid=str(child),
             card_cid=str(card_cid),
             samples=result.samples,
@@ -330,23 +311,12 @@ class Worker:
         weights = self.store.get(cid)
         return score_weights(self.spec, weights, self.holdout, self.config.weights_bytes)
 
-    def _submitted_parent(self, state: TaskState) -> Cid:
-        """The parent the child under review was trained from: the head or the champion."""
-        digest = self.relay.submitted_parent(self.task_id, state.round)
-        for candidate in (state.head_cid, state.champion_cid):
-            cid = Cid.from_bytes(candidate)
-            if cid.digest == digest:
-                return cid
-        raise ChainError(
-            f"round {state.round}: the submission's parent is neither the head nor the champion"
-        )
-
     def _commit(self, state: TaskState, entry: BallotEntry | None) -> list[str]:
         if entry is None:
             child_entry = self.relay.lineage(self.task_id, state.submission_count - 1, 1)[0]
             child = Cid.from_bytes(child_entry.cid)
             champion = Cid.from_bytes(state.champion_cid)
-            parent = self._submitted_parent(state)
+            parent = Cid.from_bytes(state.head_cid)  # the head until this review ends
             try:
                 # All on the same held-out data: the review decides on the differences, so what
                 # is hard about this validator's data cancels out.

@@ -263,12 +263,10 @@ def play_round(
     *,
     keeper: DeRelayContract,
     check: Callable[[], object] | None = None,
-    parent: bytes | None = None,
 ) -> RoundResult:
     """One full review cycle: `holder` submits, every vote commits, revealers reveal after the
     commit window, and `keeper` finalizes: at once when everyone revealed, else after the reveal
-    window. `check` (e.g. the invariant) runs after every transaction. `parent`: the digest the
-    submission names (default the head's)."""
+    window. `check` (e.g. the invariant) runs after every transaction."""
 
     def step() -> None:
         if check is not None:
@@ -277,17 +275,15 @@ def play_round(
     state = holder.task_state(task)
     assert state.phase == Phase.TURN and state.holder == holder.client.address
     round_ = state.round
-    child = submit(holder, task, label, parent=parent)
+    child = submit(holder, task, label)
     step()
 
     def standing(vote: Vote) -> dict[str, int]:
         champion = state.champion_score if vote.champion is None else vote.champion
-        parent_score = vote.parent
-        if parent_score is None:
-            named = digest_of(state.head_cid) if parent is None else parent
-            from_champion = named == digest_of(state.champion_cid)
-            parent_score = champion if from_champion else state.head_score
-        return {"champion": champion, "parent": parent_score}
+        parent = vote.parent
+        if parent is None:
+            parent = champion if state.head_cid == state.champion_cid else state.head_score
+        return {"champion": champion, "parent": parent}
 
     for vote in votes:
         commit(vote.validator, task, round_, vote.score, **standing(vote))

@@ -40,7 +40,6 @@ from tests.contracts.conftest import (
 )
 from trainer.chain import ChainClient
 from trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase, Status
-from trainer.steps import turn_parent
 
 FEE = ETH // 100  # validatorFee
 BOUNTY = FEE * 1000 // 10_000  # what finalize pays its caller in a decided review
@@ -189,51 +188,6 @@ def test_walk_down_keeps_the_head_within_the_advance_band_of_the_champion(
         account = keeper.account(task, addr(view))
         stake = 2 * ETH - (slash if view is chance else 0)
         assert (account.relayer_stake, account.withdrawable, account.shares) == (stake, 0, 0)
-    invariant.check()
-
-
-def test_an_honest_relayer_steps_over_a_parked_head_by_training_from_the_champion(
-    chain: Chain, actors: Actors, task: int, invariant: Invariant
-):
-    # prepare: a walker parks the head on the advance band below the champion (the genesis)
-    walker, alice = actors.relayers[:2]
-    walker.join_relay(task, 2 * ETH)
-    alice.join_relay(task, 2 * ETH)
-    panel = Panel(actors.validators[:3], (-40, 0, 60))
-    seat(panel.views, task)
-    keeper = actors.keeper
-    play_round(chain, task, walker, "parked", panel.votes(4900, 5000, 5000), keeper=keeper)
-    state = keeper.task_state(task)
-    assert (state.head_cid, state.head_score, state.champion_score) == (
-        cid_of("parked"),
-        4900,
-        5000,
-    )
-    policy = turn_parent(state.head_cid, state.head_score, state.champion_cid, state.champion_score)
-    assert policy == GENESIS  # an honest worker trains from the champion, not the parked head
-
-    # act: alice's child of the champion names it as its parent
-    result = play_round(
-        chain,
-        task,
-        alice,
-        "from-champion",
-        panel.votes(5030, 5000, 5000),
-        keeper=keeper,
-        check=invariant.check,
-        parent=digest_of(GENESIS),
-    )
-
-    # check: the chain took the champion as the parent; crowned and paid for its gain over it
-    assert keeper.submitted_parent(task, result.round) == digest_of(GENESIS)
-    event = finalized(keeper, result.finalize_receipt)
-    assert (event["verdict"], event["delta"], event["progress"], event["reward"]) == (
-        Status.ACCEPTED,
-        30,
-        30,
-        reward(30),
-    )
-    assert keeper.head(task) == keeper.champion(task) == (result.child, 5030)
     invariant.check()
 
 
@@ -397,9 +351,6 @@ def test_a_near_copy_of_an_uncrowned_head_that_noise_crowns_is_not_paid(
     )
     assert keeper.champion(task) == (GENESIS, 5000)
     assert keeper.head(task) == (honest.child, 5009)
-    # naming the champion as its parent would make the head's gain its own progress: refused
-    with reverts("DeRelay__StaleParent", task, digest_of(GENESIS), digest_of(honest.child)):
-        submit(mallory, task, "claims-the-champion", parent=digest_of(GENESIS))
 
     # act: mallory resubmits the head nudged by a hair. On each validator's data it scores what
     # its parent scores, give or take one flipped sample; against the champion (another model)

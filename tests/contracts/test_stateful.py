@@ -15,12 +15,8 @@ and 2.1, with the verdict and reward arithmetic of deploy/metrics.py) predicts e
 
 Behind the ballots is a small world: every model has a true quality (accuracy in bp) and every
 validator a bias (how hard its held-out data is), so an honest validator scores a model at
-quality + bias: the child, the champion and the child's parent (the head or the champion, as the
-submission named it), all three on the same data. A relayer names the parent by the honest rule
-(trainer.steps.turn_parent: the champion when the head was accepted below it, as their scores on
-chain say, else the head), or names the head or the champion whatever their scores (an adversary
-may choose either), or one the contract must refuse (an earlier head, another submission, a
-digest never seen). Children are drawn to improve on the champion (by less than, exactly
+quality + bias: the child, the champion and the child's parent (the head it was trained from),
+all three on the same data. Children are drawn to improve on the champion (by less than, exactly
 and more than minGain), to creep up from the head by half of minGain, to copy the champion
 (re-encoded), to dip within the advance band and recover, to walk the head down by the whole
 advance band, to land held, on the slash band's edge or below it, or to be junk (score 0); a
@@ -40,28 +36,25 @@ invariants must hold:
 - one holder: Idle iff the queue is empty iff nobody holds the turn; the holder is the front;
 - queue integrity: the walk's length is queueLength, no member twice, next/prev form one cycle;
 - head and champion: the head is the champion, or it was accepted (against the same champion)
-  with a median delta >= -advanceBand, whichever parent its child named; when an honest majority
-  decided it, its true quality is no more than advanceBand below the champion's, as the current
-  validators measure; a champion is only ever replaced by a child with delta >= minGain (and,
-  decided honestly, truly better by that much);
-- a submission names the head or the champion as its parent, else it reverts StaleParent (with
-  the head's digest); RelaySubmitted carries the parent named;
+  with a median delta >= -advanceBand; when an honest majority decided it, its true quality is
+  no more than advanceBand below the champion's, as the current validators measure; a champion
+  is only ever replaced by a child with delta >= minGain (and, decided honestly, truly better by
+  that much);
 - shares only grow with crowned children, by exactly the reward
   `min(pool, (gain >= minGain ? baseReward : 0) + rewardPerPoint * gain)` for
   `gain = min(delta, progress)` (nothing when progress <= 0), `progress` the median of child -
-  parent; a crowned child decided honestly is paid for what it truly added over the parent it
-  named: less than its delta when that is an uncrowned head above the champion, its whole delta
-  when it named the champion;
+  parent; a crowned child decided honestly is paid for what it truly added itself, which is less
+  than its delta when its parent is an uncrowned head above the champion;
 - a void round moves no money out of the pool (no fees, no bounty, no reward: the pool only
   gains the validators' slashes); the holder keeps the turn once in a row;
 - no reachable state rejects every honest child forever: with honest validators in every seat
   that is free or will be freed (squatters, silent), a child that beats the champion by minGain
   on each validator's data is crowned by the model's verdict, unless liars outvote them (a
-  colluding majority wins any vote: the documented bound), and it is paid for its step over the
-  parent the honest rule names. At the end of each example the same is played on chain: honest
-  newcomers take free seats and the holder's honest child must be crowned within the rounds
-  that squatters and silent validators take to lose their seats (a holder whose own seat keeps
-  its reviews from a quorum has them void twice, then the turn passes on);
+  colluding majority wins any vote: the documented bound). At the end of each example the same
+  is played on chain: honest newcomers take free seats and the holder's honest child must be
+  crowned within the rounds that squatters and silent validators take to lose their seats (a
+  holder whose own seat keeps its reviews from a quorum has them void twice, then the turn
+  passes on);
 - no stuck stake; withdraw pays exactly the balance.
 
 Each example takes a chain snapshot (the contract deployed, no task), creates a task from drawn
@@ -138,7 +131,6 @@ from trainer.contract import (
     decoder_for,
 )
 from trainer.errors import ContractRevert
-from trainer.steps import turn_parent
 
 ETH = 10**18
 BP = 10_000
@@ -233,9 +225,6 @@ class Model:
     champion_codec: int
     champion_score: int
     head_delta: int = 0  # median delta the head was accepted with (0 for the genesis)
-    # The parent the latest submission named (the head or the champion then; the genesis before
-    # any): the model its validators score third. The contract keeps it only in RelaySubmitted.
-    parent: bytes = b""
     kept: bool = False  # this turn is the holder's second try after a void review
     phase: Phase = Phase.IDLE
     round: int = 0
@@ -412,8 +401,7 @@ class Model:
             errors.add("DeRelay__WrongRound")
         if ts > self.deadline:
             errors.add("DeRelay__TurnExpired")
-        stepped_over = parent == self.champion and self.head_score < self.champion_score
-        if parent != self.head and not stepped_over:  # the champion only over a head below it
+        if parent != self.head:
             errors.add("DeRelay__StaleParent")
         if child[1] not in (0x55, 0x70):
             errors.add("DeRelay__InvalidCid")
@@ -423,12 +411,11 @@ class Model:
             errors.add("DeRelay__ChildSeen")
         return errors
 
-    def submit(self, who: str, parent: bytes, child: bytes, ts: int) -> None:
+    def submit(self, who: str, child: bytes, ts: int) -> None:
         digest = child[4:]
         if digest not in self.records:
             self.lineage.append(digest)
         self.records[digest] = (who, self.round, ts, Status.PENDING, 0, child[1])
-        self.parent = parent
         self.phase = Phase.REVIEW
         self.phase_start = ts
 
@@ -832,16 +819,8 @@ QUALITY = st.sampled_from(
 # What a relayer submits in `progress`: the drawn quality, or a plan every turn: walk the head
 # down, dip and then recover to the head's parent, aim at the advance band's edge, or creep up
 # from the head in steps below minGain (uncrowned heads above the champion, then a child crowned
-# over one: named as its parent, its reward is for its own step, min(delta, progress), not for
-# the uncrowned one's).
+# over one: its reward is for its own step, min(delta, progress), not for the uncrowned one's).
 PROGRAM = st.sampled_from(["any", "any", "walker", "dipper", "poisoner", "creeper"])
-# The parent a holder names in `progress`: mostly by the honest rule (trainer.steps.turn_parent),
-# else the head or the champion whatever their scores, as an adversary may, or first one the
-# contract must refuse (`stale`, `other`: see `parent_for`), then by the rule. Only the reward
-# depends on it (progress = child - parent; the verdict is the delta to the champion): a walker's
-# or a poisoner's head below the champion is stepped over, and a child of a creeper's uncrowned
-# head above the champion that names the champion claims that head's ground (see `finalize`).
-PARENT = st.sampled_from(["policy"] * 4 + ["head", "champion", "stale", "other"])
 PROGRESS_COPIES = 4  # rules that take the relay one step on
 ROUND_COPIES = 3  # rules that play a whole round
 STALL = st.sampled_from([False, False, False, True])  # the holder lets its turn run out
@@ -900,7 +879,6 @@ class RelayMachine(RuleBasedStateMachine):
         self.labels = 0
         self.reveals_tried: set[tuple[int, int]] = set()  # (round, who) progress() revealed for
         self.active: set[int] = set()  # actors that sent a transaction: only they can hold anything
-        self.reverted: ContractRevert | None = None  # the last action's revert
         # the world
         self.quality: dict[bytes, int | None] = {}  # true quality of every model (None: junk)
         self.kind_of: dict[bytes, str] = {}  # what each child was drawn to be
@@ -984,11 +962,9 @@ class RelayMachine(RuleBasedStateMachine):
         what: str = "",
     ) -> TxReceipt | None:
         """`who` calls `function`: it must succeed iff `expected` is empty, else revert with one
-        of the `expected` errors (kept in `reverted`, for a look at its arguments). Return the
-        receipt of a success."""
+        of the `expected` errors. Return the receipt of a success."""
         what = what or function
         self.active.add(who)
-        self.reverted = None
         ts = self.next_timestamp()
         try:
             receipt = self.send(who, function, *args, value=value)
@@ -996,7 +972,6 @@ class RelayMachine(RuleBasedStateMachine):
             assert expected, f"{what} by #{who} at {ts} should succeed, reverted: {exc}"
             assert exc.name in expected, f"{what} by #{who} at {ts}: expected one of {expected}, got {exc}"  # fmt: skip
             OUTCOMES[what, exc.name.removeprefix("DeRelay__")] += 1
-            self.reverted = exc
             return None
         assert not expected, f"{what} by #{who} at {ts} should revert with one of {expected}"
         mined = int(self.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
@@ -1080,34 +1055,17 @@ class RelayMachine(RuleBasedStateMachine):
         return min(max(target, QMIN), QMAX)
 
     def measured_ballot(self, who: int) -> tuple[int, int, int]:
-        """What `who` measures on its data: the child under review, the champion and the parent
-        the submission named (the head or the champion: both stay as they were for as long as
-        the review lasts, only a finalize moves them)."""
+        """What `who` measures on its data: the child under review, the champion and the child's
+        parent, which is the head for as long as the review lasts (a submission names the head
+        as its parent, and only a finalize moves the head)."""
         m = self.model
         assert m is not None
         bias = self.bias[who]
         return (
             measured(self.quality[m.lineage[-1]], bias),
             measured(self.quality[m.champion], bias),
-            measured(self.quality[m.parent], bias),
+            measured(self.quality[m.head], bias),
         )
-
-    def parent_for(self, choice: str) -> bytes:
-        """The parent a submission names: the one the honest relayers' rule picks (`policy`:
-        trainer.steps.turn_parent, the champion when the head was accepted below it, as their
-        scores on chain say, else the head), the head or the champion whatever their scores (an
-        adversary may name either), or one the contract must refuse: the latest earlier head
-        (`stale`) or submission (`other`: held, rejected, void, or under review) that is neither
-        the head nor the champion, else a digest never seen."""
-        m = self.model
-        assert m is not None
-        if choice == "policy":
-            return turn_parent(m.head, m.head_score, m.champion, m.champion_score)
-        if choice in ("head", "champion"):
-            return m.head if choice == "head" else m.champion
-        earlier = m.past_heads if choice == "stale" else m.lineage
-        refused = [d for d in earlier if d not in (m.head, m.champion)]
-        return refused[-1] if refused else keccak(text=f"no such parent ({choice})")
 
     def ballot_for(self, who: int, kind: str) -> tuple[int, int, int]:
         """The scores `who` commits: by its behaviour (`own`), as another behaviour, or with one
@@ -1152,7 +1110,6 @@ class RelayMachine(RuleBasedStateMachine):
             champion=genesis,
             champion_codec=codec,
             champion_score=p.genesis_score,
-            parent=genesis,
             seats=[None] * p.max_validators,
             paid_in=funding,
         )
@@ -1227,29 +1184,29 @@ class RelayMachine(RuleBasedStateMachine):
         who=st.sampled_from([AUTO, AUTO, AUTO, *RELAYERS]),
         kind=st.sampled_from(
             ["fresh"] * 5
-            + ["void_retry", "seen_child", "head_child", "recoded_child"]
+            + ["void_retry", "stale_parent", "seen_child", "head_child", "recoded_child"]
             + ["wrong_round", "zero_samples", "bad_cid"]
         ),
         quality=QUALITY,
-        parent=st.sampled_from(["policy"] * 3 + ["head", "champion", "stale", "other"]),
     )
     @tracked
-    def submit(self, who: int | str, kind: str, quality: str, parent: str) -> None:
+    def submit(self, who: int | str, kind: str, quality: str) -> None:
         """Submit a child: a fresh one of `quality`, the latest submission again (its relayer's
-        own void child may come back), or a malformed or refused one; naming as its parent the
-        head, the champion, or a model that is neither (see `parent_for`)."""
+        own void child may come back), or a malformed or refused one."""
         m = self.model
         assert m is not None
         holder = self.index_of(m.holder)
         actor = self.pick(who, [holder] if holder is not None else [], RELAYERS)
         self.labels += 1
         round_ = m.round
-        named = self.parent_for(parent)
+        parent = m.head
         samples = 100
         child = cid_of(f"child-{self.labels}", 0x55 if self.labels % 2 else 0x70)
         latest = m.lineage[-1]
         if kind == "void_retry":  # the latest submission, as it was sent
             child = bytes([1, m.records[latest][5], 0x12, 0x20]) + latest
+        elif kind == "stale_parent":
+            parent = m.past_heads[-1] if m.past_heads else keccak(b"no such parent")
         elif kind == "seen_child":  # the genesis or any earlier submission
             child = bytes([1, 0x55, 0x12, 0x20]) + m.lineage[self.labels % len(m.lineage)]
         elif kind == "head_child":
@@ -1264,32 +1221,16 @@ class RelayMachine(RuleBasedStateMachine):
             child = bytes([1, 0x71, 0x12, 0x20]) + child[4:]
         ts = self.next_timestamp()
         address = self.addr[actor]
-        expected = m.expect_submit(address, round_, named, child, samples, ts)
-        args = (self.task, round_, named, child, META_CID, DATA_COMMITMENT, samples)
+        expected = m.expect_submit(address, round_, parent, child, samples, ts)
+        args = (self.task, round_, parent, child, META_CID, DATA_COMMITMENT, samples)
         what = f"submitRelay({quality if kind == 'fresh' else kind})"
-        if named not in (m.head, m.champion):
-            what = f"submitRelay({parent}_parent)"
-        # how the parent named stands to the head and the champion, counted on success
-        if m.head == m.champion:
-            standing = "head = champion"
-        else:
-            below = "below" if m.head_score < m.champion_score else "not below"
-            standing = f"{'champion' if named == m.champion else 'head'}, head {below} on chain"
-        receipt = self.act(actor, expected, "submitRelay", *args, what=what)
-        if receipt is None:
-            if self.reverted is not None and self.reverted.name == "DeRelay__StaleParent":
-                # it names the parent given and the head (not the champion, also allowed)
-                assert self.reverted.error_args == (self.task, named, m.head), self.reverted
-            return
-        digest = child[4:]
-        m.submit(address, named, child, ts)
-        if digest not in self.quality:
-            self.quality[digest] = self.child_quality(quality)
-            self.kind_of[digest] = quality
-        assert self.record(digest) == (address, round_, ts, Status.PENDING, 0, child[1])
-        keys = ("relayer", "parentDigest", "childCid", "samples")
-        self.expect_events(receipt, "RelaySubmitted", keys, [(address, named, child, samples)])
-        OUTCOMES["submitRelay: parent named", standing] += 1
+        if self.act(actor, expected, "submitRelay", *args, what=what):
+            digest = child[4:]
+            m.submit(address, child, ts)
+            if digest not in self.quality:
+                self.quality[digest] = self.child_quality(quality)
+                self.kind_of[digest] = quality
+            assert self.record(digest) == (address, round_, ts, Status.PENDING, 0, child[1])
 
     # ------------------------------------------------------------------ validators
 
@@ -1382,17 +1323,15 @@ class RelayMachine(RuleBasedStateMachine):
         """Finalize; besides the model's effects and events: a void review moves no money out of
         the pool and the holder keeps the turn; a crowned child beat the champion by minGain; a
         review decided as honest ballots would have decided it measured true qualities, and a
-        crowned child so decided is paid for what it truly added over the parent it named:
-        min(delta, progress), less than its delta when that is an uncrowned head above the
-        champion, all of it when that is the champion."""
+        crowned child so decided is paid for what it truly added itself: min(delta, progress),
+        less than its delta when its parent is an uncrowned head above the champion."""
         m = self.model
         assert m is not None
         p = m.p
         actor = self.pick(who, [KEEPER], EVERYONE)
         ts = self.next_timestamp()
         child, champion, holder, round_, pool = m.lineage[-1], m.champion, m.holder, m.round, m.pool
-        head = m.head  # as it was when the child was submitted (only a finalize moves it)
-        parent = m.parent  # the head or the champion, as the submission named it
+        parent = m.head  # the head the child was submitted on (only a finalize moves it)
         kept = m.kept
         reveals, _, _ = m.tally()
         revealers = [self.index_of(validator) for validator, *_ in reveals]
@@ -1442,14 +1381,10 @@ class RelayMachine(RuleBasedStateMachine):
             old, new, base = self.quality[champion], self.quality[child], self.quality[parent]
             if decided_honestly and old is not None and new is not None:
                 assert new - old == outcome.delta >= p.min_gain, f"crowned {new} over {old}"
-            # Paid for its own step: over the champion and over the parent it named, whichever
-            # is less. An uncrowned head above the champion (a step below minGain, or a lazy
-            # quorum's acceptance) is ground the child did not gain itself; a copy of it gains
-            # nothing. Named as the parent, the champion makes progress the delta itself: the
-            # contract takes the relayer's word for which of the two it trained from, so a child
-            # built on an uncrowned head above the champion that names the champion is paid for
-            # that head's ground too (counted below). Computed here from true qualities, not
-            # from the model's mirror.
+            # Paid for its own step: over the champion and over its parent, whichever is less.
+            # An uncrowned head above the champion (a step below minGain, or a lazy quorum's
+            # acceptance) is ground the child did not gain itself; a copy of it gains nothing.
+            # Computed here from true qualities, not from the model's mirror.
             paid_honestly = decided_honestly and honest.progress == outcome.progress
             if paid_honestly and None not in (old, new, base):
                 assert outcome.progress == new - base, f"progress {outcome.progress}: {new - base}"
@@ -1458,14 +1393,9 @@ class RelayMachine(RuleBasedStateMachine):
                 if own > 0:
                     paid = (p.base_reward if own >= p.min_gain else 0) + p.reward_per_point * own
                 assert emitted["reward"] == min(pool, paid), (own, emitted, pool)
-                why = "nothing" if own <= 0 else "progress" if own < new - old else "delta"
                 if parent != champion:
+                    why = "nothing" if own <= 0 else "progress" if own < new - old else "delta"
                     OUTCOMES["crowned over an uncrowned head", f"paid for {why}"] += 1
-                elif head != champion:
-                    assert emitted["progress"] == emitted["delta"], emitted  # the same medians
-                    above = self.quality_of(head) > self.quality_of(champion)
-                    step = "over a head above it" if above else "over a head not above it"
-                    OUTCOMES["crowned naming the champion", f"{step}: paid for {why}"] += 1
         else:
             assert m.champion == champion
 
@@ -1621,7 +1551,6 @@ class RelayMachine(RuleBasedStateMachine):
     def progress(
         self,
         quality: str,
-        parent: str,
         retry: bool,
         absent: bool,
         modes: list[str],
@@ -1630,14 +1559,13 @@ class RelayMachine(RuleBasedStateMachine):
         pay: bool,
     ) -> None:
         """The relay's next step: the holder submits a child of `quality` (or its own void child
-        again, when `retry`) naming the `parent` chosen (see `parent_for`; a refused one is tried
-        first, then the honest rule's), or, `stall`ing, lets its turn run out and is skipped
-        (maybe by itself); the seated validators commit what their behaviour says (squatters
-        never do, and with `absent` one of them skips this review), reveal by `modes` (silent
-        ones never do), the keeper finalizes. The clock lands on each window's last second before
-        it moves past it (unless `late`), and there the action the edge still forbids is tried
-        first: a skip on the turn's deadline, a reveal and a finalize on the commit window's end,
-        a finalize on the reveal window's end (with a ballot still unrevealed). Before a
+        again, when `retry`; or, `stall`ing, lets its turn run out and is skipped, maybe by
+        itself), the seated validators commit what their behaviour says (squatters never do,
+        and with `absent` one of them skips this review), reveal by `modes` (silent ones never
+        do), the keeper finalizes. The clock lands on each window's last second before it moves
+        past it (unless `late`), and there the action the edge still forbids is tried first: a
+        skip on the turn's deadline, a reveal and a finalize on the commit window's end, a
+        finalize on the reveal window's end (with a ballot still unrevealed). Before a
         submission the consumer may `pay` for the model, so that royalties accrue between one
         contributor's rewards."""
         m = self.model
@@ -1660,14 +1588,7 @@ class RelayMachine(RuleBasedStateMachine):
                     self.pay_for_model(CONSUMER, 3 * m.p.usage_fee + 7)
                 self.seat_a_quorum()
                 retry = retry and m.can_resubmit(m.holder, m.lineage[-1])
-                kind = "void_retry" if retry else "fresh"
-                # StaleParent, with the head's digest: an earlier model, or the champion over a
-                # head that is not below it
-                over_the_head = parent == "champion" and m.head_score >= m.champion_score
-                if parent in ("stale", "other") or over_the_head and m.head != m.champion:
-                    self.submit(AUTO, kind, self.plan(quality), parent)
-                    parent = "policy"
-                self.submit(AUTO, kind, self.plan(quality), parent)
+                self.submit(AUTO, "void_retry" if retry else "fresh", self.plan(quality))
         elif ts <= m.commit_end:
             ready = [i for i in SEAT_SEEKERS if not m.expect_commit(self.addr[i], m.round, ts)]
             voters = [i for i in ready if self.behaviour[i] != "squatter"][int(absent) :]
@@ -1723,7 +1644,6 @@ class RelayMachine(RuleBasedStateMachine):
     def relay_moves_on(
         self,
         quality: str,
-        parent: str,
         retry: bool,
         absent: bool,
         modes: list[str],
@@ -1731,12 +1651,11 @@ class RelayMachine(RuleBasedStateMachine):
         stall: bool,
         pay: bool,
     ) -> None:
-        self.progress(quality, parent, retry, absent, modes, late, stall, pay)
+        self.progress(quality, retry, absent, modes, late, stall, pay)
 
     def relay_plays_a_round(
         self,
         quality: str,
-        parent: str,
         retry: bool,
         absent: bool,
         modes: list[str],
@@ -1751,7 +1670,7 @@ class RelayMachine(RuleBasedStateMachine):
         assert m is not None
         round_ = m.round
         for _ in range(16):  # a round takes at most a dozen steps
-            self.progress(quality, parent, retry, absent, modes, late, stall, pay)
+            self.progress(quality, retry, absent, modes, late, stall, pay)
             if m.round != round_ or m.phase == Phase.IDLE:
                 return
         raise AssertionError(f"round {round_} did not end: {m.phase}")
@@ -1759,9 +1678,9 @@ class RelayMachine(RuleBasedStateMachine):
     # The same rules under several names: Hypothesis picks among rules uniformly, and its swarm
     # testing turns each name off for whole examples at random.
     for _copy in range(PROGRESS_COPIES):
-        locals()[f"relay_moves_on_{_copy}"] = rule(quality=QUALITY, parent=PARENT, retry=st.booleans(), absent=ABSENT_ONCE, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_moves_on)  # fmt: skip
+        locals()[f"relay_moves_on_{_copy}"] = rule(quality=QUALITY, retry=st.booleans(), absent=ABSENT_ONCE, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_moves_on)  # fmt: skip
     for _copy in range(ROUND_COPIES):
-        locals()[f"relay_plays_a_round_{_copy}"] = rule(quality=QUALITY, parent=PARENT, retry=st.booleans(), absent=ABSENT_ONCE, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_plays_a_round)  # fmt: skip
+        locals()[f"relay_plays_a_round_{_copy}"] = rule(quality=QUALITY, retry=st.booleans(), absent=ABSENT_ONCE, modes=MODES, late=st.booleans(), stall=STALL, pay=st.booleans())(relay_plays_a_round)  # fmt: skip
     del _copy
 
     # ------------------------------------------------------------------ observation
@@ -1943,8 +1862,7 @@ class RelayMachine(RuleBasedStateMachine):
         seat that is free or will be freed (a squatter's after maxMisses, a silent one's after its
         no-reveal slashes), and the others voting as they do, the model's verdict crowns a child
         that beats the champion by minGain on each validator's data, unless liars outvote the
-        honest (the documented bound); named as its parent is the model the honest rule picks
-        (the champion over a head accepted below it), and it is paid for its step over that."""
+        honest (the documented bound)."""
         m = self.model
         if m is None:
             return
@@ -1957,8 +1875,7 @@ class RelayMachine(RuleBasedStateMachine):
             holder = next((a for a in m.queue if m.seat_of(a) < 0), ZERO_ADDRESS)
             OUTCOMES["honest child (model)", "after the seated holder's turn"] += 1
         child = self.child_quality("probe")
-        named = turn_parent(m.head, m.head_score, m.champion, m.champion_score)
-        champion, parent = self.quality[m.champion], self.quality[named]
+        champion, head = self.quality[m.champion], self.quality[m.head]  # the head: its parent
         ballots = []
         liars = 0
         for seat in m.seats:
@@ -1968,7 +1885,7 @@ class RelayMachine(RuleBasedStateMachine):
             kind = "honest" if who is None else self.behaviour[who]
             kind = "honest" if kind in ABSENT else kind
             bias = 0 if who is None else self.bias[who]
-            scores = measured(child, bias), measured(champion, bias), measured(parent, bias)
+            scores = measured(child, bias), measured(champion, bias), measured(head, bias)
             ballots.append(vote(kind, *scores))
             liars += kind in LIARS
         assert len(ballots) >= p.quorum, f"{len(ballots)} seats for a quorum of {p.quorum}"
@@ -1979,7 +1896,7 @@ class RelayMachine(RuleBasedStateMachine):
         assert outcome.crowned, f"an honest child would be {outcome}"
         assert champion is None or outcome.delta == p.min_gain, outcome
         # and measured against its parent as the honest do (paid for that step, when positive)
-        assert None in (champion, parent) or outcome.progress == child - parent, outcome
+        assert None in (champion, head) or outcome.progress == child - head, outcome
 
     # ------------------------------------------------------------------ the end
 
@@ -2014,9 +1931,8 @@ class RelayMachine(RuleBasedStateMachine):
                 return
 
     def play_honest_rounds(self) -> str:
-        """Honest newcomers take every free seat and the holders submit honest children (each
-        trained from the parent the honest rule picks), until one is crowned; only liars
-        outvoting the honest may prevent it. Rounds are void while
+        """Honest newcomers take every free seat and the holders submit honest children, until
+        one is crowned; only liars outvoting the honest may prevent it. Rounds are void while
         squatters and silent validators hold seats; they lose them within maxMisses rounds (a
         silent one with a double stake, after its seventh no-reveal slash at 10%). A holder whose
         own seat keeps its reviews from a quorum has two void ones, then the turn passes on."""
@@ -2032,7 +1948,7 @@ class RelayMachine(RuleBasedStateMachine):
                 if None in m.seats and m.seat_of(self.addr[who]) < 0:
                     self.behaviour[who], self.bias[who] = "honest", 0
                     self.register_validator(who, "min")
-            self.submit(AUTO, "fresh", "probe", "policy")
+            self.submit(AUTO, "fresh", "probe")
             assert m.phase == Phase.REVIEW
             seated = [i for i in (*SEAT_SEEKERS, *NEWCOMERS) if m.seat_of(self.addr[i]) >= 0]
             voters = [
@@ -2046,8 +1962,7 @@ class RelayMachine(RuleBasedStateMachine):
                 self.reveal(who, "right")
             if len(revealers) < len(voters):
                 self.travel_to(m.reveal_end + 1)
-            reviewed = (m.lineage[-1], m.champion, m.parent)
-            child, champion, parent = (self.quality[d] for d in reviewed)
+            child, champion, head = (self.quality[d] for d in (m.lineage[-1], m.champion, m.head))
             self.finalize(KEEPER)  # among others: a crowned child is paid for min(delta, progress)
             self.chain_matches_model()
             event = self.finalized[-1]
@@ -2057,7 +1972,7 @@ class RelayMachine(RuleBasedStateMachine):
                 return "outvoted by liars"
             assert event["verdict"] == Status.ACCEPTED and event["delta"] >= p.min_gain, event
             assert champion is None or event["delta"] == p.min_gain, event
-            assert None in (champion, parent, child) or event["progress"] == child - parent, event
+            assert None in (champion, head, child) or event["progress"] == child - head, event
             return "crowned"
         raise AssertionError(f"no honest child crowned in {rounds} rounds")
 

@@ -11,7 +11,6 @@ from deploy.metrics import (
     Profit,
     Review,
     RoyaltyBook,
-    Standing,
     cumulative_profit,
     fedavg,
     first_reaching,
@@ -24,7 +23,6 @@ from deploy.metrics import (
     review,
     value_at,
 )
-from trainer.steps import turn_parent
 
 
 class TestJain:
@@ -200,33 +198,6 @@ class TestRelayReward:
     def test_capped_by_the_pool(self):
         assert relay_reward(1000, 1000, 10, 100, 2, 150) == 150
         assert relay_reward(1000, 1000, 10, 100, 2, 0) == 0
-
-
-class TestStandingAndTheTurnsParent:
-    """The scores the contract stores after a review, and the parent an honest turn picks from
-    them (`trainer.steps.turn_parent`)."""
-
-    START = Standing(head_score=5000, champion_score=5000)
-
-    @staticmethod
-    def decide(child: int, champion: int) -> Review:
-        return review([(child, champion, champion)] * 2, 2, 1000, 100, 10)
-
-    def test_a_void_review_changes_nothing(self):
-        assert self.START.after(review([(9000, 1, 1)], 2, 1000, 100, 10)) == self.START
-
-    def test_a_decided_review_measures_the_champion_again(self):
-        assert self.START.after(self.decide(4000, 5200)) == Standing(5000, 5200)  # held
-
-    def test_accepted_sets_the_head_crowned_both(self):
-        assert self.START.after(self.decide(4950, 5000)) == Standing(4950, 5000)
-        assert self.START.after(self.decide(5050, 5000)) == Standing(5050, 5050)
-
-    def test_a_head_below_the_champion_is_stepped_over(self):
-        assert turn_parent(b"head", 4950, b"champion", 5000) == b"champion"
-        assert turn_parent(b"head", 5005, b"champion", 5000) == b"head"  # progress not crowned
-        assert turn_parent(b"head", 5000, b"champion", 5000) == b"head"
-        assert turn_parent(b"same", 4000, b"same", 5000) == b"same"
 
 
 class TestPaidInBand:
