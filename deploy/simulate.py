@@ -1220,13 +1220,15 @@ def honest_reference(
     out = []
     for round_, shard in turns:
         child = make_child(spec, config, "honest", head, shard, seed, round_, 1).weights
+        champion_scores = [score_weights(spec, champion, h) for h in holdouts]
+        head_scores = (
+            champion_scores
+            if head is champion
+            else [score_weights(spec, head, h) for h in holdouts]
+        )
         ballots = [
-            (
-                score_weights(spec, child, h),
-                score_weights(spec, champion, h),
-                score_weights(spec, head, h),
-            )
-            for h in holdouts
+            (score_weights(spec, child, h), c, p)
+            for h, c, p in zip(holdouts, champion_scores, head_scores, strict=True)
         ]
         outcome = review(
             ballots, params.quorum, params.slash_band, params.advance_band, params.min_gain

@@ -15,7 +15,7 @@ from web3.types import TxReceipt
 
 from tests.conftest import Chain
 from trainer.chain import ChainClient
-from trainer.contract import DeRelayContract, Phase, TaskParams, commitment_for
+from trainer.contract import DeRelayContract, Phase, TaskParams, TaskState, commitment_for
 from trainer.errors import ContractRevert
 
 ETH = 10**18
@@ -166,7 +166,11 @@ def standing_scores(
     when it is the champion, else at its score on chain."""
     if champion is not None and parent is not None:
         return champion, parent
-    state = view.task_state(task)
+    return standing_in(view.task_state(task), champion, parent)
+
+
+def standing_in(state: TaskState, champion: int | None, parent: int | None) -> tuple[int, int]:
+    """`standing_scores` against a `state` already read."""
     champion = state.champion_score if champion is None else champion
     if parent is None:
         parent = champion if state.head_cid == state.champion_cid else state.head_score
@@ -279,10 +283,7 @@ def play_round(
     step()
 
     def standing(vote: Vote) -> dict[str, int]:
-        champion = state.champion_score if vote.champion is None else vote.champion
-        parent = vote.parent
-        if parent is None:
-            parent = champion if state.head_cid == state.champion_cid else state.head_score
+        champion, parent = standing_in(state, vote.champion, vote.parent)
         return {"champion": champion, "parent": parent}
 
     for vote in votes:
