@@ -32,6 +32,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# A test that measures the size of its own campaign (calls, cases, seed) reports it with
+# `record_property(CI_FIGURE, "...")`; the figures travel from xdist workers in the reports and
+# are printed once at the end of the run, so a CI log shows what ran and how to replay it.
+CI_FIGURE = "ci_figure"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    figures = [
+        value
+        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+        for key, value in report.user_properties
+        if key == CI_FIGURE
+    ]
+    if figures:
+        terminalreporter.section("campaign sizes")
+        for figure in figures:
+            terminalreporter.write_line(str(figure))
+
+
 @dataclass
 class Chain:
     """The embedded chain with time travel."""
