@@ -44,7 +44,7 @@ contract DeRelay is ReentrancyGuard {
     /// @notice Where a task's relay stands.
     enum Phase {
         Idle, // queue empty: nobody holds a turn
-        Turn, // the holder trains; it may submit until `phaseStart + turnDuration`
+        Turn, // the holder trains; it may submit until `phaseEnd` (its start + turnDuration)
         Review // a child is under review: commits until commitEnd, reveals until revealEnd
     }
 
@@ -96,7 +96,8 @@ contract DeRelay is ReentrancyGuard {
         bytes genesisCid; // binary CIDv1 of the genesis weights
     }
 
-    /// @dev Immutable task parameters, packed into four slots by how they are read together.
+    /// @dev Immutable task parameters, packed into five slots by how they are read together (the
+    /// consumer terms live beside the royalty shares, in `Royalty`).
     struct Config {
         // slot 0: stakes and windows (every relay transaction reads it)
         uint80 minStake;
@@ -122,13 +123,10 @@ contract DeRelay is ReentrancyGuard {
         uint16 slashMissBp;
         uint16 bandBp;
         uint16 keeperBountyBp;
-        uint16 royaltyBp;
-        // slot 3: publisher and consumer terms
-        address publisher;
-        uint96 usageFee;
-        // slot 4
+        // slot 3
         bytes32 specDigest;
-        // slot 5
+        // slot 4
+        address publisher;
         uint8 specCodec;
         uint16 genesisScore;
     }
@@ -137,27 +135,30 @@ contract DeRelay is ReentrancyGuard {
     struct State {
         address holder; // queue front: holds the turn (zero when the queue is empty)
         uint32 round; // number of the current turn, from 1
-        uint32 phaseStart; // when the current phase began (seconds; good until 2106)
+        uint32 phaseEnd; // Turn: the turn's deadline; Review: the commit window's end; Idle: when it went idle (seconds; good until 2106)
         Phase phase;
-        uint8 headCodec;
-        uint8 championCodec;
+        uint8 headCodec; // also keeps the slot non-zero from the task's creation on
         bool kept; // this turn is the holder's second try after a void review
+        bool fresh; // the newest submission is a new lineage entry (not a void child submitted again)
     }
 
     /// @dev Money and counters, one slot.
     struct Ledger {
         uint128 pool; // funds rewards, validator fees and keeper bounties
         uint32 queueLength;
-        uint32 submissionCount; // entries in the lineage, genesis included
+        uint32 submissionCount; // lineage entries decided, genesis included (the entries live in events)
         uint16 championScore; // the champion's median score in the last decided review (or when crowned)
         uint16 headScore; // the head's median score when it was accepted
         uint32 acceptedCount;
     }
 
-    /// @dev Royalty accumulator (Synthetix StakingRewards style).
+    /// @dev Royalty accumulator (Synthetix StakingRewards style) and the consumer terms, which
+    /// payForModel reads with the shares in one slot.
     struct Royalty {
         uint256 accPerShare; // royalty wei per share, scaled by 1e18; only grows
-        uint256 totalShares; // sum of shares: total relay rewards ever paid
+        uint128 totalShares; // sum of shares: total relay rewards ever paid (each from a uint128 pool)
+        uint96 usageFee; // least payment accepted by payForModel
+        uint16 royaltyBp; // share of a usage fee paid to contributors by shares
     }
 
     /// @notice One submitted model (or the genesis), keyed by its CID digest; one slot.
@@ -251,16 +252,6 @@ contract DeRelay is ReentrancyGuard {
         uint256 pendingRoyalties;
     }
 
-    /// @notice A lineage entry as views return it.
-    struct Submission {
-        bytes cid;
-        address relayer;
-        uint32 round;
-        uint32 submittedAt;
-        Status status;
-        uint16 score;
-    }
-
     // ------------------------------------------------------------------ storage
 
     /// @notice Number of tasks created; task ids run from 1.
@@ -275,7 +266,11 @@ contract DeRelay is ReentrancyGuard {
     mapping(uint256 => bytes32) private _championDigests;
     mapping(uint256 => Royalty) private _royalties;
     mapping(uint256 => mapping(bytes32 => Record)) private _records;
-    mapping(uint256 => mapping(uint256 => bytes32)) private _submissions;
+    /// @dev The genesis model's digest (its record holds the codec).
+    mapping(uint256 => bytes32) private _genesisDigests;
+    /// @dev The newest submission's digest: the child under review during a review. The lineage
+    /// itself (every submission in order) lives in RelaySubmitted events, not in storage.
+    mapping(uint256 => bytes32) private _latestDigests;
     mapping(uint256 => mapping(address => Relayer)) private _relayers;
     mapping(uint256 => mapping(uint256 => Seat)) private _seats;
     mapping(uint256 => mapping(uint256 => bytes32)) private _commitments;
@@ -440,16 +435,16 @@ contract DeRelay is ReentrancyGuard {
             slashMissBp: p.slashMissBp,
             bandBp: p.bandBp,
             keeperBountyBp: p.keeperBountyBp,
-            royaltyBp: p.royaltyBp,
             publisher: msg.sender,
-            usageFee: p.usageFee,
             specDigest: specDigest,
             specCodec: specCodec,
             genesisScore: p.genesisScore
         });
+        Royalty storage royalty = _royalties[taskId];
+        royalty.usageFee = p.usageFee;
+        royalty.royaltyBp = p.royaltyBp;
         State storage state = _states[taskId];
         state.headCodec = genesisCodec;
-        state.championCodec = genesisCodec;
         _ledgers[taskId] = Ledger({
             pool: SafeCast.toUint128(msg.value),
             queueLength: 0,
@@ -460,7 +455,7 @@ contract DeRelay is ReentrancyGuard {
         });
         _headDigests[taskId] = genesisDigest;
         _championDigests[taskId] = genesisDigest;
-        _submissions[taskId][0] = genesisDigest;
+        _genesisDigests[taskId] = genesisDigest;
         _records[taskId][genesisDigest] = Record({
             relayer: msg.sender,
             round: 0,
@@ -474,9 +469,11 @@ contract DeRelay is ReentrancyGuard {
 
     /// @notice Add `msg.value` to a task's pool.
     /// @param taskId The task to fund.
-    function fund(uint256 taskId) external payable taskExists(taskId) {
-        if (msg.value == 0) revert DeRelay__ZeroAmount();
+    function fund(uint256 taskId) external payable {
         Ledger storage ledger = _ledgers[taskId];
+        // Every task's lineage counts its genesis: a zero count is a task that does not exist.
+        if (ledger.submissionCount == 0) revert DeRelay__UnknownTask(taskId);
+        if (msg.value == 0) revert DeRelay__ZeroAmount();
         uint128 pool = SafeCast.toUint128(ledger.pool + msg.value);
         ledger.pool = pool;
         emit PoolFunded(taskId, msg.sender, msg.value, pool);
@@ -489,17 +486,20 @@ contract DeRelay is ReentrancyGuard {
     /// shares * accPerShare / 1e18, never exceeds what was set aside; the difference is dust that
     /// stays in the contract.
     /// @param taskId The task whose model is paid for.
-    function payForModel(uint256 taskId) external payable taskExists(taskId) {
-        uint256 usageFee = _configs[taskId].usageFee;
-        if (msg.value == 0 || msg.value < usageFee) revert DeRelay__FeeTooLow(msg.value, usageFee);
+    function payForModel(uint256 taskId) external payable {
+        Ledger storage ledger = _ledgers[taskId];
+        // Every task's lineage counts its genesis: a zero count is a task that does not exist.
+        if (ledger.submissionCount == 0) revert DeRelay__UnknownTask(taskId);
         Royalty storage royalty = _royalties[taskId];
+        uint256 usageFee = royalty.usageFee;
+        if (msg.value == 0 || msg.value < usageFee) revert DeRelay__FeeTooLow(msg.value, usageFee);
         uint256 totalShares = royalty.totalShares;
         uint256 toContributors;
         if (totalShares != 0) {
-            toContributors = msg.value * _configs[taskId].royaltyBp / BP;
+            toContributors = msg.value * royalty.royaltyBp / BP;
             royalty.accPerShare += toContributors * ACC_SCALE / totalShares;
         }
-        _ledgers[taskId].pool = SafeCast.toUint128(_ledgers[taskId].pool + msg.value - toContributors);
+        ledger.pool = SafeCast.toUint128(ledger.pool + msg.value - toContributors);
         emit ModelPaid(taskId, msg.sender, msg.value, toContributors);
     }
 
@@ -563,8 +563,7 @@ contract DeRelay is ReentrancyGuard {
         if (me.next == address(0)) revert DeRelay__NotQueued(taskId, msg.sender);
         State memory s = _states[taskId];
         bool holding = s.holder == msg.sender;
-        uint256 turnDuration = _configs[taskId].turnDuration;
-        if (holding && (s.phase != Phase.Turn || block.timestamp > uint256(s.phaseStart) + turnDuration)) {
+        if (holding && (s.phase != Phase.Turn || block.timestamp > s.phaseEnd)) {
             revert DeRelay__HolderCannotLeave(taskId, msg.sender);
         }
         uint256 refund = me.stake;
@@ -583,7 +582,7 @@ contract DeRelay is ReentrancyGuard {
         if (holding) {
             s.holder = next == msg.sender ? address(0) : next;
             s.kept = false;
-            _startTurn(taskId, s, turnDuration);
+            _startTurn(taskId, s, _configs[taskId].turnDuration);
         }
     }
 
@@ -595,7 +594,7 @@ contract DeRelay is ReentrancyGuard {
         State memory s = _states[taskId];
         if (s.phase != Phase.Turn) _revertWrongPhase(taskId, s.phase, Phase.Turn);
         Config storage config = _configs[taskId];
-        uint256 deadline = uint256(s.phaseStart) + config.turnDuration;
+        uint256 deadline = s.phaseEnd;
         if (block.timestamp <= deadline) revert DeRelay__TurnNotExpired(taskId, deadline);
 
         Relayer storage holder = _relayers[taskId][s.holder];
@@ -639,7 +638,7 @@ contract DeRelay is ReentrancyGuard {
         if (s.phase != Phase.Turn) _revertWrongPhase(taskId, s.phase, Phase.Turn);
         if (msg.sender != s.holder) revert DeRelay__NotHolder(taskId, msg.sender, s.holder);
         if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
-        uint256 deadline = uint256(s.phaseStart) + _configs[taskId].turnDuration;
+        uint256 deadline = s.phaseEnd;
         if (block.timestamp > deadline) revert DeRelay__TurnExpired(taskId, deadline);
         bytes32 headDigest = _headDigests[taskId];
         if (parentDigest != headDigest) revert DeRelay__StaleParent(taskId, parentDigest, headDigest);
@@ -649,16 +648,12 @@ contract DeRelay is ReentrancyGuard {
         Record storage record = _records[taskId][childDigest];
         Status seen = record.status;
         if (seen == Status.None) {
-            Ledger storage ledger = _ledgers[taskId];
-            uint32 index = ledger.submissionCount;
-            _submissions[taskId][index] = childDigest;
-            ledger.submissionCount = index + 1;
-        } else if (
-            seen != Status.Void || record.relayer != msg.sender
-                || _submissions[taskId][_ledgers[taskId].submissionCount - 1] != childDigest
-        ) {
+            _latestDigests[taskId] = childDigest;
+        } else if (seen != Status.Void || record.relayer != msg.sender || _latestDigests[taskId] != childDigest) {
             revert DeRelay__ChildSeen(taskId, childDigest);
         }
+        // Counted in the ledger when finalized (finalize writes it anyway), and by taskState until then.
+        s.fresh = seen == Status.None;
         _records[taskId][childDigest] = Record({
             relayer: msg.sender,
             round: round,
@@ -668,7 +663,7 @@ contract DeRelay is ReentrancyGuard {
             codec: childCodec
         });
         s.phase = Phase.Review;
-        s.phaseStart = uint32(block.timestamp);
+        s.phaseEnd = uint32(block.timestamp + _configs[taskId].commitWindow);
         _states[taskId] = s;
         emit RelaySubmitted(taskId, round, msg.sender, parentDigest, childCid, metadataCid, dataCommitment, samples);
     }
@@ -679,8 +674,9 @@ contract DeRelay is ReentrancyGuard {
     /// seated while a review's commit window is open is expected to commit to it; one seated after
     /// the window closed is excused from that review.
     /// @param taskId The task.
-    function registerValidator(uint256 taskId) external payable taskExists(taskId) {
+    function registerValidator(uint256 taskId) external payable {
         Config storage config = _configs[taskId];
+        if (config.turnDuration == 0) revert DeRelay__UnknownTask(taskId);
         if (msg.value < config.validatorStake) revert DeRelay__StakeTooLow(msg.value, config.validatorStake);
         Validator storage me = _validators[taskId][msg.sender];
         if (me.seatPlusOne != 0) revert DeRelay__AlreadyValidator(taskId, msg.sender);
@@ -692,11 +688,10 @@ contract DeRelay is ReentrancyGuard {
                 // while it is open: expected to commit, so that leaving between reviews and
                 // coming back after each submission cannot hold seats for free.
                 State memory s = _states[taskId];
-                bool excused = s.phase == Phase.Review && block.timestamp > uint256(s.phaseStart) + config.commitWindow;
+                bool excused = s.phase == Phase.Review && block.timestamp > s.phaseEnd;
+                // A free seat is all zeros (never taken, or deleted): no ballot, no misses, round 0.
                 seat.validator = msg.sender;
-                seat.round = excused ? s.round : 0;
-                seat.ballot = Ballot.None;
-                seat.misses = 0;
+                if (excused) seat.round = s.round;
                 me.stake = SafeCast.toUint96(msg.value);
                 me.seatPlusOne = uint8(i + 1);
                 emit ValidatorRegistered(taskId, msg.sender, uint8(i), msg.value);
@@ -735,7 +730,7 @@ contract DeRelay is ReentrancyGuard {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
         if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
-        uint256 commitEnd = uint256(s.phaseStart) + _configs[taskId].commitWindow;
+        uint256 commitEnd = s.phaseEnd;
         if (block.timestamp > commitEnd) revert DeRelay__CommitClosed(taskId, commitEnd);
         if (msg.sender == s.holder) revert DeRelay__SelfReview(taskId, msg.sender);
         uint256 seatPlusOne = _validators[taskId][msg.sender].seatPlusOne;
@@ -771,7 +766,7 @@ contract DeRelay is ReentrancyGuard {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
         if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
-        uint256 commitEnd = uint256(s.phaseStart) + _configs[taskId].commitWindow;
+        uint256 commitEnd = s.phaseEnd;
         if (block.timestamp <= commitEnd) revert DeRelay__RevealNotOpen(taskId, commitEnd);
         uint256 revealEnd = commitEnd + _configs[taskId].revealWindow;
         if (block.timestamp > revealEnd) revert DeRelay__RevealClosed(taskId, revealEnd);
@@ -823,7 +818,7 @@ contract DeRelay is ReentrancyGuard {
         Config storage config = _configs[taskId];
         Tally memory t = _tally(taskId, s, config.maxValidators);
         {
-            uint256 commitEnd = uint256(s.phaseStart) + config.commitWindow;
+            uint256 commitEnd = s.phaseEnd;
             uint256 revealEnd = commitEnd + config.revealWindow;
             if (block.timestamp <= revealEnd && (t.silent != 0 || block.timestamp <= commitEnd)) {
                 revert DeRelay__ReviewOpen(taskId, revealEnd);
@@ -831,7 +826,8 @@ contract DeRelay is ReentrancyGuard {
         }
 
         Ledger memory ledger = _ledgers[taskId];
-        bytes32 child = _submissions[taskId][ledger.submissionCount - 1];
+        if (s.fresh) ledger.submissionCount += 1;
+        bytes32 child = _latestDigests[taskId];
         Status verdict = Status.Void;
         uint256 childScore;
         uint256 championScore;
@@ -928,11 +924,12 @@ contract DeRelay is ReentrancyGuard {
         p.bandBp = c.bandBp;
         p.validatorFee = c.validatorFee;
         p.keeperBountyBp = c.keeperBountyBp;
-        p.royaltyBp = c.royaltyBp;
-        p.usageFee = c.usageFee;
+        p.royaltyBp = _royalties[taskId].royaltyBp;
+        p.usageFee = _royalties[taskId].usageFee;
         p.genesisScore = c.genesisScore;
         p.specCid = _encodeCid(c.specDigest, c.specCodec);
-        p.genesisCid = _encodeCid(_submissions[taskId][0], _records[taskId][_submissions[taskId][0]].codec);
+        bytes32 genesis = _genesisDigests[taskId];
+        p.genesisCid = _encodeCid(genesis, _records[taskId][genesis].codec);
     }
 
     /// @notice The publisher of a task.
@@ -952,21 +949,24 @@ contract DeRelay is ReentrancyGuard {
         v.phase = s.phase;
         v.round = s.round;
         v.holder = s.holder;
-        v.phaseStart = s.phaseStart;
+        v.phaseStart = s.phaseEnd;
         if (s.phase == Phase.Turn) {
-            v.deadline = uint64(s.phaseStart) + c.turnDuration;
+            v.deadline = s.phaseEnd;
+            v.phaseStart = s.phaseEnd - c.turnDuration;
         } else if (s.phase == Phase.Review) {
-            v.deadline = uint64(s.phaseStart) + c.commitWindow;
+            v.deadline = s.phaseEnd;
+            v.phaseStart = s.phaseEnd - c.commitWindow;
             v.revealEnd = v.deadline + c.revealWindow;
         }
         v.pool = ledger.pool;
         v.queueLength = ledger.queueLength;
-        v.submissionCount = ledger.submissionCount;
+        v.submissionCount = ledger.submissionCount + (s.phase == Phase.Review && s.fresh ? 1 : 0);
         v.acceptedCount = ledger.acceptedCount;
         v.championScore = ledger.championScore;
         v.headScore = ledger.headScore;
         v.headCid = _encodeCid(_headDigests[taskId], s.headCodec);
-        v.championCid = _encodeCid(_championDigests[taskId], s.championCodec);
+        bytes32 championDigest = _championDigests[taskId];
+        v.championCid = _encodeCid(championDigest, _records[taskId][championDigest].codec);
         for (uint256 i; i < c.maxValidators; ++i) {
             if (_seats[taskId][i].validator != address(0)) ++v.validatorCount;
         }
@@ -988,7 +988,8 @@ contract DeRelay is ReentrancyGuard {
     /// @return cid Binary CIDv1 of the champion's weights.
     /// @return score Its median score in the last decided review (or when it was crowned).
     function champion(uint256 taskId) external view taskExists(taskId) returns (bytes memory cid, uint16 score) {
-        return (_encodeCid(_championDigests[taskId], _states[taskId].championCodec), _ledgers[taskId].championScore);
+        bytes32 digest = _championDigests[taskId];
+        return (_encodeCid(digest, _records[taskId][digest].codec), _ledgers[taskId].championScore);
     }
 
     /// @notice A page of the relay queue in turn order, from `cursor` (zero: from the holder).
@@ -1026,33 +1027,22 @@ contract DeRelay is ReentrancyGuard {
         nextCursor = at;
     }
 
-    /// @notice A page of the lineage: the genesis (index 0) and every submission after it, in
-    /// order, with its status; the accepted ones form the model's chain of parents.
+    /// @notice The newest entry of the lineage: the child under review during a review, else the
+    /// latest submission decided, or the genesis before any. Earlier entries are in the
+    /// TaskCreated and RelaySubmitted events, and each one's verdict in `recordOf`.
     /// @param taskId The task.
-    /// @param offset The first index.
-    /// @param limit The most entries to return.
-    /// @return page The entries.
-    function lineage(uint256 taskId, uint256 offset, uint256 limit)
+    /// @return cid Binary CIDv1 of the model.
+    /// @return record Its record.
+    function latestSubmission(uint256 taskId)
         external
         view
         taskExists(taskId)
-        returns (Submission[] memory page)
+        returns (bytes memory cid, Record memory record)
     {
-        uint256 total = _ledgers[taskId].submissionCount;
-        uint256 end = offset >= total ? offset : (total - offset > limit ? offset + limit : total);
-        page = new Submission[](end - offset);
-        for (uint256 i = offset; i < end; ++i) {
-            bytes32 digest = _submissions[taskId][i];
-            Record memory r = _records[taskId][digest];
-            page[i - offset] = Submission({
-                cid: _encodeCid(digest, r.codec),
-                relayer: r.relayer,
-                round: r.round,
-                submittedAt: r.submittedAt,
-                status: r.status,
-                score: r.score
-            });
-        }
+        bytes32 digest = _latestDigests[taskId];
+        if (digest == bytes32(0)) digest = _genesisDigests[taskId];
+        record = _records[taskId][digest];
+        cid = _encodeCid(digest, record.codec);
     }
 
     /// @notice The record of a model by its CID digest (status None when never submitted).
@@ -1157,7 +1147,6 @@ contract DeRelay is ReentrancyGuard {
         if (delta < int256(uint256(config.minGain))) return 0;
 
         _championDigests[taskId] = child;
-        s.championCodec = codec;
         ledger.championScore = uint16(childScore);
         emit ChampionCrowned(taskId, s.round, s.holder, child, uint16(childScore), uint16(uint256(delta)));
         if (progress <= 0) return 0;
@@ -1169,7 +1158,7 @@ contract DeRelay is ReentrancyGuard {
             Royalty storage royalty = _royalties[taskId];
             _settle(taskId, s.holder, royalty.accPerShare);
             _contributors[taskId][s.holder].shares += reward;
-            royalty.totalShares += reward;
+            royalty.totalShares += uint128(reward); // reward <= pool, a uint128
             withdrawable[s.holder] += reward;
         }
     }
@@ -1293,13 +1282,13 @@ contract DeRelay is ReentrancyGuard {
     function _startTurn(uint256 taskId, State memory s, uint256 turnDuration) private {
         if (s.holder == address(0)) {
             s.phase = Phase.Idle;
-            s.phaseStart = uint32(block.timestamp);
+            s.phaseEnd = uint32(block.timestamp);
             _states[taskId] = s;
             return;
         }
         s.round += 1;
         s.phase = Phase.Turn;
-        s.phaseStart = uint32(block.timestamp);
+        s.phaseEnd = uint32(block.timestamp + turnDuration);
         _states[taskId] = s;
         emit TurnStarted(taskId, s.round, s.holder, uint64(block.timestamp + turnDuration));
     }

@@ -1,11 +1,12 @@
 """`derelay dashboard`: a live web page of one task, rebuilt from the chain's events and views.
 
 Nothing is stored off chain: every refresh reads the task's events (one `eth_getLogs` filtered by
-the contract and the task id) and its views (state, parameters, lineage, queue, seats, accounts),
-so two dashboards on the same chain show the same numbers, to the wei. The pool's history is
-derived from the events alone (creation, funding, model payments, rewards, fees, bounties, slashes
-and missed-commit charges), because a node need not keep the state of past blocks; its last value
-is checked against the pool the contract holds now.
+the contract and the task id) and its views (state, parameters, queue, seats, accounts, and each
+lineage entry's record; the lineage's order comes from the submission events), so two dashboards
+on the same chain show the same numbers, to the wei. The pool's history is derived from the
+events alone (creation, funding, model payments, rewards, fees, bounties, slashes and
+missed-commit charges), because a node need not keep the state of past blocks; its last value is
+checked against the pool the contract holds now.
 
 The page shows the head (what the next turn trains on) next to the champion (the best model
 accepted so far: what consumers license and what each review measures the child against), and

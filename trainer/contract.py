@@ -480,23 +480,45 @@ class DeRelayContract:
                 return list(members.items())
 
     def lineage(self, task_id: int, offset: int = 0, limit: int = 100) -> list[LineageEntry]:
-        """A page of the lineage (genesis at index 0)."""
-        page = self._view("lineage", task_id, offset, limit)
-        return [
-            LineageEntry(offset + i, bytes(e[0]), e[1], e[2], e[3], Status(e[4]), e[5])
-            for i, e in enumerate(page)
-        ]
+        """A page of the lineage (genesis at index 0): the genesis and every child in the order of
+        its first submission (a void child submitted again keeps its place), each with its record.
+        The contract keeps only the newest entry (`latestSubmission`); the order comes from the
+        TaskCreated and RelaySubmitted events, each verdict from `recordOf`."""
+        if offset < 0 or limit < 0:
+            raise ValueError(f"lineage page {offset}+{limit}: both must be >= 0")
+        cids = self._lineage_cids(task_id)[offset : offset + limit]
+        return [self._entry(task_id, offset + i, cid) for i, cid in enumerate(cids)]
 
     def full_lineage(self, task_id: int, page_size: int = 100) -> list[LineageEntry]:
-        """Every lineage entry up to the submission count read first, page by page."""
+        """Every lineage entry up to the submission count read first."""
         count = self.task_state(task_id).submission_count
-        entries: list[LineageEntry] = []
-        while len(entries) < count:
-            page = self.lineage(task_id, len(entries), min(page_size, count - len(entries)))
-            if not page:
-                break
-            entries.extend(page)
-        return entries[:count]
+        return [self._entry(task_id, i, cid) for i, cid in enumerate(self._lineage_cids(task_id))][
+            :count
+        ]
+
+    def latest_submission(self, task_id: int) -> LineageEntry:
+        """The newest lineage entry: the child under review during a review, else the latest
+        submission decided, or the genesis before any."""
+        count = self.task_state(task_id).submission_count
+        cid, r = self._view("latestSubmission", task_id)
+        return LineageEntry(count - 1, bytes(cid), r[0], r[1], r[2], Status(r[3]), r[4])
+
+    def _lineage_cids(self, task_id: int) -> list[bytes]:
+        created = self.events("TaskCreated", taskId=task_id)
+        if not created:
+            return []
+        cids = [bytes(created[0]["args"]["genesisCid"])]
+        seen = {cids[0]}
+        for log in self.events("RelaySubmitted", taskId=task_id):
+            cid = bytes(log["args"]["childCid"])
+            if cid not in seen:
+                seen.add(cid)
+                cids.append(cid)
+        return cids
+
+    def _entry(self, task_id: int, index: int, cid: bytes) -> LineageEntry:
+        relayer, round_, submitted_at, status, score, _ = self.record(task_id, cid[4:])
+        return LineageEntry(index, cid, relayer, round_, submitted_at, status, score)
 
     def seats(self, task_id: int) -> list[SeatState]:
         """Every validator seat."""

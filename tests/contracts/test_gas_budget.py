@@ -8,6 +8,7 @@ dearer fails here with its figures; if the increase is deliberate, regenerate th
 
 from __future__ import annotations
 
+from bench import gas_paths
 from bench.gas import (
     BASELINE_PATH,
     BUDGET_KEYS,
@@ -66,3 +67,14 @@ def test_every_fixed_gas_limit_leaves_room_over_the_baseline():
         used = max(figure for key, figure in gas.items() if key.split("(")[0] == name)
 
         assert 1.5 * used <= limit, f"{name}: {limit} is too close to the {used} it has used"
+
+
+def test_every_operation_costs_the_same_on_its_path_at_10_and_100_participants():
+    # Issue 13 item 3, quick version (`derelay bench --full` runs 10 vs 1000): each operation on
+    # the same verdict path in a relay of 10 and of 100 queued relayers, share holders, lineage
+    # entries and validators over its life.
+    data = gas_paths.collect((10, 100))
+
+    assert [r["operation"] for r in data["rows"]] == list(gas_paths.OPERATIONS)
+    over = [f"{r['operation']}: {r['small']} -> {r['large']}" for r in data["rows"] if not r["ok"]]
+    assert not over, "not O(1):\n  " + "\n  ".join(over)

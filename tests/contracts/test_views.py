@@ -172,6 +172,7 @@ def test_lineage_pages_with_statuses(chain: Chain, actors: Actors, task: int):
     assert view.lineage(task, 6, 10) == []
     assert view.lineage(task, 99, 10) == []
     assert view.full_lineage(task, page_size=2) == entries
+    assert view.latest_submission(task) == entries[-1]  # the one entry the contract keeps
     assert view.task_state(task).submission_count == 6
 
 
