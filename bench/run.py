@@ -190,7 +190,7 @@ def _store(size: str, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any],
     rows = store_bench.run(sizes_mb=sizes_mb, repeats=repeats, ipfs_url=ipfs_url, work_dir=work)
     local = [r for r in rows if r["store"] == "LocalStore"]
     worst = min(r["roundtrip_ratio"] for r in local)
-    verdict = "meets" if worst >= store_bench.TARGET else "misses"
+    worst_add = min(r["add_ratio"] for r in local)
     text = (
         "Throughput as a ratio of `hashlib.sha256` over the same bytes, timed in the same run "
         "(median of the repeats). *add+get*: add, then a verified get (a pin too, for the node). "
@@ -198,10 +198,16 @@ def _store(size: str, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any],
         "0.5 of sha256. The plain-file columns are the OS floor: one file written and fsynced, "
         "then read, for the same bytes.\n\n"
         + store_bench.render(rows)
-        + f"\n\nLocalStore add+get / sha256: worst {worst:.2f}; it {verdict} the target of "
-        f"{store_bench.TARGET}."
+        + f"\n\nLocalStore add / sha256: worst {worst_add:.2f} (target {store_bench.ADD_TARGET}); "
+        f"add+get / sha256: worst {worst:.2f} (target {store_bench.TARGET})."
     )
-    return {"rows": rows, "target": store_bench.TARGET, "localstore_worst": worst}, text
+    return {
+        "rows": rows,
+        "target": store_bench.TARGET,
+        "add_target": store_bench.ADD_TARGET,
+        "localstore_worst": worst,
+        "localstore_worst_add": worst_add,
+    }, text
 
 
 def _turn(size: str, work: Path, ipfs_url: str | None) -> tuple[dict[str, Any], str]:

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from trainer.errors import CidError
@@ -299,13 +299,20 @@ def unixfs_blocks(data: bytes | memoryview) -> Iterator[tuple[Cid, bytes]]:
     size-262144, raw leaves, balanced layout, 174 links per node).
     """
     view = memoryview(data).cast("B")
-    # Each entry: (link to the node, bytes of file data below it).
-    level: list[tuple[Link, int]] = []
+    leaves: list[tuple[Cid, int]] = []
     for offset in range(0, max(len(view), 1), CHUNK_SIZE):
         leaf = bytes(view[offset : offset + CHUNK_SIZE])
         cid = Cid.of(RAW, leaf)
         yield cid, leaf
-        level.append((Link(cid, len(leaf)), len(leaf)))
+        leaves.append((cid, len(leaf)))
+    yield from unixfs_parents(leaves)
+
+
+def unixfs_parents(leaves: Sequence[tuple[Cid, int]]) -> Iterator[tuple[Cid, bytes]]:
+    """Yield the inner nodes of the balanced DAG over raw `leaves` (CID, bytes), children before
+    parents; the last is the root. Nothing for a single leaf: it is the root itself."""
+    # Each entry: (link to the node, bytes of file data below it).
+    level = [(Link(cid, size), size) for cid, size in leaves]
     while len(level) > 1:
         parents: list[tuple[Link, int]] = []
         for start in range(0, len(level), MAX_LINKS):

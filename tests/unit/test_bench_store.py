@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.store import _variant, measure_store, render
+from bench.store import ADD_TARGET, TARGET, _variant, measure_store, render
 from trainer.cid import CHUNK_SIZE, unixfs_cid
 from trainer.store import LocalStore
 
@@ -21,9 +21,23 @@ def test_measure_store_reports_ratios_against_sha256(tmp_path):
     row = measure_store(
         lambda: LocalStore(tmp_path / str(next(count))), 2 * CHUNK_SIZE + 1, 2, plain_dir=tmp_path
     )
-    assert row["add_s"] > 0 and row["get_s"] > 0 and row["sha256_s"] > 0
+    assert row["add_s"] > 0 and row["get_s"] > 0 and row["sha256_s"] > 0 and row["cid_s"] > 0
     assert row["roundtrip_ratio"] == row["sha256_s"] / (row["add_s"] + row["get_s"])
     assert row["add_ratio"] == row["sha256_s"] / row["add_s"]
+    assert row["cid_ratio"] == row["sha256_s"] / row["cid_s"]
     assert row["file_write_fsync_mb_s"] > 0
-    text = render([{"store": "LocalStore", **row}])
-    assert "LocalStore" in text and "add+get / sha256" in text
+
+
+def test_render_puts_each_verdict_beside_its_ratio(tmp_path):
+    row = measure_store(lambda: LocalStore(tmp_path), CHUNK_SIZE, 1)
+    fast = {**row, "store": "fast", "add_ratio": ADD_TARGET, "roundtrip_ratio": TARGET}
+    slow = {**row, "store": "slow", "add_ratio": ADD_TARGET - 0.01, "roundtrip_ratio": 0.39}
+    header, _, *lines = render([fast, slow]).splitlines()
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    add, add_ok = columns.index("add / sha256"), columns.index(f"add >= {ADD_TARGET}")
+    both, both_ok = columns.index("add+get / sha256"), columns.index(f"add+get >= {TARGET}")
+    assert (add_ok, both_ok) == (add + 1, both + 1)
+    assert [line[add_ok] for line in cells] == ["yes", "no"]
+    assert [line[both_ok] for line in cells] == ["yes", "no"]
+    assert [line[both] for line in cells] == ["0.40", "0.39"]

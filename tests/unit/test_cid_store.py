@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from trainer.cid import (
     unixfs_dag,
 )
 from trainer.errors import CidError, ConfigError, StoreError
-from trainer.store import KuboStore, LocalStore
+from trainer.store import _PARALLEL_LEAVES, KuboStore, LocalStore
 
 C = CHUNK_SIZE
 SIZES = [0, 1, C - 1, C, C + 1, 174 * C, 174 * C + 1, 175 * C + 7]
@@ -238,15 +240,88 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     store.pin(unixfs_cid(data_of(2 * C + 5)))
     names = [p.name for d in ("blocks", "pins") for p in (tmp_path / d).iterdir()]
     assert names and not [n for n in names if n.startswith(".tmp-")]
+    assert list((tmp_path / "tmp").iterdir()) == []
     before = block_files(store)
+    synced = []
 
-    def disk_full(fd: int) -> None:
-        raise OSError(28, "No space left on device")
+    def disk_full_at_the_third_block(fd: int) -> None:
+        synced.append(fd)
+        if len(synced) == 3:
+            raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fdatasync", disk_full_at_the_third_block)
     with pytest.raises(StoreError, match="No space left on device; free some disk space"):
-        store.add(data_of(C + 9))
-    assert block_files(store) == before  # neither a temp file nor a partial block remains
+        store.add(data_of(9 * C + 9))
+    assert len(synced) >= 3
+    assert block_files(store) == before  # no block of a failed add gets its name
+    assert list((tmp_path / "tmp").iterdir()) == []  # and its temp files are gone
+
+
+def test_failed_directory_sync_leaves_only_whole_blocks(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path)
+
+    def io_error(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", io_error)
+    with pytest.raises(StoreError, match="Input/output error"):
+        store.add(data_of(3 * C))
+    for path in block_files(store):
+        cid = Cid.parse(path.name)
+        assert Cid.of(cid.codec, path.read_bytes()) == cid
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [0, C, 3 * C + 1, 175 * C + 7])
+def test_add_writes_exactly_the_blocks_of_the_unixfs_dag(tmp_path, size):
+    store = LocalStore(tmp_path)
+    root, blocks = unixfs_dag(data_of(size))
+    assert store.add(data_of(size)) == root
+    assert {p.name: p.read_bytes() for p in block_files(store)} == {
+        str(cid): block for cid, block in blocks.items()
+    }
+
+
+def test_readding_rewrites_only_missing_or_damaged_blocks(tmp_path):
+    store = LocalStore(tmp_path)
+    data = data_of(4 * C)
+    cid = store.add(data)
+    leaves = [c for c in unixfs_dag(data)[1] if c.codec == RAW]
+    kept, damaged, lost = (tmp_path / "blocks" / str(leaf) for leaf in leaves[:3])
+    inode = kept.stat().st_ino
+    damaged.write_bytes(damaged.read_bytes()[:-1])
+    lost.unlink()
+    with pytest.raises(StoreError):
+        store.get(cid)
+    assert store.add(data) == cid
+    assert kept.stat().st_ino == inode  # an intact block is verified, not written again
+    assert damaged.stat().st_size == C and lost.exists()
+    assert store.get(cid) == data
+
+
+def test_get_reports_the_first_bad_leaf_in_file_order(tmp_path):
+    store = LocalStore(tmp_path)
+    data = data_of(12 * C)
+    cid = store.add(data)
+    leaves = [c for c in unixfs_dag(data)[1] if c.codec == RAW]
+    assert len(leaves) >= _PARALLEL_LEAVES  # they are read on the pool's threads
+    (tmp_path / "blocks" / str(leaves[7])).unlink()
+    second = tmp_path / "blocks" / str(leaves[1])
+    second.write_bytes(b"x" + second.read_bytes()[1:])
+    for _ in range(5):  # leaves are read on several threads; the report must not depend on it
+        with pytest.raises(CidError, match=f"block {second} does not hash to its CID"):
+            store.get(cid)
+
+
+def test_temp_files_of_dead_processes_are_swept(tmp_path):
+    LocalStore(tmp_path)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead, alive = int(done.stdout), os.getpid()
+    for name in (f"{dead}.0", f"{dead}.1", f"{alive}.7", "notes"):
+        (tmp_path / "tmp" / name).write_bytes(b"partial")
+    LocalStore(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [f"{alive}.7", "notes"]
 
 
 def test_store_dir_must_be_writable(tmp_path):
