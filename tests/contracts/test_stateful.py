@@ -68,9 +68,11 @@ Transactions skip the bindings' gas estimate (a binary search of a dozen EVM run
 on the pending block decodes a revert, else the signed transaction goes straight to eth-tester.
 Reads for the checks also go straight to eth-tester. Both make a step about twice as cheap.
 
-Profiles: the default suite runs a small one (`DEFAULT_EXAMPLES` x `DEFAULT_STEPS`); `--slow` or
-DERELAY_SLOW=1 adds a larger one (`SLOW_EXAMPLES` x `SLOW_STEPS`). DERELAY_HYPOTHESIS_EXAMPLES and
-DERELAY_HYPOTHESIS_STEPS override the numbers of either.
+Profiles: the default suite runs `DEFAULT_EXAMPLES` x `DEFAULT_STEPS`; `--slow` or DERELAY_SLOW=1
+adds a larger one (`SLOW_EXAMPLES` x `SLOW_STEPS`). DERELAY_HYPOTHESIS_EXAMPLES and
+DERELAY_HYPOTHESIS_STEPS override the numbers of either. Each run draws a fresh seed, printed in the
+"campaign sizes" section and on a failure; DERELAY_HYPOTHESIS_SEED=<seed> replays that run (no
+example database: the seed alone decides what runs).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ from eth_tester import EthereumTester
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
 from eth_utils.abi import get_abi_input_types, get_abi_output_types
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -106,7 +108,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from deploy.metrics import Review, paid_in_band, relay_reward, review
-from tests.conftest import TEST_KEYS, Chain
+from tests.conftest import CI_FIGURE, TEST_KEYS, Chain
 from tests.contracts.conftest import (
     DATA_COMMITMENT,
     META_CID,
@@ -136,7 +138,7 @@ ETH = 10**18
 BP = 10_000
 ACC_SCALE = 10**18
 
-DEFAULT_EXAMPLES, DEFAULT_STEPS = 12, 40
+DEFAULT_EXAMPLES, DEFAULT_STEPS = 50, 40
 SLOW_EXAMPLES, SLOW_STEPS = 100, 50
 
 # Roles, as indices into tests.conftest.TEST_KEYS.
@@ -2021,8 +2023,15 @@ def profile(examples: int, steps: int) -> settings:
         max_examples=examples,
         stateful_step_count=steps,
         deadline=None,
+        database=None,
+        print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
+
+
+def run_seed() -> int:
+    """DERELAY_HYPOTHESIS_SEED to replay a run, else a fresh seed."""
+    return int(os.environ.get("DERELAY_HYPOTHESIS_SEED") or int.from_bytes(os.urandom(8)))
 
 
 @pytest.fixture
@@ -2043,12 +2052,29 @@ def environment(chain: Chain) -> Environment:
     return Environment(chain, relay.address, relay.abi, decoder, accounts, slot)
 
 
-def run_machine(environment: Environment, examples: int, steps: int) -> None:
-    machine = type("DeRelayMachine", (RelayMachine,), {"env": environment})
+def run_machine(
+    environment: Environment, examples: int, steps: int, request: pytest.FixtureRequest
+) -> None:
+    """Run the machine under the profile with a seed of its own; report its size and the seed."""
+    run = run_seed()
+    machine = seed(run)(type("DeRelayMachine", (RelayMachine,), {"env": environment}))
+    replay = f"DERELAY_HYPOTHESIS_SEED={run} pytest {request.node.nodeid}"
     OUTCOMES.clear()
     STEPS.clear()
     started = time.perf_counter()
-    run_state_machine_as_test(machine, settings=profile(examples, steps))
+    try:
+        run_state_machine_as_test(machine, settings=profile(examples, steps))
+    except BaseException as exc:
+        exc.add_note(f"Hypothesis seed {run}; replay: {replay}")
+        raise
+    finally:
+        request.node.user_properties.append(
+            (
+                CI_FIGURE,
+                f"Hypothesis machine: {len(STEPS)} examples, {sum(STEPS)} steps, "
+                f"{time.perf_counter() - started:.0f} s, seed {run} (replay: {replay})",
+            )
+        )
     print(
         f"stateful run: {time.perf_counter() - started:.1f} s, {len(STEPS)} examples, "
         f"{sum(STEPS)} steps (at most {max(STEPS, default=0)} in one); outcomes:"
@@ -2057,13 +2083,13 @@ def run_machine(environment: Environment, examples: int, steps: int) -> None:
         print(f"  {action:32} {outcome:24} {count}")
 
 
-def test_relay_state_machine(environment: Environment):
-    run_machine(environment, DEFAULT_EXAMPLES, DEFAULT_STEPS)
+def test_relay_state_machine(environment: Environment, request: pytest.FixtureRequest):
+    run_machine(environment, DEFAULT_EXAMPLES, DEFAULT_STEPS, request)
 
 
 @pytest.mark.slow
-def test_relay_state_machine_long(environment: Environment):
-    run_machine(environment, SLOW_EXAMPLES, SLOW_STEPS)
+def test_relay_state_machine_long(environment: Environment, request: pytest.FixtureRequest):
+    run_machine(environment, SLOW_EXAMPLES, SLOW_STEPS, request)
 
 
 # ---------------------------------------------------------------------- found on the way
