@@ -1,6 +1,7 @@
 """Load: many workers on one chain for many rounds, with no stuck task.
 
-ganache (JSON-RPC, mining a block every second, as `derelay chain` runs it) carries one DeRelay
+A dev chain (ganache mining a block every second, as `derelay chain` runs it, or anvil with
+`--engine anvil`, mining per transaction or every `--block-time` seconds) carries one DeRelay
 contract and several tasks training a cheap model (logistic regression on the digits set: this
 measures the protocol, not torch). The workers are the real `trainer.worker.Worker`s, each with
 its own funded dev key and journal, dealt round-robin to the tasks (per task: a few validators,
@@ -17,7 +18,9 @@ turn duration + commit window + reveal window + slack: the longest a healthy rel
 between two turns. The exit code is 1 when a task is stuck, a worker crashed or a process died.
 
     python -m bench.load [--workers 50] [--tasks 5] [--rounds 10] [--processes 5] [--store ipfs]
-                         [--out out/load]
+                         [--engine ganache|anvil|both] [--block-time S] [--out out/load]
+
+With `--engine both` the same run goes on ganache, then on anvil, and a table compares them.
 
 Every field of `LoadConfig` is a flag (--poll, --commit-window, --max-seconds, ...). The report
 goes to stdout and to load.json in --out, next to each worker process's log.
@@ -49,17 +52,23 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.middleware import Web3Middleware
-from web3.types import TxReceipt
 
 from bench.common import REPO, machine_info, machine_line, median, table
 from deploy.tasks import load_spec, publish_task
-from trainer.chain import TRANSPORT_ERRORS, ChainClient, RevertDecoder, connect
+from trainer.chain import (
+    TRANSPORT_ERRORS,
+    ChainClient,
+    RevertDecoder,
+    SentTx,
+    TxStatus,
+    connect,
+)
 from trainer.contract import ETHER, DeRelayContract, Phase, Status, decoder_for, load_abi
 from trainer.data import Dataset
 from trainer.errors import ChainError, ConfigError, ContractRevert
 from trainer.journal import Journal
 from trainer.keys import dev_account
-from trainer.services import start_ganache, start_ipfs
+from trainer.services import ENGINES, start_chain, start_ipfs
 from trainer.shards import ShardPlan, relayer_shards, validator_shards
 from trainer.spec import DIGITS_CLASSES, DIGITS_FEATURES, TaskSpec
 from trainer.store import open_store
@@ -95,6 +104,8 @@ class LoadConfig:
     reveal_window: int = 20
     slack: int = 30  # seconds on top of the windows before a task counts as stuck
     store: str = "local"  # "local": one shared LocalStore directory; "ipfs": the dev IPFS node
+    engine: str = "ganache"  # the dev chain `main` starts: ganache, anvil, or both in turn
+    block_time: float = 0.0  # seconds between blocks; 0: the engine's default
 
     @property
     def stuck_bound(self) -> int:
@@ -121,6 +132,12 @@ class LoadConfig:
             raise ConfigError("tasks, processes, rounds and validators must be at least 1")
         if self.store not in STORES:
             raise ConfigError(f"store must be one of {', '.join(STORES)}, not {self.store!r}")
+        if self.engine not in (*ENGINES, "both"):
+            raise ConfigError(
+                f"engine must be one of {', '.join(ENGINES)} or both, not {self.engine!r}"
+            )
+        if self.block_time < 0:
+            raise ConfigError(f"block time {self.block_time:g} s is negative: pass 0 or more")
         if self.workers // self.tasks < self.validators + 2:
             raise ConfigError(
                 f"{self.workers} workers for {self.tasks} tasks leave fewer than "
@@ -234,7 +251,8 @@ class CountingMiddleware(Web3Middleware):
 
 
 class CountingClient(ChainClient):
-    """A `ChainClient` that counts the outcome of every transaction in `stats`."""
+    """A `ChainClient` that counts the outcome of every transaction in `stats`: refused when
+    its check reverts (nothing is sent), then mined, refused on chain or failed when it is done."""
 
     def __init__(
         self, w3: Web3, account: LocalAccount, decoder: RevertDecoder, stats: WorkerStats
@@ -244,19 +262,29 @@ class CountingClient(ChainClient):
         _STATS[id(w3)] = stats
         w3.middleware_onion.add(CountingMiddleware, "derelay_load_counting")
 
-    def transact(
-        self, fn: ContractFunction, action: str, value: int = 0, gas: int | None = None
-    ) -> TxReceipt:
+    def prepare(
+        self,
+        fn: ContractFunction,
+        action: str,
+        key: str,
+        value: int = 0,
+        gas: int | None = None,
+    ) -> SentTx:
         try:
-            receipt = super().transact(fn, action, value, gas)
+            return super().prepare(fn, action, key, value, gas)
         except ContractRevert as exc:
             self.stats.refused[f"{action}: {exc.name or 'unknown'}"] += 1
             raise
-        except ChainError as exc:
-            self.stats.failed[_error_key(exc)] += 1
-            raise
-        self.stats.mined[action] += 1
-        return receipt
+
+    def poll(self, tx: SentTx) -> TxStatus:
+        status = super().poll(tx)
+        if status.state == "confirmed":
+            self.stats.mined[tx.action] += 1
+        elif isinstance(status.error, ContractRevert):
+            self.stats.refused[f"{tx.action}: {status.error.name or 'unknown'}"] += 1
+        elif status.state != "pending":
+            self.stats.failed[_error_key(status.error or ChainError(status.note))] += 1
+        return status
 
 
 def _error_key(exc: BaseException) -> str:
@@ -361,8 +389,11 @@ def _watch(
     task_ids: list[int],
     children: list[subprocess.Popen[bytes]],
     echo: Callable[[str], None],
+    estimates: list[float],
 ) -> str:
-    """Wait until every task has finalized `config.rounds` rounds; return why the run ended."""
+    """Wait until every task has finalized `config.rounds` rounds; return why the run ended.
+    Every 2 s, time one gas estimate (a pool top-up) into `estimates`: what any transaction
+    that asks the loaded node for one waits."""
     started = time.monotonic()
     w3 = relay.client.w3
     finalized: Counter[int] = Counter()
@@ -370,13 +401,19 @@ def _watch(
     moved_at = dict.fromkeys(task_ids, started)  # when each task's round last changed
     next_block = int(w3.eth.block_number)
     next_echo = started + 15
+    probe = relay.contract.functions.fund(task_ids[0])
     while True:
         time.sleep(2)
+        asked = time.perf_counter()
+        with contextlib.suppress(*TRANSPORT_ERRORS):
+            probe.estimate_gas({"from": relay.client.address, "value": 1})
+            estimates.append(time.perf_counter() - asked)
         now = time.monotonic()
         latest = int(w3.eth.block_number)
-        for event in relay.events("RoundFinalized", next_block, latest):
-            finalized[event["args"]["taskId"]] += 1
-        next_block = latest + 1
+        if latest >= next_block:  # anvil refuses a range that starts past its latest block
+            for event in relay.events("RoundFinalized", next_block, latest):
+                finalized[event["args"]["taskId"]] += 1
+            next_block = latest + 1
         for task in task_ids:
             round_ = relay.task_state(task).round
             if round_ != rounds[task]:
@@ -452,6 +489,7 @@ def run_load(
         f"{config.rounds} rounds each; contract {publisher.address}"
     )
     children: list[subprocess.Popen[bytes]] = []
+    estimates: list[float] = []
     started = time.monotonic()
     try:
         for k in range(config.processes):
@@ -460,7 +498,7 @@ def run_load(
                     k, plans[k :: config.processes], rpc, ipfs, publisher.address, work, config.poll
                 )
             )
-        reason = _watch(publisher, config, task_ids, children, echo)
+        reason = _watch(publisher, config, task_ids, children, echo, estimates)
     finally:
         run_seconds = time.monotonic() - started
         codes = _stop(children)
@@ -473,6 +511,11 @@ def run_load(
         "machine": machine_info(),
         "contract": publisher.address,
         "ended": reason,
+        "estimate_probe_ms": {
+            "n": len(estimates),
+            "median": round(1000 * median(estimates), 1),
+            "max": round(1000 * max(estimates, default=0.0), 1),
+        },
         "run_s": round(run_seconds, 1),
         "exit_codes": codes,
         "tasks": tasks,
@@ -693,6 +736,9 @@ def render(report: dict[str, Any]) -> str:
         f"- ticks: {fail['ticks']} (mean {fail['tick_mean_s']:.2f} s, longest "
         f"{fail['tick_max_s']:.1f} s), {sum(fail['tick_failures'].values())} failed and retried; "
         f"crashed workers: {len(fail['crashes'])}",
+        f"- gas estimate of a pool top-up, asked every 2 s: median "
+        f"{report['estimate_probe_ms']['median']} ms, longest {report['estimate_probe_ms']['max']} ms "
+        f"({report['estimate_probe_ms']['n']} asked)",
         f"- **stuck tasks: {report['stuck_tasks']}** (bound {cfg['stuck_bound_s']} s without a "
         "new turn)",
         "",
@@ -717,6 +763,60 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_on_engine(config: LoadConfig, engine: str, out: Path) -> dict[str, Any]:
+    """Start a fresh dev chain on `engine` (and the dev IPFS node for `--store ipfs`), run the
+    load on it into `out`, stop everything; return the report, with the engine named."""
+    # journals and content of an earlier chain would mislead the workers
+    for stale in ("journals", "store", "ipfs-repo"):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as services:
+        chain = start_chain(
+            engine,
+            None,
+            block_time=config.block_time or None,
+            accounts=config.workers + 1,
+            log_path=out / f"{engine}.log",
+        )
+        services.callback(chain.stop)
+        ipfs = None
+        if config.store == "ipfs":
+            node = start_ipfs(out / "ipfs-repo", log_path=out / "ipfs.log")
+            services.callback(node.stop)
+            ipfs = node.url
+        report = run_load(config, chain.url, out, ipfs=ipfs)
+    report["engine"] = engine
+    (out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _mean_ms(report: dict[str, Any], methods: tuple[str, ...] | None = None) -> str:
+    """Mean latency over the RPC calls of `methods` (all when None), or "-" when none was made."""
+    rows = [r for m, r in report["rpc"].items() if methods is None or m in methods]
+    calls = sum(r["calls"] for r in rows)
+    if not calls:
+        return "-"
+    return f"{sum(r['mean_ms'] * r['calls'] for r in rows) / calls:.1f}"
+
+
+def render_side_by_side(reports: list[dict[str, Any]]) -> str:
+    """The figures that tell the engines apart, a column per engine."""
+    rows = [
+        ["turns per minute", *(f"{r['turns']['per_minute']:.1f}" for r in reports)],
+        ["finalized rounds (void)", *(f"{r['turns']['finalized']} ({r['turns']['void']})" for r in reports)],
+        ["turn start to finalize, median s", *(f"{r['turns']['start_to_finalize_s']['median']:.1f}" for r in reports)],
+        ["RPC latency, mean ms (all calls)", *(_mean_ms(r) for r in reports)],
+        ["eth_call, mean ms", *(_mean_ms(r, ("eth_call",)) for r in reports)],
+        ["eth_sendRawTransaction, mean ms", *(_mean_ms(r, ("eth_sendRawTransaction",)) for r in reports)],
+        ["eth_estimateGas by workers, mean ms", *(_mean_ms(r, ("eth_estimateGas",)) for r in reports)],
+        ["gas estimate probe, median ms (max)", *(f"{r['estimate_probe_ms']['median']} ({r['estimate_probe_ms']['max']})" for r in reports)],
+        ["tick, mean s (longest)", *(f"{r['failures']['tick_mean_s']:.2f} ({r['failures']['tick_max_s']:.1f})" for r in reports)],
+        ["failed ticks", *(str(sum(r["failures"]["tick_failures"].values())) for r in reports)],
+        ["stuck tasks", *(str(r["stuck_tasks"]) for r in reports)],
+    ]  # fmt: skip
+    return table(["", *(r["engine"] for r in reports)], rows) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = LoadConfig()
@@ -734,24 +834,15 @@ def main() -> None:
         **{option.name: getattr(args, option.name) for option in fields(LoadConfig)}
     )
     config.check()
-    # journals and content of an earlier chain would mislead the workers
-    for stale in ("journals", "store", "ipfs-repo"):
-        shutil.rmtree(args.out / stale, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as services:
-        ganache = start_ganache(
-            None, accounts=config.workers + 1, log_path=args.out / "ganache.log"
-        )
-        services.callback(ganache.stop)
-        ipfs = None
-        if config.store == "ipfs":
-            node = start_ipfs(args.out / "ipfs-repo", log_path=args.out / "ipfs.log")
-            services.callback(node.stop)
-            ipfs = node.url
-        report = run_load(config, ganache.url, args.out, ipfs=ipfs)
-    (args.out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(render(report))
-    sys.exit(0 if report["ok"] else 1)
+    if config.engine == "both":
+        reports = [run_on_engine(config, e, args.out / e) for e in ENGINES]
+        for report in reports:
+            print(f"## {report['engine']}\n\n{render(report)}")
+        print(render_side_by_side(reports))
+    else:
+        reports = [run_on_engine(config, config.engine, args.out)]
+        print(render(reports[0]))
+    sys.exit(0 if all(r["ok"] for r in reports) else 1)
 
 
 if __name__ == "__main__":

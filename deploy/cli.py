@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,9 +27,16 @@ from deploy.tasks import (
     publish_task,
     read_spec_file,
 )
-from trainer.chain import ChainClient, TxOptions, chain_id, connect, describe_endpoint
+from trainer.chain import (
+    ChainClient,
+    TxOptions,
+    chain_id,
+    connect,
+    describe_endpoint,
+    observed_block_time,
+)
 from trainer.cid import Cid
-from trainer.contract import ETHER, DeRelayContract, Status, decoder_for
+from trainer.contract import ETHER, DeRelayContract, Status, TaskParams, decoder_for
 from trainer.errors import ConfigError, DeRelayError
 from trainer.keys import create_keystore, load_account
 from trainer.limits import DEFAULT_LIMITS, Limits, parse_size
@@ -55,8 +62,37 @@ deployments_option = click.option(
 )
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"derelay.{param.name}"] = value
+    return value
+
+
+def _max_fee(text: str) -> int:
+    """Wei per gas from "30" (gwei) or an amount with its unit ("30gwei", "30000000000wei")."""
+    text = text.strip().lower()
+    return parse_amount(text if text.endswith(("wei", "ether")) else f"{text}gwei")
+
+
 def key_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--keystore and --dev-account: where the signing key comes from (never the key itself)."""
+    """--keystore and --dev-account: where the signing key comes from (never the key itself);
+    --confirmations and --max-fee: how its transactions are sent (read by `signer`)."""
+    fn = click.option(
+        "--confirmations",
+        type=click.IntRange(min=1),
+        envvar="DERELAY_CONFIRMATIONS",
+        expose_value=False,
+        callback=_remember,
+        help="Blocks a transaction must be under before it counts as done "
+        "(default: 1 on dev chains, 3 on Ethereum and its testnets, 16 on Polygon PoS).",
+    )(fn)
+    fn = click.option(
+        "--max-fee",
+        envvar="DERELAY_MAX_FEE",
+        expose_value=False,
+        callback=_remember,
+        help="Most this account pays per gas, in gwei (or with a unit, e.g. 30gwei); fees rise "
+        "up to it when the chain's base fee does (default 500).",
+    )(fn)
     fn = click.option(
         "--dev-account",
         type=int,
@@ -132,6 +168,12 @@ def signer(rpc: str, keystore: Path | None, dev_account: int | None) -> tuple[Ch
         raise ConfigError(
             f"DERELAY_RECEIPT_TIMEOUT={timeout!r} is not a number of seconds"
         ) from None
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    if meta.get("derelay.confirmations"):
+        options = replace(options, confirmations=meta["derelay.confirmations"])
+    if meta.get("derelay.max_fee"):
+        options = replace(options, max_fee_wei=_max_fee(meta["derelay.max_fee"]))
     return ChainClient(w3, account, decoder_for(), options), cid
 
 
@@ -203,20 +245,38 @@ def compile_cmd(check: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--engine",
+    type=click.Choice(["ganache", "anvil"]),
+    default="ganache",
+    show_default=True,
+    help="ganache (chain id 1337) or anvil (Foundry, chain id 31337); same dev accounts on both.",
+)
+@click.option(
+    "--block-time",
+    type=float,
+    help="Seconds between blocks, like a real chain (2 for an L2, 12 for Ethereum); default: "
+    "1 on ganache, a block per transaction on anvil.",
+)
 @click.option("--port", type=int, default=8545, show_default=True)
 @click.option(
     "--db",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path(".derelay/chain"),
-    show_default=True,
+    help="Where the chain persists (default .derelay/chain, or .derelay/anvil for anvil).",
 )
 @click.option("--accounts", type=int, default=10, show_default=True)
-def chain(port: int, db: Path, accounts: int) -> None:
-    """Run the dev chain (ganache, chain id 1337, deterministic accounts, persistent) until Ctrl-C."""
-    from trainer.services import start_ganache
+def chain(engine: str, block_time: float | None, port: int, db: Path | None, accounts: int) -> None:
+    """Run the dev chain (deterministic dev accounts, persistent) until Ctrl-C."""
+    from trainer.services import ENGINE_CHAIN_IDS, start_chain
 
-    service = start_ganache(db, port=port, accounts=accounts)
-    click.echo(f"dev chain at {service.url} (chain id 1337, data in {db}); Ctrl-C stops it")
+    db = db or Path(".derelay/chain" if engine == "ganache" else ".derelay/anvil")
+    service = start_chain(engine, db, port, block_time=block_time, accounts=accounts)
+    default = "a block a second" if engine == "ganache" else "a block per transaction"
+    blocks = f"a block every {block_time:g} s" if block_time else default
+    click.echo(
+        f"dev chain ({engine}, chain id {ENGINE_CHAIN_IDS[engine]}, {blocks}) at {service.url}, "
+        f"data in {db}; Ctrl-C stops it"
+    )
     _wait_for_interrupt(service)
 
 
@@ -334,18 +394,49 @@ def task_create(
     """Publish a task: spec and genesis weights to the store, parameters and pool to the chain."""
     spec = read_spec_file(spec_file, limits().spec_bytes) if spec_file else digits_mlp_spec()
     relay = open_contract(rpc, deployments, keystore, dev_account)
+    overrides = parse_param_overrides(list(params))
+    warning = window_warning(relay.client.w3, overrides)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     published = publish_task(
         relay,
         open_store(ipfs, store_dir),
         spec,
         parse_amount(funding),
-        parse_param_overrides(list(params)),
+        overrides,
         genesis_seed=genesis_seed,
         data_seed=data_seed,
     )
     click.echo(
         f"task {published.task_id} created: spec {published.spec_cid}, genesis {published.genesis_cid} "
         f"(score {published.genesis_score} bp)"
+    )
+
+
+# A window of fewer blocks than this is missed by a transaction that waits a block or two (a full
+# block, a fee bump, a reorg) plus a worker's tick.
+MIN_WINDOW_BLOCKS = 5
+
+
+def window_warning(w3: Any, overrides: dict[str, int]) -> str:
+    """One line when a task window is shorter than `MIN_WINDOW_BLOCKS` blocks at the chain's
+    observed block time, else ""."""
+    block_time = observed_block_time(w3)
+    if not block_time:
+        return ""
+    params = replace(TaskParams(spec_cid=b"", genesis_cid=b"", genesis_score=0), **overrides)
+    names = ("turn_duration", "commit_window", "reveal_window")
+    short = [
+        f"{name}={getattr(params, name)} s"
+        for name in names
+        if getattr(params, name) < MIN_WINDOW_BLOCKS * block_time
+    ]
+    if not short:
+        return ""
+    return (
+        f"{', '.join(short)}: shorter than {MIN_WINDOW_BLOCKS} blocks of this chain "
+        f"({block_time:.1f} s each), so a transaction a block late misses it; give each window "
+        f"at least {MIN_WINDOW_BLOCKS * block_time:.0f} s (README: windows for 2 s and 12 s chains)"
     )
 
 

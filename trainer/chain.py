@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Protocol, TypeVar, cast
 
 import requests
 import urllib3
@@ -26,13 +28,15 @@ from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
     ContractPanicError,
-    TimeExhausted,
+    TransactionNotFound,
 )
 from web3.types import RPCEndpoint, RPCResponse, TxReceipt
 
-from trainer.errors import ChainError, ContractRevert, one_line
+from trainer.errors import ChainError, ContractRevert, TxLost, TxPending, one_line
 from trainer.failpoints import failpoint
 from trainer.limits import DEFAULT_LIMITS, loads_json, read_reply
+
+log = logging.getLogger("derelay.chain")
 
 EMBEDDED = "embedded"
 # Chain ids on which the well-known dev accounts may sign: ganache/anvil/hardhat and eth-tester.
@@ -226,6 +230,16 @@ def quantity(value: Any, what: str, low: int = 0) -> int:
     return value
 
 
+def observed_block_time(w3: Web3, blocks: int = 20) -> float | None:
+    """Mean seconds between the last `blocks` blocks, or None on a chain too young to tell."""
+    latest = rpc_read(lambda: w3.eth.get_block("latest"), "latest block")
+    span = min(blocks, int(latest["number"]))
+    if span < 2:
+        return None
+    earlier = rpc_read(lambda: w3.eth.get_block(int(latest["number"]) - span), "block")
+    return (int(latest["timestamp"]) - int(earlier["timestamp"])) / span
+
+
 def describe_endpoint(w3: Web3) -> str:
     """A short name of the endpoint for messages."""
     provider = w3.provider
@@ -359,17 +373,139 @@ def revert_data(exc: BaseException) -> bytes | str | None:
     return None
 
 
+GWEI = 10**9
+
+# Blocks a receipt must be under before a transaction counts as done, per chain id: one on dev
+# chains (which reorganise only when told to), three on Ethereum and its testnets (reorgs past
+# two blocks have been unheard of since the merge), more where deep reorgs happened (Polygon PoS).
+CONFIRMATIONS_BY_CHAIN = {1: 3, 11155111: 3, 17000: 3, 560048: 3, 137: 16, 80002: 16}
+PUBLIC_CONFIRMATIONS = 3
+
+
+def default_confirmations(chain: int) -> int:
+    """How deep a receipt must be before a transaction counts as done on chain id `chain`."""
+    if chain in DEV_CHAIN_IDS:
+        return 1
+    return CONFIRMATIONS_BY_CHAIN.get(chain, PUBLIC_CONFIRMATIONS)
+
+
 @dataclass(frozen=True)
 class TxOptions:
     """How transactions are sent."""
 
-    receipt_timeout: float = 120.0  # seconds to wait for a receipt before giving up
+    receipt_timeout: float = 120.0  # seconds `transact` waits for a confirmed receipt
     gas_margin: float = 1.25  # estimated gas times this is the gas limit
     tip_wei: int = 1_000_000_000  # priority fee per gas on EIP-1559 chains
+    confirmations: int | None = None  # receipt depth that counts as done; None: per chain id
+    max_fee_wei: int = 500 * GWEI  # ceiling on the fee per gas (maxFeePerGas or gasPrice)
+    bump_after: float = 30.0  # seconds a transaction may wait in the mempool before a fee bump
+    wait_seconds: float = 3.0  # how long `send_tracked` waits for a receipt before it returns
+
+
+# EIP-1559 replacement: a node takes a transaction for a nonce it holds only if both the fee cap
+# and the tip rise by at least 10%; 12.5% leaves room for rounding.
+BUMP_NUM, BUMP_DEN = 9, 8
+
+
+def _bump(value: int) -> int:
+    return -(-value * BUMP_NUM // BUMP_DEN)
+
+
+@dataclass(frozen=True)
+class SentTx:
+    """A signed transaction of one intended action, from its first send until it is done.
+
+    Everything needed to poll it, send it again with the same nonce and effect, or replace it
+    with higher fees lives here, and the worker journals it: a transaction that a restart, a
+    dropped mempool or a reorg lost is found and sent again instead of waited on blind.
+    `key` names the intended action (e.g. "submitRelay:5"); `tip` is None on a chain without
+    EIP-1559, where `max_fee` is the gas price; `hashes` holds every version sent, newest last.
+    """
+
+    key: str
+    action: str
+    nonce: int
+    to: str
+    data: str
+    value: int
+    gas: int
+    max_fee: int
+    tip: int | None
+    hashes: tuple[str, ...] = ()
+    sent_at: float = 0.0
+
+    def fields(self, chain: int, sender: str) -> dict[str, Any]:
+        """The transaction dict to sign."""
+        tx: dict[str, Any] = {
+            "from": sender,
+            "data": self.data,
+            "value": self.value,
+            "gas": self.gas,
+            "nonce": self.nonce,
+            "chainId": chain,
+        }
+        if self.to:  # none: a contract creation
+            tx["to"] = self.to
+        if self.tip is None:
+            tx["gasPrice"] = self.max_fee
+        else:
+            tx.update(maxFeePerGas=self.max_fee, maxPriorityFeePerGas=self.tip)
+        return tx
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object of the fields (the journal's form)."""
+        return {**{f: getattr(self, f) for f in SENT_TX_FIELDS}, "hashes": list(self.hashes)}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> SentTx:
+        """The inverse of `to_json`."""
+        return cls(**{**document, "hashes": tuple(document["hashes"])})
+
+
+SENT_TX_FIELDS = (
+    "key", "action", "nonce", "to", "data", "value", "gas", "max_fee", "tip", "hashes", "sent_at"
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    """What polling a `SentTx` found. `state`: "pending" (not done yet: in the mempool, mined
+    under too few blocks, or just sent again), "confirmed" (a successful receipt at the
+    configured depth), "reverted" (a failed one: `error` says why) or "lost" (its nonce went to
+    another transaction of this account: the action did not happen and is the caller's to
+    redo if it is still due). `tx` is the transaction as it stands (new hashes after a resend)."""
+
+    state: str
+    tx: SentTx
+    receipt: TxReceipt | None = None
+    error: ChainError | None = None
+    note: str = ""
+
+
+class TxTracker(Protocol):
+    """Who keeps a client's transactions between polls (a worker, in its journal)."""
+
+    def tx_key(self, action: str) -> str:
+        """The intended action that an `action` transaction sent now carries out."""
+        ...
+
+    def tx_sent(self, tx: SentTx) -> None:
+        """`tx` is about to leave, or left again (durably recorded before it returns)."""
+        ...
+
+    def tx_done(self, tx: SentTx) -> None:
+        """`tx` is done (or lost): no more polls."""
+        ...
 
 
 class ChainClient:
-    """One signing account on one chain: sends transactions, waits for receipts, decodes reverts."""
+    """One signing account on one chain: sends transactions, tracks them until they are done
+    (re-sending what the node lost, raising fees the node asks for), decodes reverts.
+
+    With a `tracker`, `transact` records each transaction before it leaves and waits for it only
+    `wait_seconds`: one not done by then raises `TxPending`, and the tracker's owner `poll`s it
+    on later ticks instead of blocking.
+    """
 
     def __init__(
         self,
@@ -383,7 +519,18 @@ class ChainClient:
         self.address = to_checksum_address(account.address)
         self.decoder = decoder
         self.options = options or TxOptions()
-        self._next_nonce: int | None = None
+        # Nonces of transactions sent and not yet seen done: the next nonce goes above them
+        # even when the node does not count them yet.
+        self._inflight: dict[int, str] = {}
+        self._warned: set[str] = set()
+        self.tracker: TxTracker | None = None
+
+    @property
+    def confirmations(self) -> int:
+        """Receipt depth at which a transaction counts as done on this chain."""
+        if self.options.confirmations is not None:
+            return self.options.confirmations
+        return default_confirmations(chain_id(self.w3))
 
     def call(self, fn: ContractFunction, action: str) -> Any:
         """Read a view, decoding reverts."""
@@ -401,37 +548,261 @@ class ChainClient:
 
         A revert found while estimating gas (or, with a fixed `gas` limit, while calling `fn`
         first) raises `ContractRevert` before anything is sent. A transaction that reverts on
-        chain is replayed as a call to decode its reason.
+        chain is replayed as a call to decode its reason. With a `tracker`, one not done after
+        `wait_seconds` raises `TxPending`, and one whose nonce another took raises `TxLost`.
         """
-        tx_fields: dict[str, Any] = {"from": self.address, "value": value}
-        return self.send(self._build(fn, tx_fields, action, gas), action)
+        tracker = self.tracker
+        if tracker is None:
+            tx_fields: dict[str, Any] = {"from": self.address, "value": value}
+            return self.send(self._build(fn, tx_fields, action, gas), action)
+        tx = self.prepare(fn, action, tracker.tx_key(action), value, gas)
+        tracker.tx_sent(tx)
+        tx = self.broadcast(tx)
+        tracker.tx_sent(tx)
+        status = self.wait(tx, self.options.wait_seconds)
+        if status.state == "pending":
+            tracker.tx_sent(status.tx)
+            raise TxPending(f"{action}: sent, not done yet", status)
+        tracker.tx_done(status.tx)
+        return self.outcome(status)
 
     def send(self, tx: dict[str, Any], action: str) -> TxReceipt:
-        """Sign and send a built transaction; wait for its receipt; raise if it reverted."""
-        signed = self.account.sign_transaction(tx)
+        """Sign and send a built transaction; wait until it is done (re-sent if the node loses
+        it, its fees raised if they fall behind); return its receipt, raise if it reverted."""
+        return self.settle(self.broadcast(self.tracked(tx, action, action)))
+
+    def prepare(
+        self,
+        fn: ContractFunction,
+        action: str,
+        key: str,
+        value: int = 0,
+        gas: int | None = None,
+    ) -> SentTx:
+        """`fn` checked (a revert raises `ContractRevert`), built and signed, not yet sent: the
+        caller journals it, then `broadcast`s it."""
+        built = self._build(fn, {"from": self.address, "value": value}, action, gas)
+        return self.tracked(built, action, key)
+
+    def tracked(self, tx: dict[str, Any], action: str, key: str) -> SentTx:
+        """A built transaction dict as a `SentTx` with the hash it will have."""
+        tip = tx.get("maxPriorityFeePerGas")
+        sent = SentTx(
+            key=key,
+            action=action,
+            nonce=int(tx["nonce"]),
+            to=to_checksum_address(tx["to"]) if tx.get("to") else "",
+            data=HexBytes(tx.get("data") or b"").to_0x_hex(),
+            value=int(tx.get("value", 0)),
+            gas=int(tx["gas"]),
+            max_fee=int(tx["maxFeePerGas"] if tip is not None else tx["gasPrice"]),
+            tip=None if tip is None else int(tip),
+        )
+        return replace(sent, hashes=(self._sign(sent)[0],))
+
+    def _sign(self, tx: SentTx) -> tuple[str, bytes]:
+        signed = self.account.sign_transaction(tx.fields(chain_id(self.w3), self.address))
+        return HexBytes(signed.hash).to_0x_hex(), bytes(signed.raw_transaction)
+
+    def broadcast(self, tx: SentTx) -> SentTx:
+        """Send `tx` to the node (again, if it was sent before: same nonce, same effect).
+
+        A node that wants higher fees (a replacement underpriced, a fee cap under the base fee)
+        gets them, up to `max_fee_wei`; past that the transaction waits unsent, with one warning
+        line, and the next poll tries again. `nonce too low` is left to `poll`, which reads what
+        took the nonce. Returns the transaction as sent.
+        """
+        return self._send_raw(tx)[0]
+
+    def _send_raw(self, tx: SentTx) -> tuple[SentTx, bool]:
+        """`broadcast`, and whether the node holds the transaction now (False: it waits unsent,
+        past the fee ceiling)."""
+        attempt = tx
+        for _ in range(4):
+            tx_hash, raw = self._sign(attempt)
+            attempt = replace(
+                attempt,
+                hashes=attempt.hashes if tx_hash in attempt.hashes else (*attempt.hashes, tx_hash),
+                sent_at=time.time(),
+            )
+            try:
+                with_retries(partial(self.w3.eth.send_raw_transaction, raw))
+            except ChainError:
+                raise
+            except Exception as exc:
+                reason = str(exc).lower()
+                if any(
+                    p in reason for p in ("already known", "known transaction", "already imported")
+                ):
+                    break
+                if any(p in reason for p in ("nonce too low", "nonce is too low", "correct nonce")):
+                    break  # ganache: "the tx doesn't have the correct nonce"
+                if "underpriced" in reason or "base fee" in reason or "fee cap" in reason:
+                    bumped = self._bumped(attempt)
+                    if bumped is None:
+                        return tx, False  # as the node last took it, if ever: polls retry
+                    attempt = bumped
+                    continue
+                raise self._explain(exc, tx.action) from exc
+            self._inflight[attempt.nonce] = attempt.key
+            break
+        failpoint(f"after-send:{tx.action}")
+        return attempt, True
+
+    def _bumped(self, tx: SentTx) -> SentTx | None:
+        """`tx` with fees a node takes as its replacement and the current base fee allows, or
+        None (and one warning) when that would pass the ceiling `max_fee_wei`."""
+        ceiling = self.options.max_fee_wei
+        if tx.tip is None:
+            floor = wanted = max(
+                _bump(tx.max_fee), rpc_int(lambda: self.w3.eth.gas_price, "gas price")
+            )
+            tip = None
+        else:
+            tip = _bump(tx.tip)
+            base_fee = self._base_fee()
+            floor = max(_bump(tx.max_fee), base_fee + tip)
+            wanted = max(_bump(tx.max_fee), 2 * base_fee + tip)
+        if floor > ceiling:
+            self._warn_ceiling(tx)
+            return None
+        return replace(tx, max_fee=min(wanted, ceiling), tip=tip)
+
+    def _warn_ceiling(self, tx: SentTx) -> None:
+        key = f"{tx.key}:{tx.nonce}:{tx.max_fee}"
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        log.warning(
+            "%s waits: the chain's fee (base fee %.3g gwei) needs more than --max-fee %.3g gwei; "
+            "raise --max-fee to get it mined, or wait for the fee to fall",
+            tx.action,
+            self._base_fee() / GWEI,
+            self.options.max_fee_wei / GWEI,
+        )
+
+    def poll(self, tx: SentTx) -> TxStatus:
+        """Where `tx` stands now; never waits. A transaction the node no longer knows (dropped
+        from its mempool, or in blocks a reorg replaced) is sent again with its nonce, unless
+        another transaction took that nonce ("lost"); one that waited too long, or whose fee cap
+        fell under the base fee, is replaced with higher fees (within `max_fee_wei`)."""
+        found = self._find_receipt(tx)
+        if found is not None:
+            return self._judge(tx, found)
+        known = any(self._known(h) for h in tx.hashes)
+        if not known:
+            used = rpc_int(
+                lambda: self.w3.eth.get_transaction_count(self.address, "latest"), "nonce"
+            )
+            if used > tx.nonce:
+                found = self._find_receipt(tx)  # mined between the two reads?
+                if found is not None:
+                    return self._judge(tx, found)
+                self._inflight.pop(tx.nonce, None)
+                return TxStatus(
+                    "lost",
+                    tx,
+                    note=f"nonce {tx.nonce} went to another transaction of {self.address}",
+                )
+            sent, taken = self._send_raw(tx)
+            return TxStatus(
+                "pending", sent, note="the node had lost it: sent again" if taken else ""
+            )
+        if tx.tip is not None and tx.max_fee < self._base_fee() + tx.tip:
+            note = "its fee cap fell under the base fee"
+        elif time.time() - tx.sent_at > self.options.bump_after:
+            note = f"unmined after {self.options.bump_after:g} s"
+        else:
+            return TxStatus("pending", tx)
+        bumped = self._bumped(tx)
+        if bumped is None:  # at the fee ceiling: `_bumped` said so once
+            return TxStatus("pending", tx)
+        sent, taken = self._send_raw(bumped)
+        if not taken:  # the node still holds `tx` as it was
+            return TxStatus("pending", tx)
+        return TxStatus("pending", sent, note=f"{note}: fees raised")
+
+    def settle(self, tx: SentTx, timeout: float | None = None) -> TxReceipt:
+        """Poll `tx` until it is done (at most `timeout`, default `receipt_timeout`, seconds);
+        return its receipt, or raise why not."""
+        status = self.wait(tx, self.options.receipt_timeout if timeout is None else timeout)
+        if status.state != "pending":
+            return self.outcome(status)
+        raise ChainError(
+            f"{tx.action}: no receipt at {self.confirmations} confirmation(s) for {status.tx.hashes[-1]} "
+            f"after {self.options.receipt_timeout:.0f} s: it may still be mined; check it before "
+            "sending again"
+        )
+
+    @staticmethod
+    def outcome(status: TxStatus) -> TxReceipt:
+        """The receipt of a confirmed transaction; for one that reverted or was lost, the error."""
+        if status.state == "confirmed" and status.receipt is not None:
+            return status.receipt
+        if status.error is not None:
+            raise status.error
+        raise TxLost(f"{status.tx.action}: {status.note}: it did not happen")
+
+    def wait(self, tx: SentTx, seconds: float) -> TxStatus:
+        """`poll` until `tx` is no longer pending or `seconds` have passed."""
+        deadline = time.monotonic() + seconds
+        delay = 0.05
+        while True:
+            status = self.poll(tx)
+            if status.note:
+                log.info("%s %s: %s", tx.action, status.tx.hashes[-1], status.note)
+            if status.state != "pending" or time.monotonic() >= deadline:
+                return status
+            tx = status.tx
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
+
+    def _find_receipt(self, tx: SentTx) -> TxReceipt | None:
+        for tx_hash in reversed(tx.hashes):
+            receipt = rpc_read(partial(self._receipt_or_none, tx_hash), "transaction receipt")
+            if receipt is not None:
+                return receipt
+        return None
+
+    def _receipt_or_none(self, tx_hash: str) -> TxReceipt | None:
         try:
-            tx_hash = with_retries(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
-        except ChainError:
-            self._next_nonce = None
-            raise
-        except Exception as exc:
-            self._next_nonce = None
-            raise self._explain(exc, action) from exc
-        self._next_nonce = int(tx["nonce"]) + 1
-        failpoint(f"after-send:{action}")
-        try:
-            receipt = rpc_read(lambda: self._receipt(tx_hash), "transaction receipt")
-        except ChainError as exc:
-            # The node may have lost it (a restart empties the mempool): ask for the nonce again
-            # next time rather than leave a gap that would hold every later transaction back.
-            self._next_nonce = None
-            raise ChainError(
-                f"{action}: no receipt for 0x{tx_hash.hex()} ({exc}); "
-                "it may still be mined: check it before sending again"
-            ) from exc
-        if receipt["status"] != 1:
-            raise self._reverted(tx, receipt, action)
+            receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        if receipt is None:
+            return None
+        if not (
+            receipt.get("status") in (0, 1)
+            and type(receipt.get("blockNumber")) is int
+            and isinstance(receipt.get("transactionHash"), bytes)
+        ):
+            raise ChainError("a malformed receipt: is the RPC endpoint an Ethereum node?")
         return receipt
+
+    def _known(self, tx_hash: str) -> bool:
+        def ask() -> bool:
+            try:
+                return self.w3.eth.get_transaction(HexBytes(tx_hash)) is not None
+            except TransactionNotFound:
+                return False
+
+        return rpc_read(ask, "transaction")
+
+    def _judge(self, tx: SentTx, receipt: TxReceipt) -> TxStatus:
+        latest = rpc_int(lambda: self.w3.eth.block_number, "block number")
+        # A receipt is in a block: one behind the node's latest (a load-balanced endpoint) is 1.
+        depth = max(1, latest - receipt["blockNumber"] + 1)
+        if depth < self.confirmations:
+            return TxStatus("pending", tx, receipt)
+        self._inflight.pop(tx.nonce, None)
+        if receipt["status"] != 1:
+            return TxStatus(
+                "reverted",
+                tx,
+                receipt,
+                self._reverted(tx.fields(chain_id(self.w3), self.address), receipt, tx.action),
+            )
+        return TxStatus("confirmed", tx, receipt)
 
     def _reverted(self, tx: dict[str, Any], receipt: TxReceipt, action: str) -> ChainError:
         """Why a mined transaction reverted: replayed as a call on the state its block left, it
@@ -517,37 +888,42 @@ class ChainClient:
             )
         )
 
-    def _receipt(self, tx_hash: HexBytes) -> TxReceipt:
-        try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self.options.receipt_timeout, poll_latency=0.1
-            )
-        except TimeExhausted:
-            raise ChainError(f"none after {self.options.receipt_timeout:.0f} s") from None
-        if not (
-            receipt.get("status") in (0, 1)
-            and type(receipt.get("blockNumber")) is int
-            and isinstance(receipt.get("transactionHash"), bytes)
-        ):
-            raise ChainError("a malformed receipt: is the RPC endpoint an Ethereum node?")
-        return receipt
-
     def _nonce(self) -> int:
-        if self._next_nonce is None:
-            self._next_nonce = rpc_int(
-                lambda: self.w3.eth.get_transaction_count(self.address, "pending"), "nonce"
-            )
-        return self._next_nonce
+        """The node's count of this account's transactions, mined and pending, stepped over the
+        nonces this client sent and not yet saw done that the node does not count yet. The
+        lowest free nonce from the node's count up: after a reorg took transactions back, a new
+        one fills the gap first (a count kept here alone would leave the gap, and every later
+        transaction would wait behind it forever)."""
+        nonce = rpc_int(lambda: self.w3.eth.get_transaction_count(self.address, "pending"), "nonce")
+        while nonce in self._inflight:
+            nonce += 1
+        return nonce
+
+    def _base_fee(self) -> int:
+        """The base fee the next block will charge: the pending block's where the node tells
+        it (a spike shows there first), else the latest block's; 0 without EIP-1559."""
+        fees = [
+            rpc_read(lambda: self.w3.eth.get_block("latest").get("baseFeePerGas"), "latest block")
+        ]
+        try:
+            fees.append(self.w3.eth.get_block("pending").get("baseFeePerGas"))
+        except Exception:  # a node without a pending block: the latest one will do
+            log.debug("no pending block from %s", describe_endpoint(self.w3))
+        return max((quantity(fee, "base fee") for fee in fees if fee is not None), default=0)
 
     def _fees(self) -> dict[str, int]:
+        """Fees for a new transaction: a fee cap of twice the base fee plus the tip (room for
+        six blocks of rising base fee), never above `max_fee_wei`."""
+        ceiling = self.options.max_fee_wei
         base_fee = rpc_read(
             lambda: self.w3.eth.get_block("latest").get("baseFeePerGas"), "latest block"
         )
         if base_fee is None:
-            return {"gasPrice": rpc_int(lambda: self.w3.eth.gas_price, "gas price")}
+            price = rpc_int(lambda: self.w3.eth.gas_price, "gas price")
+            return {"gasPrice": min(price, ceiling)}
         base_fee = quantity(base_fee, "base fee")
-        tip = self.options.tip_wei
-        return {"maxFeePerGas": 2 * base_fee + tip, "maxPriorityFeePerGas": tip}
+        tip = min(self.options.tip_wei, ceiling)
+        return {"maxFeePerGas": min(2 * base_fee + tip, ceiling), "maxPriorityFeePerGas": tip}
 
     def _explain(self, exc: BaseException, action: str) -> ChainError:
         data = revert_data(exc)

@@ -58,6 +58,20 @@ class ContractRevert(ChainError):
         self.error_args = args
 
 
+class TxPending(ChainError):
+    """A transaction went out and is not done yet; whoever tracks it polls it later. `status`
+    holds where it stood (a `trainer.chain.TxStatus`)."""
+
+    def __init__(self, message: str, status: object) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TxLost(ChainError):
+    """A transaction's nonce went to another transaction of the same account: its action did
+    not happen, and is to be decided again."""
+
+
 class DeploymentError(ChainError):
     """No deployment record for this chain, or it names no contract at its address."""
 

@@ -3,6 +3,9 @@
 A worker killed at any point restarts from this file: a pinned child is reused instead of being
 retrained, a submission that may already have landed is never sent twice blind, and a commitment's
 salt is written (and fsynced) before the commitment is sent, so the reveal can always follow.
+Each transaction sent and not yet done is here too (`SentTx`: nonce, calldata, fees, hashes), so
+a later tick, or a restarted worker, polls it, re-sends it with its nonce or raises its fees,
+instead of waiting on it blind.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from trainer.chain import SENT_TX_FIELDS, SentTx
 from trainer.errors import JournalError, one_line
 from trainer.limits import loads_json
 
-JOURNAL_VERSION = 2  # 2: a ballot holds paired scores (child, champion and parent)
+# 2: a ballot holds paired scores (child, champion and parent); 3: transactions in flight. A
+# version-2 journal is read as one with no transaction in flight.
+JOURNAL_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 KEEP_ROUNDS = 64  # entries older than this many rounds are dropped on save
 
 
@@ -57,16 +64,20 @@ class Journal:
         self.path = path
         self._turns: dict[str, dict[str, Any]] = {}
         self._ballots: dict[str, dict[str, Any]] = {}
+        self._txs: dict[str, dict[str, Any]] = {}
         if path.exists():
             self._load()
 
     def _load(self) -> None:
         try:
             document = loads_json(self.path.read_bytes())
-            if not isinstance(document, dict) or document.get("version") != JOURNAL_VERSION:
+            if not isinstance(document, dict) or document.get("version") not in READABLE_VERSIONS:
                 raise ValueError(f"not a version-{JOURNAL_VERSION} journal")
             self._turns = _table(document["turns"], TurnEntry)
             self._ballots = _table(document["ballots"], BallotEntry)
+            self._txs = _tx_table(
+                document.get("txs", {}) if document["version"] == 2 else document["txs"]
+            )
         except (OSError, ValueError, KeyError, RecursionError) as exc:
             raise JournalError(
                 f"journal {self.path} is unreadable ({one_line(str(exc), 120)}): move it aside "
@@ -110,13 +121,35 @@ class Journal:
         self.record_ballot(task_id, moved)
         return moved
 
+    def txs(self, task_id: int) -> list[SentTx]:
+        """The transactions of `task_id` sent (or about to be) and not yet done, oldest nonce
+        first."""
+        prefix = f"{task_id}:"
+        found = [SentTx.from_json(t) for k, t in self._txs.items() if k.startswith(prefix)]
+        return sorted(found, key=lambda t: t.nonce)
+
+    def record_tx(self, task_id: int, tx: SentTx, current_round: int) -> None:
+        """Write `tx` durably (before it is sent, and again after each resend or fee bump)."""
+        self._txs[f"{task_id}:{tx.key}"] = tx.to_json()
+        self._save(task_id, current_round)
+
+    def drop_tx(self, task_id: int, tx: SentTx, current_round: int) -> None:
+        """Forget `tx`: it is done (or lost, and its action is decided anew)."""
+        if self._txs.pop(f"{task_id}:{tx.key}", None) is not None:
+            self._save(task_id, current_round)
+
     def _save(self, task_id: int, current_round: int) -> None:
         for table in (self._turns, self._ballots):
             for key in list(table):
                 task, round_ = (int(part) for part in key.split(":"))
                 if task == task_id and round_ < current_round - KEEP_ROUNDS:
                     del table[key]
-        document = {"version": JOURNAL_VERSION, "turns": self._turns, "ballots": self._ballots}
+        document = {
+            "version": JOURNAL_VERSION,
+            "turns": self._turns,
+            "ballots": self._ballots,
+            "txs": self._txs,
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -162,4 +195,33 @@ def _table(value: Any, kind: type[TurnEntry] | type[BallotEntry]) -> dict[str, d
         )
         if not ok:
             raise ValueError(f"{kind.__name__} {key[:40]!r} is malformed")
+    return dict(value)
+
+
+_TX_KEY = re.compile(r"\d{1,20}:[A-Za-z]{1,40}:\d{1,20}")
+_HEX = re.compile(r"0x[0-9a-f]*")
+_TX_TYPES = {
+    "key": str, "action": str, "nonce": int, "to": str, "data": str, "value": int, "gas": int,
+    "max_fee": int, "hashes": list, "sent_at": float,
+}  # fmt: skip
+
+
+def _tx_table(value: Any) -> dict[str, dict[str, Any]]:
+    """The table of transactions in flight, checked: "task:action:round" keys naming their
+    entry's key, every `SentTx` field of its type, hex where hex is due."""
+    if not isinstance(value, dict):
+        raise ValueError("transaction table is not an object")
+    for key, entry in value.items():
+        ok = (
+            _TX_KEY.fullmatch(key)
+            and isinstance(entry, dict)
+            and entry.keys() == set(SENT_TX_FIELDS)
+            and all(type(entry[name]) is kind for name, kind in _TX_TYPES.items())
+            and (entry["tip"] is None or type(entry["tip"]) is int)
+            and key.split(":", 1)[1] == entry["key"]
+            and _HEX.fullmatch(entry["data"])
+            and all(isinstance(h, str) and _HEX32.fullmatch(h[2:]) for h in entry["hashes"])
+        )
+        if not ok:
+            raise ValueError(f"transaction {key[:40]!r} is malformed")
     return dict(value)

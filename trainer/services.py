@@ -1,4 +1,4 @@
-"""Start the dev services as child processes: the js-ipfs node and the ganache chain.
+"""Start the dev services as child processes: the js-ipfs node and a dev chain (ganache or anvil).
 
 Each runs in its own process group, so `RunningService.stop()` ends it and everything it spawned.
 Both listen on 127.0.0.1 only. Tests use these, and so does the CLI.
@@ -25,6 +25,10 @@ from trainer.errors import ChainError, ConfigError, DeRelayError, StoreError
 GANACHE_DIR = Path(__file__).resolve().parent.parent / "ganache"
 IPFS_SCRIPT = GANACHE_DIR / "start-ipfs.sh"
 GANACHE_CLI = GANACHE_DIR / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
+ANVIL_BIN = GANACHE_DIR / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+ENGINES = ("ganache", "anvil")
+# The chain id each engine runs by default (both are dev chain ids: dev accounts may sign).
+ENGINE_CHAIN_IDS = {"ganache": 1337, "anvil": 31337}
 
 _LOG_TAIL = 600
 
@@ -240,10 +244,101 @@ def start_ganache(
         Path(db_dir).mkdir(parents=True, exist_ok=True)
         cmd += ["--database.dbPath", str(db_dir)]
     url = f"http://127.0.0.1:{port}"
+    return _launch(
+        "chain", cmd, url, _answers_chain_id(url, chain_id), timeout, log_path, ChainError
+    )
 
+
+def _answers_chain_id(url: str, chain_id: int) -> Callable[[], bool]:
     def ready() -> bool:
         payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
         resp = requests.post(url, json=payload, timeout=2)
         return int(resp.json()["result"], 16) == chain_id
 
-    return _launch("chain", cmd, url, ready, timeout, log_path, ChainError)
+    return ready
+
+
+def start_anvil(
+    state_dir: Path | None,
+    port: int | None = None,
+    chain_id: int = 31337,
+    accounts: int = 10,
+    *,
+    block_time: float = 0,
+    timeout: float = 30.0,
+    log_path: Path | None = None,
+) -> RunningService:
+    """Run the dev chain on anvil (Foundry) on 127.0.0.1:`port`, with the project's dev accounts.
+
+    anvil derives its accounts from the project's dev mnemonic (ganache's), each with 1000 ether,
+    so `--dev-account N` is the same address on both engines. With `block_time` > 0 it mines on
+    a clock like a public chain; with 0 it mines a block per transaction (and keeps block time
+    with the clock on its own). EIP-1559 fees as on mainnet, the Shanghai EVM the contract targets.
+    With `state_dir` the chain is saved there on exit and loaded on the next start.
+    """
+    from trainer.keys import DEV_MNEMONIC
+
+    if not ANVIL_BIN.is_file():
+        raise ConfigError(f"anvil is not installed: run `npm ci` in {GANACHE_DIR}")
+    if block_time < 0:
+        raise ConfigError(
+            f"--block-time {block_time:g} is negative: pass 0 (mine per transaction) or more"
+        )
+    port = free_port() if port is None else port
+    _check_port(port, "chain", ChainError)
+    cmd = [
+        str(ANVIL_BIN),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--mnemonic",
+        DEV_MNEMONIC,
+        "--accounts",
+        str(accounts),
+        "--balance",
+        "1000",
+        "--hardfork",
+        "shanghai",
+    ]
+    if block_time > 0:
+        cmd += ["--block-time", f"{block_time:g}"]
+    if state_dir is not None:
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        cmd += ["--state", str(Path(state_dir) / "anvil-state.json")]
+    url = f"http://127.0.0.1:{port}"
+    return _launch(
+        "chain", cmd, url, _answers_chain_id(url, chain_id), timeout, log_path, ChainError
+    )
+
+
+def start_chain(
+    engine: str,
+    data_dir: Path | None,
+    port: int | None = None,
+    *,
+    block_time: float | None = None,
+    accounts: int = 10,
+    log_path: Path | None = None,
+) -> RunningService:
+    """The dev chain on `engine` ("ganache" or "anvil"), at its own chain id (1337 or 31337).
+
+    `block_time` None is each engine's default: a block a second on ganache (so that its block
+    time follows the clock), a block per transaction on anvil.
+    """
+    if engine == "ganache":
+        seconds = 1 if block_time is None else block_time
+        if seconds != int(seconds):
+            raise ConfigError(
+                f"ganache mines every whole second: --block-time {seconds:g} is not one"
+            )
+        return start_ganache(
+            data_dir, port, accounts=accounts, block_time=int(seconds), log_path=log_path
+        )
+    if engine == "anvil":
+        return start_anvil(
+            data_dir, port, accounts=accounts, block_time=block_time or 0, log_path=log_path
+        )
+    raise ConfigError(f"unknown chain engine {engine!r}: use one of {', '.join(ENGINES)}")

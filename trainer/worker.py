@@ -6,6 +6,10 @@ Each `tick` reads the chain and does what is due, journaling before every irreve
 - validator: take a seat; score each open submission on its own held-out data, commit, then
   reveal in the reveal window;
 - keeper: skip an expired turn, finalize a review that is due.
+No tick waits on the chain for more than a few seconds: each transaction is journaled before it
+leaves, and one not yet done is polled by the next ticks (re-sent with its nonce if the node lost
+it, its fees raised if they fell behind), while the roles it belongs to wait. A submission, commit
+or reveal that a reorg undid is seen on the chain and sent again while its window is open.
 `run_scheduled` drives ticks with APScheduler and stops cleanly on SIGINT/SIGTERM.
 """
 
@@ -25,7 +29,7 @@ from types import FrameType
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from trainer.chain import rpc_int
+from trainer.chain import SentTx, rpc_int
 from trainer.cid import Cid
 from trainer.contract import (
     Ballot,
@@ -37,7 +41,14 @@ from trainer.contract import (
     finalize_gas,
 )
 from trainer.data import Dataset, data_commitment
-from trainer.errors import ChainError, ContractRevert, DeRelayError, StoreError
+from trainer.errors import (
+    ChainError,
+    ContractRevert,
+    DeRelayError,
+    StoreError,
+    TxLost,
+    TxPending,
+)
 from trainer.failpoints import failpoint
 from trainer.journal import BallotEntry, Journal, TurnEntry
 from trainer.limits import DEFAULT_LIMITS
@@ -54,6 +65,13 @@ TRANSIENT_ERRORS = (ChainError, StoreError, requests.RequestException, OSError)
 
 # Reverts that mean "someone else already moved the relay on": a keeper lost a race.
 RACE_ERRORS = frozenset({"DeRelay__WrongPhase", "DeRelay__TurnNotExpired", "DeRelay__ReviewOpen"})
+
+# The transactions of each role: while one of them is in flight, that role waits for it.
+ROLE_ACTIONS = {
+    "relayer": frozenset({"joinRelay", "submitRelay"}),
+    "validator": frozenset({"registerValidator", "commitScore", "revealScore"}),
+    "keeper": frozenset({"skipTurn", "finalize"}),
+}
 
 
 @dataclass(frozen=True)
@@ -127,23 +145,105 @@ class Worker:
         self.address = relay.client.address
         self.task_id = config.task_id
         self._params = relay.task_params(config.task_id)
+        self._round = 0  # the round whose transaction goes out next (`tx_key`)
+        relay.client.tracker = self
 
     # ------------------------------------------------------------------ loop
 
     def tick(self) -> list[str]:
         """Do whatever is due now; return a line per action taken."""
-        actions: list[str] = []
+        actions = self._poll_sent()
+        busy = {tx.action for tx in self.journal.txs(self.task_id)}
         state = self.relay.task_state(self.task_id)
         now = self.clock(self.relay)
-        if self.config.roles.relayer:
+        if self.config.roles.relayer and not busy & ROLE_ACTIONS["relayer"]:
             actions += self._relayer(state, now)
-        if self.config.roles.validator:
+        if self.config.roles.validator and not busy & ROLE_ACTIONS["validator"]:
             actions += self._validator(state, now)
-        if self.config.roles.keeper:
+        if self.config.roles.keeper and not busy & ROLE_ACTIONS["keeper"]:
             actions += self._keeper(self.relay.task_state(self.task_id), self.clock(self.relay))
         for line in actions:
             log.info("%s", line)
         return actions
+
+    # ------------------------------------------------------------------ transactions
+    # The worker is its client's `TxTracker`: each transaction is in the journal before it
+    # leaves, under the intended action "name:round" of the round being acted on.
+
+    def tx_key(self, action: str) -> str:
+        """The intended action of an `action` transaction sent now."""
+        return f"{action}:{self._round}"
+
+    def tx_sent(self, tx: SentTx) -> None:
+        """Journal `tx` (before it leaves, and after each resend)."""
+        self.journal.record_tx(self.task_id, tx, _round_of(tx))
+
+    def tx_done(self, tx: SentTx) -> None:
+        """Forget `tx`: done, or lost."""
+        self.journal.drop_tx(self.task_id, tx, _round_of(tx))
+
+    def _act(
+        self,
+        round_: int,
+        action: str,
+        send: Callable[[], object],
+        outcome: Callable[[int, ContractRevert | None, str], list[str]],
+    ) -> list[str]:
+        """Send one transaction of round `round_` and hand what became of it to `outcome`; one
+        not done within `wait_seconds` is left to later ticks (`_poll_sent`)."""
+        self._round = round_
+        try:
+            send()
+        except TxPending:
+            return []
+        except TxLost as exc:
+            return [f"round {round_}: {exc}: deciding it again"]
+        except ContractRevert as exc:
+            return outcome(round_, exc, action)
+        return outcome(round_, None, action)
+
+    def _poll_sent(self) -> list[str]:
+        """Poll every journaled transaction not yet done, and act on those that now are."""
+        lines: list[str] = []
+        for tx in self.journal.txs(self.task_id):
+            status = self.relay.client.poll(tx)
+            round_ = _round_of(tx)
+            if status.state == "pending":
+                self.tx_sent(status.tx)
+                if status.note:
+                    lines.append(f"round {round_}: {tx.action} {status.note}")
+                continue
+            self.tx_done(status.tx)
+            if status.state == "lost":
+                # Never skipped: the role decides again from the chain on this or a later tick.
+                lines.append(
+                    f"round {round_}: {tx.action} not mined ({status.note}): deciding it again"
+                )
+                continue
+            error = status.error
+            if error is not None and not isinstance(error, ContractRevert):
+                raise error
+            outcome = {
+                "submitRelay": self._submit_outcome,
+                "commitScore": self._commit_outcome,
+                "revealScore": self._reveal_outcome,
+            }.get(tx.action, self._other_outcome)
+            lines += outcome(round_, error, tx.action)
+        return lines
+
+    def _other_outcome(self, round_: int, error: ContractRevert | None, action: str) -> list[str]:
+        if error is None:
+            return [
+                {
+                    "joinRelay": f"joined the relay of task {self.task_id}",
+                    "registerValidator": f"took a validator seat in task {self.task_id}",
+                    "skipTurn": f"round {round_}: skipped the expired turn",
+                    "finalize": f"round {round_}: finalized the review",
+                }.get(action, f"round {round_}: {action} done")
+            ]
+        if error.name in RACE_ERRORS | {"DeRelay__SeatsFull", "DeRelay__AlreadyQueued"}:
+            return []
+        raise error
 
     # ------------------------------------------------------------------ relayer
 
@@ -151,8 +251,13 @@ class Worker:
         account = self.relay.account(self.task_id, self.address)
         if not account.queued:
             stake = self.config.relayer_stake or self._params.min_stake
-            self.relay.join_relay(self.task_id, stake)
-            return [f"joined the relay of task {self.task_id} with stake {stake} wei"]
+            log.info("joining the relay of task %d with stake %d wei", self.task_id, stake)
+            return self._act(
+                state.round,
+                "joinRelay",
+                lambda: self.relay.join_relay(self.task_id, stake),
+                self._other_outcome,
+            )
         entry = self.journal.turn(self.task_id, state.round)
         if entry is not None and entry.phase == "submitting" and self._already_submitted(entry):
             # Sent before a crash, and it landed: never send it again.
@@ -166,13 +271,22 @@ class Worker:
 
     def _turn(self, state: TaskState, entry: TurnEntry | None) -> list[str]:
         head = Cid.from_bytes(state.head_cid)
-        if entry is not None and entry.phase in ("submitted", "abandoned"):
+        if entry is not None and entry.phase == "abandoned":
             return []
+        if entry is not None and entry.phase == "submitted":
+            # Still our turn on chain after a submission that was done: a reorg took it back.
+            if self._already_submitted(entry):
+                return []
+            log.warning(
+                "round %d: the chain lost the submission (a reorg?): sending it again", state.round
+            )
         if entry is None or entry.parent_cid != str(head):
             entry = self._void_retry(state.round, head) or self._train(state, head)
         entry = self.journal.advance_turn(self.task_id, entry, "submitting")
-        try:
-            self.relay.submit_relay(
+        return self._act(
+            state.round,
+            "submitRelay",
+            lambda: self.relay.submit_relay(
                 self.task_id,
                 state.round,
                 head.digest,
@@ -180,23 +294,29 @@ class Worker:
                 Cid.parse(entry.card_cid).to_bytes(),
                 bytes.fromhex(entry.data_commitment),
                 entry.samples,
-            )
-        except ContractRevert as exc:
-            if exc.name == "DeRelay__ChildSeen" and self._already_submitted(entry):
-                self.journal.advance_turn(self.task_id, entry, "submitted")
-                return [f"round {state.round}: submission had already landed"]
-            if exc.name in (
-                "DeRelay__StaleParent",
-                "DeRelay__WrongRound",
-                "DeRelay__TurnExpired",
-                "DeRelay__NotHolder",  # a keeper skipped the turn while it was being sent
-                "DeRelay__ChildSeen",
-            ):
-                self.journal.advance_turn(self.task_id, entry, "abandoned")
-                return [f"round {state.round}: turn abandoned: {exc}"]
-            raise
-        self.journal.advance_turn(self.task_id, entry, "submitted")
-        return [f"round {state.round}: submitted child {entry.child_cid} ({entry.samples} samples)"]
+            ),
+            self._submit_outcome,
+        )
+
+    def _submit_outcome(self, round_: int, error: ContractRevert | None, action: str) -> list[str]:
+        entry = self.journal.turn(self.task_id, round_)
+        assert entry is not None  # journaled "submitting" before it was sent
+        if error is None:
+            self.journal.advance_turn(self.task_id, entry, "submitted")
+            return [f"round {round_}: submitted child {entry.child_cid} ({entry.samples} samples)"]
+        if error.name == "DeRelay__ChildSeen" and self._already_submitted(entry):
+            self.journal.advance_turn(self.task_id, entry, "submitted")
+            return [f"round {round_}: submission had already landed"]
+        if error.name in (
+            "DeRelay__StaleParent",
+            "DeRelay__WrongRound",
+            "DeRelay__TurnExpired",
+            "DeRelay__NotHolder",  # a keeper skipped the turn while it was being sent
+            "DeRelay__ChildSeen",
+        ):
+            self.journal.advance_turn(self.task_id, entry, "abandoned")
+            return [f"round {round_}: turn abandoned: {error}"]
+        raise error
 
     def _void_retry(self, round_: int, head: Cid) -> TurnEntry | None:
         """After a void review the holder keeps the turn: its child of the previous round, when the
@@ -275,23 +395,18 @@ class Worker:
         account = self.relay.account(self.task_id, self.address)
         if account.seat < 0:
             stake = self.config.validator_stake or self._params.validator_stake
-            try:
-                self.relay.register_validator(self.task_id, stake)
-            except ContractRevert as exc:
-                if exc.name == "DeRelay__SeatsFull":
-                    return []
-                raise
-            return [f"took a validator seat in task {self.task_id} with stake {stake} wei"]
+            log.info("taking a validator seat in task %d with stake %d wei", self.task_id, stake)
+            return self._act(
+                state.round,
+                "registerValidator",
+                lambda: self.relay.register_validator(self.task_id, stake),
+                self._other_outcome,
+            )
         if state.phase != Phase.REVIEW or state.holder == self.address:
             return []
         entry = self.journal.ballot(self.task_id, state.round)
-        if (
-            entry is not None
-            and entry.phase == "scored"
-            and self._committed_on_chain(state, account.seat)
-        ):
-            # The commitment landed before a crash: the journal catches up, the reveal follows.
-            entry = self.journal.advance_ballot(self.task_id, entry, "committed")
+        if entry is not None:
+            entry = self._reconcile(state, now, entry, account.seat)
         if now <= state.deadline and (entry is None or entry.phase == "scored"):
             return self._commit(state, entry)
         if (
@@ -302,9 +417,36 @@ class Worker:
             return self._reveal(state, entry)
         return []
 
-    def _committed_on_chain(self, state: TaskState, seat: int) -> bool:
+    def _reconcile(self, state: TaskState, now: int, entry: BallotEntry, seat: int) -> BallotEntry:
+        """The journaled ballot moved to where the chain stands while its window is open: a
+        commitment that landed before a crash counts as committed (the reveal follows); one that
+        a reorg took back, or a reveal it took back, goes out again."""
+        in_commit = now <= state.deadline
+        in_reveal = state.deadline < now <= state.reveal_end
+        if not (
+            entry.phase == "scored"
+            or (entry.phase == "committed" and in_commit)
+            or (entry.phase == "revealed" and in_reveal)
+        ):
+            return entry
+        ballot = self._ballot_on_chain(state, seat)
+        if entry.phase == "scored" and ballot != Ballot.NONE:
+            return self.journal.advance_ballot(self.task_id, entry, "committed")
+        if entry.phase == "committed" and in_commit and ballot == Ballot.NONE:
+            log.warning(
+                "round %d: the chain lost the commitment (a reorg?): sending it again", state.round
+            )
+            return self.journal.advance_ballot(self.task_id, entry, "scored")
+        if entry.phase == "revealed" and ballot == Ballot.COMMITTED:
+            log.warning(
+                "round %d: the chain lost the reveal (a reorg?): sending it again", state.round
+            )
+            return self.journal.advance_ballot(self.task_id, entry, "committed")
+        return entry
+
+    def _ballot_on_chain(self, state: TaskState, seat: int) -> Ballot:
         ballot = self.relay.seats(self.task_id)[seat]
-        return ballot.round == state.round and ballot.ballot != Ballot.NONE
+        return ballot.ballot if ballot.round == state.round else Ballot.NONE
 
     def _score(self, cid: Cid) -> int:
         assert self.holdout is not None
@@ -313,7 +455,7 @@ class Worker:
 
     def _commit(self, state: TaskState, entry: BallotEntry | None) -> list[str]:
         if entry is None:
-            child_entry = self.relay.lineage(self.task_id, state.submission_count - 1, 1)[0]
+            child_entry = self.relay.latest_submission(self.task_id)
             child = Cid.from_bytes(child_entry.cid)
             champion = Cid.from_bytes(state.champion_cid)
             parent = Cid.from_bytes(state.head_cid)  # the head until this review ends
@@ -348,69 +490,90 @@ class Worker:
             bytes.fromhex(entry.salt),
             self.address,
         )
-        try:
-            self.relay.commit_score(self.task_id, state.round, commitment)
-        except ContractRevert as exc:
-            if exc.name == "DeRelay__AlreadyCommitted":
-                self.journal.advance_ballot(self.task_id, entry, "committed")
-                return []
-            if exc.name in (
-                "DeRelay__CommitClosed",
-                "DeRelay__WrongPhase",
-                "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
-                "DeRelay__SelfReview",
-            ):
-                return []
-            raise
-        failpoint("after-commit")
-        self.journal.advance_ballot(self.task_id, entry, "committed")
-        return [
-            f"round {state.round}: committed scores for {entry.child_cid}, the champion "
-            f"{entry.champion_cid} and the parent {entry.parent_cid}"
-        ]
+        return self._act(
+            state.round,
+            "commitScore",
+            lambda: self.relay.commit_score(self.task_id, state.round, commitment),
+            self._commit_outcome,
+        )
+
+    def _commit_outcome(self, round_: int, error: ContractRevert | None, action: str) -> list[str]:
+        entry = self.journal.ballot(self.task_id, round_)
+        assert entry is not None  # journaled "scored" before it was sent
+        if error is None:
+            failpoint("after-commit")
+            self.journal.advance_ballot(self.task_id, entry, "committed")
+            return [
+                f"round {round_}: committed scores for {entry.child_cid}, the champion "
+                f"{entry.champion_cid} and the parent {entry.parent_cid}"
+            ]
+        if error.name == "DeRelay__AlreadyCommitted":
+            self.journal.advance_ballot(self.task_id, entry, "committed")
+            return []
+        if error.name in (
+            "DeRelay__CommitClosed",
+            "DeRelay__WrongPhase",
+            "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
+            "DeRelay__SelfReview",
+        ):
+            return []
+        raise error
 
     def _reveal(self, state: TaskState, entry: BallotEntry) -> list[str]:
-        try:
-            self.relay.reveal_score(
+        return self._act(
+            state.round,
+            "revealScore",
+            lambda: self.relay.reveal_score(
                 self.task_id,
                 state.round,
                 entry.child_score,
                 entry.champion_score,
                 entry.parent_score,
                 bytes.fromhex(entry.salt),
-            )
-        except ContractRevert as exc:
-            if exc.name in ("DeRelay__AlreadyRevealed", "DeRelay__NotCommitted"):
-                self.journal.advance_ballot(self.task_id, entry, "revealed")
-                return []
-            if exc.name in (
-                "DeRelay__RevealClosed",
-                "DeRelay__WrongPhase",
-                "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
-                "DeRelay__RevealNotOpen",
-            ):
-                return []
-            raise
-        self.journal.advance_ballot(self.task_id, entry, "revealed")
-        return [
-            f"round {state.round}: revealed scores {entry.child_score} (child), "
-            f"{entry.champion_score} (champion), {entry.parent_score} (parent)"
-        ]
+            ),
+            self._reveal_outcome,
+        )
+
+    def _reveal_outcome(self, round_: int, error: ContractRevert | None, action: str) -> list[str]:
+        entry = self.journal.ballot(self.task_id, round_)
+        assert entry is not None  # journaled "committed" before it was sent
+        if error is None:
+            self.journal.advance_ballot(self.task_id, entry, "revealed")
+            return [
+                f"round {round_}: revealed scores {entry.child_score} (child), "
+                f"{entry.champion_score} (champion), {entry.parent_score} (parent)"
+            ]
+        if error.name in ("DeRelay__AlreadyRevealed", "DeRelay__NotCommitted"):
+            self.journal.advance_ballot(self.task_id, entry, "revealed")
+            return []
+        if error.name in (
+            "DeRelay__RevealClosed",
+            "DeRelay__WrongPhase",
+            "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
+            "DeRelay__RevealNotOpen",
+        ):
+            return []
+        raise error
 
     # ------------------------------------------------------------------ keeper
 
     def _keeper(self, state: TaskState, now: int) -> list[str]:
-        try:
-            if state.phase == Phase.TURN and now > state.deadline:
-                self.relay.skip_turn(self.task_id)
-                return [f"round {state.round}: skipped the expired turn of {state.holder}"]
-            if state.phase == Phase.REVIEW and self._finalizable(state, now):
-                self.relay.finalize(self.task_id, finalize_gas(self._params.max_validators))
-                return [f"round {state.round}: finalized the review"]
-        except ContractRevert as exc:
-            if exc.name in RACE_ERRORS:
-                return []
-            raise
+        if state.phase == Phase.TURN and now > state.deadline:
+            log.info("round %d: skipping the expired turn of %s", state.round, state.holder)
+            return self._act(
+                state.round,
+                "skipTurn",
+                lambda: self.relay.skip_turn(self.task_id),
+                self._other_outcome,
+            )
+        if state.phase == Phase.REVIEW and self._finalizable(state, now):
+            gas = finalize_gas(self._params.max_validators)
+            return self._act(
+                state.round,
+                "finalize",
+                lambda: self.relay.finalize(self.task_id, gas),
+                self._other_outcome,
+            )
         return []
 
     def _finalizable(self, state: TaskState, now: int) -> bool:
@@ -420,6 +583,10 @@ class Worker:
             return False
         seats = self.relay.seats(self.task_id)
         return not any(s.round == state.round and s.ballot == 1 for s in seats)
+
+
+def _round_of(tx: SentTx) -> int:
+    return int(tx.key.rsplit(":", 1)[1])
 
 
 def run_scheduled(worker: Worker, stop_after: Callable[[], bool] | None = None) -> None:

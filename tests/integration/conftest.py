@@ -1,4 +1,5 @@
-"""Real dev services for integration tests: one js-ipfs node and one ganache chain per session."""
+"""Real dev services for integration tests: one js-ipfs node per session, and dev chains on both
+engines (ganache, and anvil mining per transaction or on a 2 s clock like an L2)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from trainer.services import RunningService, start_ganache, start_ipfs
+from trainer.services import RunningService, start_anvil, start_ganache, start_ipfs
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +26,29 @@ def ganache_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
     service = start_ganache(None, log_path=base / "ganache.log")
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The dev chain on anvil (in memory, chain id 31337, a block per transaction, the project's
+    dev accounts); stopped after the session."""
+    base = tmp_path_factory.mktemp("anvil")
+    service = start_anvil(None, log_path=base / "anvil.log")
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def anvil_2s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """A fresh anvil mining a block every 2 s, as an L2 does (its own chain: reorgs and fee
+    spikes in one test do not reach another); stopped after the test."""
+    base = tmp_path_factory.mktemp("anvil2s")
+    service = start_anvil(None, block_time=2, log_path=base / "anvil.log")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(params=["ganache", "anvil"])
+def dev_chain(request: pytest.FixtureRequest) -> RunningService:
+    """The session's dev chain on each engine in turn."""
+    return request.getfixturevalue(f"{request.param}_node")

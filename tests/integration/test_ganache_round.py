@@ -1,5 +1,5 @@
-"""One full round on ganache over JSON-RPC: deploy, join, submit, commit, reveal, finalize,
-withdraw, each a signed transaction from its own account."""
+"""One full round over JSON-RPC, on ganache and on anvil: deploy, join, submit, commit, reveal,
+finalize, withdraw, each a signed transaction from its own account."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def _advance(w3, seconds: int) -> None:
     w3.provider.make_request("evm_mine", [])
 
 
-def test_one_round_over_json_rpc(ganache_node, tmp_path):
+def test_one_round_over_json_rpc(dev_chain, tmp_path):
     # prepare: separate signing accounts for publisher, relayer, two validators and a keeper
-    w3 = connect(ganache_node.url)
+    w3 = connect(dev_chain.url)
     decoder = decoder_for()
     publisher, relayer, v1, v2, keeper = (
         ChainClient(w3, dev_account(i), decoder) for i in range(5)

@@ -1,5 +1,6 @@
-"""A real relay across processes: ganache and the dev IPFS node, `derelay` commands as a user
-types them, 3 relayer and 2 validator worker processes with their own keys and data shards."""
+"""A real relay across processes: a dev chain (ganache, and anvil mining every 2 s like an L2) and
+the dev IPFS node, `derelay` commands as a user types them, 3 relayer and 2 validator worker
+processes with their own keys and data shards."""
 
 from __future__ import annotations
 
@@ -37,9 +38,11 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
-def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
+@pytest.mark.parametrize("engine", ["ganache_node", "anvil_2s"])
+def test_relay_across_processes(engine, ipfs_node, tmp_path, request):
     # prepare: deploy and publish a digits-MLP task with short windows
-    env = {**os.environ, "DERELAY_RPC": ganache_node.url, "DERELAY_IPFS": ipfs_node.url}
+    node = request.getfixturevalue(engine)
+    env = {**os.environ, "DERELAY_RPC": node.url, "DERELAY_IPFS": ipfs_node.url}
     run(["deploy", "--dev-account", "0"], env, tmp_path)
     created = run(
         ["task", "create", "--dev-account", "0", "--fund", "3ether",
@@ -47,8 +50,9 @@ def test_relay_across_processes(ganache_node, ipfs_node, tmp_path):
         env, tmp_path,
     )  # fmt: skip
     assert "task 1 created" in created
-    w3 = connect(ganache_node.url)
-    relay_address = json.loads((tmp_path / "deployments" / "1337.json").read_text())["address"]
+    w3 = connect(node.url)
+    record = tmp_path / "deployments" / f"{w3.eth.chain_id}.json"
+    relay_address = json.loads(record.read_text())["address"]
     reader = DeRelayContract(ChainClient(w3, dev_account(9), decoder_for()), relay_address)
     genesis_score = reader.task_state(1).head_score
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import pytest
 
+from trainer.chain import SentTx
 from trainer.errors import JournalError
 from trainer.journal import JOURNAL_VERSION, BallotEntry, Journal, TurnEntry
 
@@ -77,17 +78,38 @@ V1_BALLOT = {
     [
         [1],
         {"version": 1, "turns": {}, "ballots": {"1:4": V1_BALLOT}},
-        {"version": V, "turns": {}, "ballots": {"1:4": V1_BALLOT}},
-        {"version": V, "turns": [], "ballots": {}},
-        {"version": V, "turns": {"1:x": {}}, "ballots": {}},
-        {"version": V, "turns": {"1:3": {**asdict(_turn(3)), "round": "3"}}, "ballots": {}},
-        {"version": V, "turns": {"1:3": {**asdict(_turn(3)), "round": True}}, "ballots": {}},
-        {"version": V, "turns": {"1:4": asdict(_turn(3))}, "ballots": {}},
-        {"version": V, "turns": {"1:3": asdict(_turn(3, "exploded"))}, "ballots": {}},
-        {"version": V, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "salt": "zz"}}},
-        {"version": V, "turns": {}, "ballots": {"1:4": {**asdict(_ballot()), "extra": 1}}},
+        {"version": V, "txs": {}, "turns": {}, "ballots": {"1:4": V1_BALLOT}},
+        {"version": V, "txs": {}, "turns": [], "ballots": {}},
+        {"version": V, "txs": {}, "turns": {"1:x": {}}, "ballots": {}},
         {
             "version": V,
+            "txs": {},
+            "turns": {"1:3": {**asdict(_turn(3)), "round": "3"}},
+            "ballots": {},
+        },
+        {
+            "version": V,
+            "txs": {},
+            "turns": {"1:3": {**asdict(_turn(3)), "round": True}},
+            "ballots": {},
+        },
+        {"version": V, "txs": {}, "turns": {"1:4": asdict(_turn(3))}, "ballots": {}},
+        {"version": V, "txs": {}, "turns": {"1:3": asdict(_turn(3, "exploded"))}, "ballots": {}},
+        {
+            "version": V,
+            "txs": {},
+            "turns": {},
+            "ballots": {"1:4": {**asdict(_ballot()), "salt": "zz"}},
+        },
+        {
+            "version": V,
+            "txs": {},
+            "turns": {},
+            "ballots": {"1:4": {**asdict(_ballot()), "extra": 1}},
+        },
+        {
+            "version": V,
+            "txs": {},
             "turns": {},
             "ballots": {"1:4": {**asdict(_ballot()), "champion_score": "1"}},
         },
@@ -98,6 +120,65 @@ def test_a_journal_of_the_wrong_shape_is_refused_with_advice(tmp_path, document)
     path = tmp_path / "j.json"
     path.write_text(json.dumps(document))
     with pytest.raises(JournalError, match="unreadable .* salts"):
+        Journal(path)
+
+
+def _tx(key: str = "submitRelay:3", nonce: int = 7) -> SentTx:
+    return SentTx(
+        key=key,
+        action=key.split(":")[0],
+        nonce=nonce,
+        to="0x" + "5a" * 20,
+        data="0xcafe",
+        value=0,
+        gas=200_000,
+        max_fee=3_000_000_000,
+        tip=1_000_000_000,
+        hashes=("0x" + "ab" * 32, "0x" + "cd" * 32),
+        sent_at=1234.5,
+    )
+
+
+def test_transactions_in_flight_survive_a_reopen_until_dropped(tmp_path):
+    # prepare: two transactions of task 1 in flight, one of task 2
+    path = tmp_path / "j.json"
+    journal = Journal(path)
+    journal.record_tx(1, _tx("commitScore:3", nonce=9), 3)
+    journal.record_tx(1, _tx(), 3)
+    journal.record_tx(2, _tx("finalize:1", nonce=1), 1)
+
+    # act
+    reopened = Journal(path)
+    reopened.drop_tx(1, _tx(), 3)
+
+    # check: nonce order, the task's own only, each field as written; the dropped one gone
+    assert Journal(path).txs(1) == [_tx("commitScore:3", nonce=9)]
+    assert reopened.txs(2) == [_tx("finalize:1", nonce=1)]
+
+
+def test_a_version_2_journal_is_read_with_no_transaction_in_flight(tmp_path):
+    path = tmp_path / "j.json"
+    turns = {"1:3": asdict(_turn(3))}
+    path.write_text(json.dumps({"version": 2, "turns": turns, "ballots": {}}))
+    journal = Journal(path)
+    assert journal.turn(1, 3) == _turn(3) and journal.txs(1) == []
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {**_tx().to_json(), "nonce": "7"},
+        {**_tx().to_json(), "hashes": ["0x12"]},
+        {**_tx().to_json(), "data": "cafe"},
+        {**_tx().to_json(), "key": "commitScore:3"},  # not the key it is filed under
+        {k: v for k, v in _tx().to_json().items() if k != "tip"},
+    ],
+)
+def test_a_malformed_transaction_in_flight_is_refused(tmp_path, entry):
+    path = tmp_path / "j.json"
+    document = {"version": V, "turns": {}, "ballots": {}, "txs": {"1:submitRelay:3": entry}}
+    path.write_text(json.dumps(document))
+    with pytest.raises(JournalError, match="unreadable .*transaction"):
         Journal(path)
 
 

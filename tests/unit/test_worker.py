@@ -7,6 +7,7 @@ new `Worker` over the same journal, store and chain, as after a kill -9 and a re
 from __future__ import annotations
 
 import pickle
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 
 from deploy.tasks import publish_task
 from trainer import steps
+from trainer.chain import ChainClient, TxOptions
 from trainer.cid import Cid
 from trainer.contract import DeRelayContract, Phase, Status, commitment_for
 from trainer.errors import CidError
@@ -88,9 +90,7 @@ def test_a_restarted_relayer_reuses_its_pinned_child(setup, monkeypatch):
     # prepare: the relayer joins, trains, pins, and dies just before sending its submission
     relayer = setup.worker(1, RELAYER)
     relayer.tick()  # joins; the turn starts
-    monkeypatch.setattr(
-        DeRelayContract, "submit_relay", lambda *a, **k: (_ for _ in ()).throw(Crash())
-    )
+    _crash_on(monkeypatch, "prepare", "submitRelay")
     with pytest.raises(Crash):
         relayer.tick()
     monkeypatch.undo()
@@ -112,13 +112,7 @@ def test_a_submission_sent_before_a_crash_is_not_sent_again(setup, monkeypatch):
     # prepare: the transaction leaves, then the worker dies before it sees the receipt
     relayer = setup.worker(1, RELAYER)
     relayer.tick()
-    original = DeRelayContract.submit_relay
-
-    def send_then_crash(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        raise Crash()
-
-    monkeypatch.setattr(DeRelayContract, "submit_relay", send_then_crash)
+    _crash_on(monkeypatch, "broadcast", "submitRelay")
     with pytest.raises(Crash):
         relayer.tick()
     monkeypatch.undo()
@@ -145,13 +139,7 @@ def test_a_commitment_sent_before_a_crash_is_still_revealed(setup, monkeypatch, 
     other.tick()
     relayer.tick()  # joins
     relayer.tick()  # submits
-    original = DeRelayContract.commit_score
-
-    def commit_then_crash(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        raise Crash()
-
-    monkeypatch.setattr(DeRelayContract, "commit_score", commit_then_crash)
+    _crash_on(monkeypatch, "broadcast", "commitScore")
     with pytest.raises(Crash):
         validator.tick()
     monkeypatch.undo()
@@ -188,9 +176,7 @@ def test_a_validator_commits_paired_scores_and_reveals_them_after_a_restart(setu
     validator = setup.worker(5, VALIDATOR)
     for worker in (validator, other, relayer, relayer):
         worker.tick()  # seats, joins, the submission of round 1
-    monkeypatch.setattr(
-        DeRelayContract, "commit_score", lambda *a, **k: (_ for _ in ()).throw(Crash())
-    )
+    _crash_on(monkeypatch, "prepare", "commitScore")
     with pytest.raises(Crash):
         validator.tick()
     monkeypatch.undo()
@@ -254,13 +240,7 @@ def test_a_relayer_whose_review_was_void_submits_the_same_child_again(setup, mon
     relayer.tick()
     second.tick()
     if crash:
-        original = DeRelayContract.submit_relay
-
-        def send_then_crash(self, *args, **kwargs):
-            original(self, *args, **kwargs)
-            raise Crash()
-
-        monkeypatch.setattr(DeRelayContract, "submit_relay", send_then_crash)
+        _crash_on(monkeypatch, "broadcast", "submitRelay")
         with pytest.raises(Crash):
             relayer.tick()
         monkeypatch.undo()
@@ -363,16 +343,33 @@ def test_a_tampered_head_is_never_trained_on(setup, monkeypatch):
     assert setup.state().phase == Phase.TURN
 
 
-def _send_late(monkeypatch, method: str, move_on) -> None:
-    """Make the `method` transaction leave only after `move_on()` has moved the relay on, as when
+def _crash_on(monkeypatch, step: str, action: str) -> None:
+    """Die as by kill -9 in `ChainClient.<step>` of `action`: before anything is built and sent
+    ("prepare"), or right after the transaction left ("broadcast")."""
+    original = getattr(ChainClient, step)
+
+    def crash(self, *args, **kwargs):
+        if step == "prepare" and args[1] == action:
+            raise Crash()
+        result = original(self, *args, **kwargs)
+        if step == "broadcast" and args[0].action == action:
+            raise Crash()
+        return result
+
+    monkeypatch.setattr(ChainClient, step, crash)
+
+
+def _send_late(monkeypatch, action: str, move_on) -> None:
+    """Make the `action` transaction leave only after `move_on()` has moved the relay on, as when
     gas estimation stalls on a loaded node while other workers act (seen under load)."""
-    original = getattr(DeRelayContract, method)
+    original = ChainClient.prepare
 
-    def late(self, *args, **kwargs):
-        move_on()
-        return original(self, *args, **kwargs)
+    def late(self, fn, name, *args, **kwargs):
+        if name == action:
+            move_on()
+        return original(self, fn, name, *args, **kwargs)
 
-    monkeypatch.setattr(DeRelayContract, method, late)
+    monkeypatch.setattr(ChainClient, "prepare", late)
 
 
 def _past(setup: Setup, timestamp: int) -> None:
@@ -387,7 +384,7 @@ def test_a_submission_sent_after_its_turn_was_skipped_is_abandoned(setup, monkey
     keeper = setup.worker(10, KEEPER)
     _send_late(
         monkeypatch,
-        "submit_relay",
+        "submitRelay",
         lambda: (_past(setup, setup.state().deadline), keeper.tick()),
     )
 
@@ -414,7 +411,7 @@ def test_a_commit_sent_after_the_review_ended_is_a_lost_race(setup, monkeypatch)
         keeper.tick()  # finalizes round 1: void, one reveal; the holder keeps the turn
         holder.tick()  # submits its child again for round 2
 
-    _send_late(monkeypatch, "commit_score", review_ends_and_another_begins)
+    _send_late(monkeypatch, "commitScore", review_ends_and_another_begins)
 
     # act
     actions = late.tick()
@@ -439,7 +436,7 @@ def test_a_reveal_sent_after_the_review_ended_is_a_lost_race(setup, monkeypatch)
         keeper.tick()  # finalizes round 1: void, one reveal; the holder keeps the turn
         holder.tick()  # submits its child again for round 2
 
-    _send_late(monkeypatch, "reveal_score", review_ends_and_another_begins)
+    _send_late(monkeypatch, "revealScore", review_ends_and_another_begins)
 
     # act
     actions = late.tick()
@@ -447,3 +444,96 @@ def test_a_reveal_sent_after_the_review_ended_is_a_lost_race(setup, monkeypatch)
     # check
     assert actions == []
     assert (setup.state().round, setup.state().phase) == (2, Phase.REVIEW)
+
+
+def test_a_tick_never_waits_on_a_transaction_that_is_not_mined(setup):
+    # prepare: a node that mines only when told; the worker gives a receipt 0.2 s per tick
+    relayer = setup.worker(1, RELAYER)
+    relayer.relay.client.options = TxOptions(wait_seconds=0.2)
+    setup.chain.tester.disable_auto_mine_transactions()
+    try:
+        # act: two ticks while the join waits in the mempool, then one after it is mined
+        started = time.monotonic()
+        first = relayer.tick()
+        second = relayer.tick()
+        waited = time.monotonic() - started
+        (pending,) = relayer.journal.txs(setup.task)
+        setup.chain.tester.mine_blocks()
+        third = relayer.tick()
+        mined = setup.chain.w3.eth.get_transaction_count(relayer.address)
+    finally:
+        setup.chain.tester.enable_auto_mine_transactions()
+
+    # check: the ticks came back at once, the join went out once and counted once mined; the
+    # submission of the turn that began is in flight, not waited on
+    assert waited < 2 and first == second == []
+    assert pending.action == "joinRelay" and len(pending.hashes) == 1
+    assert third[0] == f"joined the relay of task {setup.task}"
+    assert [tx.action for tx in relayer.journal.txs(setup.task)] == ["submitRelay"]
+    assert setup.relay.account(setup.task, relayer.address).queued
+    assert mined == 1
+
+
+def test_a_submission_a_reorg_took_back_is_sent_again_in_its_turn(setup, monkeypatch):
+    # prepare: the relayer submits round 1; then the chain returns to the block before it (what
+    # a reorg that drops the submission's block leaves)
+    relayer = setup.worker(1, RELAYER)
+    relayer.tick()  # joins; the turn starts
+    before = setup.chain.tester.take_snapshot()
+    relayer.tick()  # submits
+    sent = relayer.journal.turn(setup.task, 1)
+    assert sent.phase == "submitted"
+    setup.chain.tester.revert_to_snapshot(before)
+    assert _submissions(setup) == []
+
+    # act: the next tick; training again would be a bug
+    monkeypatch.setattr("trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained"))
+    actions = relayer.tick()
+
+    # check: the same child is under review, submitted once
+    (submission,) = _submissions(setup)
+    assert str(Cid.from_bytes(submission.cid)) == sent.child_cid
+    assert setup.state().phase == Phase.REVIEW
+    assert actions and "submitted child" in actions[-1]
+    assert relayer.journal.turn(setup.task, 1) == sent
+
+
+def test_a_commitment_and_a_reveal_a_reorg_took_back_are_sent_again_unchanged(setup, monkeypatch):
+    # prepare: round 1 under review, the other validator committed
+    relayer, other = setup.worker(1, RELAYER), setup.worker(6, VALIDATOR, shard=1)
+    validator = setup.worker(5, VALIDATOR)
+    for worker in (validator, other, relayer, relayer, other):
+        worker.tick()  # seats, joins, the submission of round 1, one commitment
+    before_commit = setup.chain.tester.take_snapshot()
+    validator.tick()
+    ballot = validator.journal.ballot(setup.task, 1)
+    assert ballot.phase == "committed"
+    setup.chain.tester.revert_to_snapshot(before_commit)
+    monkeypatch.setattr("trainer.worker.score_weights", lambda *a, **k: pytest.fail("rescored"))
+
+    # act: a tick in the commit window, then one in the reveal window whose reveal is undone too
+    validator.tick()
+    committed_again = setup.relay.seats(setup.task)
+    setup.past_commit_end()
+    other.tick()
+    before_reveal = setup.chain.tester.take_snapshot()
+    validator.tick()
+    setup.chain.tester.revert_to_snapshot(before_reveal)
+    validator.tick()
+
+    # check: the same commitment (same salt), one reveal that matches it, nobody slashed
+    address = setup.clients[5].address
+    (commit,) = setup.relay.events("ScoreCommitted", validator=address)
+    salt = bytes.fromhex(ballot.salt)
+    scores = (ballot.child_score, ballot.champion_score, ballot.parent_score)
+    assert bytes(commit["args"]["commitment"]) == commitment_for(
+        setup.task, 1, *scores, salt, address
+    )
+    assert any(s.validator == address and s.round == 1 for s in committed_again)
+    (reveal,) = setup.relay.events("ScoreRevealed", validator=address)
+    assert reveal["args"]["childScore"] == ballot.child_score
+    assert validator.journal.ballot(setup.task, 1) == replace(ballot, phase="revealed")
+    setup.worker(10, KEEPER).tick()
+    (final,) = setup.relay.events("RoundFinalized")
+    assert final["args"]["reveals"] == 2
+    assert setup.relay.events("ValidatorSlashed") == []
