@@ -34,6 +34,7 @@ test: install
 
 test-all: install
 	$(VENV)/bin/pytest -q -n 2 --slow $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n 2 --slow --engine anvil tests/integration $(PYTEST_ARGS)
 
 bench: install
 	$(VENV)/bin/derelay bench

@@ -21,6 +21,12 @@ TEST_KEYS = [f"0x{i:064x}" for i in range(0x1001, 0x1001 + 16)]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+    parser.addoption(
+        "--engine",
+        choices=["ganache", "anvil"],
+        default=os.environ.get("DERELAY_ENGINE", "ganache"),
+        help="the dev chain the integration tests run on (default: $DERELAY_ENGINE or ganache)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

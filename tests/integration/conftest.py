@@ -48,6 +48,23 @@ def anvil_2s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServic
     service.stop()
 
 
+@pytest.fixture(scope="session")
+def chain_node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """The session's dev chain on the engine `--engine` names (ganache unless told): `make test`
+    runs the suite on ganache, `make test-all` on both. anvil mines a block a second here, as a
+    real chain does: mining only per transaction, its clock would stand still while workers wait
+    for a window to close."""
+    if request.config.getoption("--engine") == "ganache":
+        yield request.getfixturevalue("ganache_node")
+        return
+    base = tmp_path_factory.mktemp("anvil-clock")
+    service = start_anvil(None, block_time=1, log_path=base / "anvil.log")
+    yield service
+    service.stop()
+
+
 @pytest.fixture(params=["ganache", "anvil"])
 def dev_chain(request: pytest.FixtureRequest) -> RunningService:
     """The session's dev chain on each engine in turn."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from trainer.chain import chain_id, connect
 from trainer.keys import create_keystore
 from trainer.services import free_port, start_ganache
 
@@ -39,15 +40,16 @@ def test_unreachable_rpc(tmp_path):
     assert "unreachable" in line and "derelay chain" in line
 
 
-def test_chain_without_deployment(ganache_node, tmp_path):
-    line = fails(["status", "--rpc", ganache_node.url], tmp_path)
-    assert "no deployment for chain 1337" in line and "derelay deploy" in line
+def test_chain_without_deployment(chain_node, tmp_path):
+    chain = chain_id(connect(chain_node.url))
+    line = fails(["status", "--rpc", chain_node.url], tmp_path)
+    assert f"no deployment for chain {chain} " in line and "derelay deploy" in line
 
 
-def test_wrong_keystore_password(ganache_node, tmp_path):
+def test_wrong_keystore_password(chain_node, tmp_path):
     create_keystore(tmp_path / "me.json", "right")
     line = fails(
-        ["deploy", "--rpc", ganache_node.url, "--keystore", "me.json"],
+        ["deploy", "--rpc", chain_node.url, "--keystore", "me.json"],
         tmp_path,
         DERELAY_KEYSTORE_PASSWORD="wrong",
     )
@@ -55,10 +57,10 @@ def test_wrong_keystore_password(ganache_node, tmp_path):
     assert not (tmp_path / "deployments").exists()
 
 
-def test_insufficient_funds(ganache_node, tmp_path):
+def test_insufficient_funds(chain_node, tmp_path):
     address = create_keystore(tmp_path / "empty.json", "pw")
     line = fails(
-        ["deploy", "--rpc", ganache_node.url, "--keystore", "empty.json"],
+        ["deploy", "--rpc", chain_node.url, "--keystore", "empty.json"],
         tmp_path,
         DERELAY_KEYSTORE_PASSWORD="pw",
     )
@@ -71,8 +73,8 @@ def test_dev_accounts_are_refused_on_a_non_dev_chain(tmp_path):
     assert "dev chains" in line
 
 
-def test_bad_amount_and_nothing_to_withdraw(ganache_node, tmp_path):
-    env = {"DERELAY_RPC": ganache_node.url}
+def test_bad_amount_and_nothing_to_withdraw(chain_node, tmp_path):
+    env = {"DERELAY_RPC": chain_node.url}
     done = subprocess.run(
         [DERELAY, "deploy", "--dev-account", "0"], cwd=tmp_path, env={**os.environ, **env},
         capture_output=True, text=True, timeout=120,
@@ -88,8 +90,8 @@ def test_bad_amount_and_nothing_to_withdraw(ganache_node, tmp_path):
     assert "NothingToWithdraw" in line and "nothing is owed" in line
 
 
-def test_missing_dataset_file_for_a_worker(ganache_node, ipfs_node, tmp_path):
-    env = {"DERELAY_RPC": ganache_node.url, "DERELAY_IPFS": ipfs_node.url}
+def test_missing_dataset_file_for_a_worker(chain_node, ipfs_node, tmp_path):
+    env = {"DERELAY_RPC": chain_node.url, "DERELAY_IPFS": ipfs_node.url}
     for args in (["deploy", "--dev-account", "0"], ["task", "create", "--dev-account", "0"]):
         done = subprocess.run(
             [DERELAY, *args],
@@ -109,8 +111,8 @@ def test_missing_dataset_file_for_a_worker(ganache_node, ipfs_node, tmp_path):
     assert not list(tmp_path.glob(".derelay/journal-*"))
 
 
-def test_bad_task_parameters(ganache_node, tmp_path):
-    env = {"DERELAY_RPC": ganache_node.url}
+def test_bad_task_parameters(chain_node, tmp_path):
+    env = {"DERELAY_RPC": chain_node.url}
     done = subprocess.run(
         [DERELAY, "deploy", "--dev-account", "0"], cwd=tmp_path, env={**os.environ, **env},
         capture_output=True, text=True, timeout=120,

@@ -254,7 +254,7 @@ def _check_page_matches_chain(page, relay: DeRelayContract, task: int) -> dict:
     return shown
 
 
-def test_dashboard_in_chromium_follows_ganache(ganache_node, tmp_path):
+def test_dashboard_in_chromium_follows_ganache(chain_node, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"chromium is not installed at {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright  # the driver of the system chromium
@@ -266,9 +266,9 @@ def test_dashboard_in_chromium_follows_ganache(ganache_node, tmp_path):
         w3.provider.make_request("evm_increaseTime", [seconds])
         w3.provider.make_request("evm_mine", [])
 
-    w3 = connect(ganache_node.url)
+    w3 = connect(chain_node.url)
     decoder = decoder_for()
-    clients = [ChainClient(connect(ganache_node.url), dev_account(i), decoder) for i in range(8)]
+    clients = [ChainClient(connect(chain_node.url), dev_account(i), decoder) for i in range(8)]
     publisher, _ = deploy_contract(clients[0], tmp_path / "deployments")
     views = [DeRelayContract(c, publisher.address, publisher.abi) for c in clients[1:]]
     relay = Relay(publisher, views, advance, parallel=True)
@@ -282,8 +282,8 @@ def test_dashboard_in_chromium_follows_ganache(ganache_node, tmp_path):
 
     # the dashboard reads through its own connection and a throwaway account, as the CLI does
     with pytest.raises(ConfigError, match="task 9 does not exist"):
-        open_dashboard(ganache_node.url, tmp_path / "deployments", 9)
-    server, url = open_dashboard(ganache_node.url, tmp_path / "deployments", None)
+        open_dashboard(chain_node.url, tmp_path / "deployments", 9)
+    server, url = open_dashboard(chain_node.url, tmp_path / "deployments", None)
     reader = server.dashboard.relay
     try:
         with sync_playwright() as pw:

@@ -202,9 +202,10 @@ def rpc(url: str, method: str) -> object:
     return requests.post(url, json=payload, timeout=10).json()["result"]
 
 
-def test_ganache_answers_with_its_chain_id(ganache_node):
-    assert int(str(rpc(ganache_node.url, "eth_chainId")), 16) == 1337
-    assert len(rpc(ganache_node.url, "eth_accounts")) == 10  # type: ignore[arg-type]
+def test_the_dev_chain_answers_with_its_chain_id(chain_node, request):
+    expected = {"ganache": 1337, "anvil": 31337}[request.config.getoption("--engine")]
+    assert int(str(rpc(chain_node.url, "eth_chainId")), 16) == expected
+    assert len(rpc(chain_node.url, "eth_accounts")) == 10  # type: ignore[arg-type]
 
 
 def test_persistent_ganache_keeps_its_chain(tmp_path):

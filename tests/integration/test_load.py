@@ -16,8 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("store", ["local", "ipfs"])
-def test_small_load_run_finishes_and_matches_the_chain(store, ganache_node, tmp_path, request):
-    # prepare: 8 workers (ganache_node funds dev accounts 0..9) on 2 tasks in 2 processes, with
+def test_small_load_run_finishes_and_matches_the_chain(store, chain_node, tmp_path, request):
+    # prepare: 8 workers (chain_node funds dev accounts 0..9) on 2 tasks in 2 processes, with
     # windows short enough for a quick test and long enough for 8 workers on 2 cores; the weights
     # go through a shared directory or through the dev IPFS node
     ipfs = request.getfixturevalue("ipfs_node").url if store == "ipfs" else None
@@ -35,7 +35,7 @@ def test_small_load_run_finishes_and_matches_the_chain(store, ganache_node, tmp_
     )
 
     # act
-    report = run_load(config, ganache_node.url, tmp_path, echo=lambda line: None, ipfs=ipfs)
+    report = run_load(config, chain_node.url, tmp_path, echo=lambda line: None, ipfs=ipfs)
 
     # check: every task reached its rounds, none stuck, nothing failed beyond handled reverts
     assert report["ok"], render(report)
@@ -47,7 +47,7 @@ def test_small_load_run_finishes_and_matches_the_chain(store, ganache_node, tmp_
     assert report["transactions"]["failed"] == {}
     assert report["turns"]["per_minute"] > 0
     # the report agrees with the chain
-    w3 = connect(ganache_node.url)
+    w3 = connect(chain_node.url)
     reader = DeRelayContract(ChainClient(w3, dev_account(9), decoder_for()), report["contract"])
     for task in report["tasks"]:
         state = reader.task_state(task["task_id"])

@@ -120,17 +120,17 @@ def test_random_garbage_in_any_reply(lab, rng):
     assert fuzz.fuzz_rpc(rng, lab) in ("accepted", "rejected")
 
 
-def test_a_worker_behind_a_node_that_spoils_replies_keeps_its_journal(ganache_node, tmp_path):
+def test_a_worker_behind_a_node_that_spoils_replies_keeps_its_journal(chain_node, tmp_path):
     # prepare: a task on ganache; a relayer and a validator-keeper whose node forwards to
     # ganache but spoils one reply in ten, with garbage of any kind
-    publisher = ChainClient(connect(ganache_node.url), dev_account(0), decoder_for())
+    publisher = ChainClient(connect(chain_node.url), dev_account(0), decoder_for())
     relay = DeRelayContract.deploy(publisher)
     store = LocalStore(tmp_path / "store")
     spec = digits_mlp_spec()
     overrides = dict(min_stake=ETH, validator_stake=ETH, quorum=1, max_validators=1)
     task = publish_task(relay, store, spec, 5 * ETH, overrides).task_id
     plan = ShardPlan(relayers=1, validators=1, alpha=None)
-    proxy = fuzz.GarbageNode(upstream=ganache_node.url)
+    proxy = fuzz.GarbageNode(upstream=chain_node.url)
 
     def worker(index: int, roles: Roles) -> Worker:
         w3 = Web3(BoundedHTTPProvider(proxy.url, timeout=0.5, max_reply_bytes=fuzz.HUGE))

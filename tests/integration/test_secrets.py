@@ -74,12 +74,12 @@ def test_keystore_file_is_private_and_encrypted(tmp_path):
     assert leaks(path.read_bytes(), key, password) == []
 
 
-def test_worker_never_writes_its_key_or_password(ganache_node, ipfs_node, tmp_path):
+def test_worker_never_writes_its_key_or_password(chain_node, ipfs_node, tmp_path):
     # prepare: a contract and a task on the dev chain, a funded keystore account
     base_env = {
         k: v for k, v in os.environ.items() if k not in (KEY_ENV, PASSWORD_ENV, "DERELAY_DEV_ACCOUNT", "DERELAY_KEYSTORE")
     }  # fmt: skip
-    env = {**base_env, "DERELAY_RPC": ganache_node.url, "DERELAY_IPFS": ipfs_node.url}
+    env = {**base_env, "DERELAY_RPC": chain_node.url, "DERELAY_IPFS": ipfs_node.url}
     run(["deploy", "--dev-account", "0"], env, tmp_path)
     created = run(
         ["task", "create", "--dev-account", "0", "--fund", "1ether",
@@ -91,7 +91,7 @@ def test_worker_never_writes_its_key_or_password(ganache_node, ipfs_node, tmp_pa
     keystore = tmp_path / "worker-keystore.json"
     address = create_keystore(keystore, password)
     key = bytes(Account.decrypt(json.loads(keystore.read_text()), password))
-    w3 = connect(ganache_node.url)
+    w3 = connect(chain_node.url)
     funder = ChainClient(w3, dev_account(9), decoder_for())
     funder.send(
         {
@@ -147,7 +147,7 @@ def test_worker_never_writes_its_key_or_password(ganache_node, ipfs_node, tmp_pa
     assert leaks(stderr, key, password) == [], "stderr"
     scanned = 0
     ipfs_repo = ipfs_node.log_path.parent  # the node's repo and log
-    for path in files_under(tmp_path, ipfs_repo, ganache_node.log_path):
+    for path in files_under(tmp_path, ipfs_repo, chain_node.log_path):
         found = leaks(path.read_bytes(), key, password)
         assert found == [], f"{path} holds the {', '.join(found)}"
         scanned += 1

@@ -59,18 +59,19 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(
-    ganache_node: RunningService,
+    chain_node: RunningService,
     ipfs_node: RunningService,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
     base = tmp_path_factory.mktemp("kill")
-    env = {**os.environ, "DERELAY_RPC": ganache_node.url, "DERELAY_IPFS": ipfs_node.url}
+    env = {**os.environ, "DERELAY_RPC": chain_node.url, "DERELAY_IPFS": ipfs_node.url}
     done = subprocess.run(
         [DERELAY, "deploy", "--dev-account", "0"], env=env, cwd=base, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    address = json.loads((base / "deployments" / "1337.json").read_text())["address"]
-    client = ChainClient(connect(ganache_node.url), dev_account(0), decoder_for())
+    (record,) = (base / "deployments").glob("*.json")  # named by the chain's id
+    address = json.loads(record.read_text())["address"]
+    client = ChainClient(connect(chain_node.url), dev_account(0), decoder_for())
     store = KuboStore(ipfs_node.url)
     yield Deployment(base, env, DeRelayContract(client, address), store)
     store.close()
