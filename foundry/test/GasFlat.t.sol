@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IDeRelay} from "./utils/IDeRelay.sol";
+import {Fixtures} from "./utils/Fixtures.sol";
 import {Vm, VM_ADDRESS} from "./utils/Vm.sol";
 
 /// @title Gas per call is flat in the number of participants
@@ -79,7 +80,7 @@ contract GasFlatTest {
         IDeRelay.TaskView memory v = relay.taskState(t);
         bytes memory child = _cid();
         bytes memory submit =
-            abi.encodeCall(IDeRelay.submitRelay, (t, v.round, _digest(v.headCid), child, child, bytes32(0), 1));
+            abi.encodeCall(IDeRelay.submitRelay, (t, v.round, Fixtures.digest(v.headCid), child, child, bytes32(0), 1));
         gas[5] = _gasOf(v.holder, 0, submit);
         uint16 score = uint16(1000 + 10 * contributors);
         bytes32 commitment = relay.commitmentFor(t, v.round, score + 10, score, score, bytes32(0), validator);
@@ -102,7 +103,7 @@ contract GasFlatTest {
         IDeRelay.TaskView memory v = relay.taskState(t);
         bytes memory child = _cid();
         vm.prank(v.holder);
-        relay.submitRelay(t, v.round, _digest(v.headCid), child, child, bytes32(0), 1);
+        relay.submitRelay(t, v.round, Fixtures.digest(v.headCid), child, child, bytes32(0), 1);
         bytes32 commitment = relay.commitmentFor(t, v.round, score + 10, score, score, bytes32(0), validator);
         vm.prank(validator);
         relay.commitScore(t, v.round, commitment);
@@ -133,41 +134,18 @@ contract GasFlatTest {
     }
 
     function _params() private pure returns (IDeRelay.TaskParams memory p) {
-        p.minStake = 1 ether;
-        p.validatorStake = 1 ether;
-        p.turnDuration = 100;
+        p = Fixtures.taskParams();
         p.commitWindow = 10;
         p.revealWindow = 10;
         p.quorum = 1;
         p.maxValidators = 2;
         p.maxQueue = 1000;
-        p.slashBand = 1000;
-        p.advanceBand = 100;
-        p.maxMisses = 3;
-        p.minGain = 10;
-        p.baseReward = 0.1 ether;
-        p.rewardPerPoint = 0.001 ether;
-        p.slashTimeoutBp = 1000;
-        p.slashRejectBp = 2000;
-        p.slashNoRevealBp = 1000;
-        p.slashMissBp = 500;
-        p.bandBp = 300;
-        p.validatorFee = 0.01 ether;
-        p.keeperBountyBp = 1000;
-        p.royaltyBp = 5000;
-        p.usageFee = 0.01 ether;
         p.genesisScore = 1000;
-        p.specCid = abi.encodePacked(uint8(0x01), uint8(0x55), uint8(0x12), uint8(0x20), keccak256("spec"));
-        p.genesisCid = abi.encodePacked(uint8(0x01), uint8(0x55), uint8(0x12), uint8(0x20), keccak256("genesis"));
+        p.specCid = Fixtures.cid(keccak256("spec"), 0x55);
+        p.genesisCid = Fixtures.cid(keccak256("genesis"), 0x55);
     }
 
     function _cid() private returns (bytes memory) {
-        return abi.encodePacked(uint8(0x01), uint8(0x55), uint8(0x12), uint8(0x20), keccak256(abi.encode(++_labels)));
-    }
-
-    function _digest(bytes memory cid) private pure returns (bytes32 d) {
-        assembly ("memory-safe") {
-            d := mload(add(cid, 36))
-        }
+        return Fixtures.cid(keccak256(abi.encode(++_labels)), 0x55);
     }
 }

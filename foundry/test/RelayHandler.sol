@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IDeRelay} from "./utils/IDeRelay.sol";
+import {Fixtures} from "./utils/Fixtures.sol";
 import {IDeRelayRelayer, RevertingReceiver} from "derelay/test/RevertingReceiver.sol";
 import {IWithdraw, ReentrantOnceWithdrawer} from "./Adversaries.sol";
 import {Vm, VM_ADDRESS} from "./utils/Vm.sol";
@@ -361,7 +362,7 @@ contract RelayHandler {
 
     function _submit(uint256 t, uint256 kindSeed, uint256 wrongSeed) private {
         IDeRelay.TaskView memory v = relay.taskState(t);
-        Attempt memory a = Attempt(v.holder, v.round, _digest(v.headCid), _child(t, v, kindSeed), 100);
+        Attempt memory a = Attempt(v.holder, v.round, Fixtures.digest(v.headCid), _child(t, v, kindSeed), 100);
         if (wrongSeed % 8 == 0) {
             uint256 what = (wrongSeed >> 8) % 5;
             if (what == 0) a.sender = _pick(_relayers, wrongSeed >> 16);
@@ -370,7 +371,7 @@ contract RelayHandler {
             if (what == 3) a.child = v.championCid;
             if (what == 4) a.samples = 0;
         }
-        bytes memory card = _cid(keccak256(abi.encode("card", t, _labels)), 0x55);
+        bytes memory card = Fixtures.cid(keccak256(abi.encode("card", t, _labels)), 0x55);
         vm.prank(a.sender);
         relay.submitRelay(t, a.round, a.parent, a.child, card, bytes32(0), a.samples);
     }
@@ -381,8 +382,8 @@ contract RelayHandler {
         (bytes memory lastCid, IDeRelay.Record memory last) = relay.latestSubmission(t);
         if (last.status == IDeRelay.Status.Void && last.relayer == v.holder && kindSeed % 2 == 0) return lastCid;
         uint256 q = _childQuality(t, v, kindSeed % 13);
-        child = _cid(keccak256(abi.encode("child", t, ++_labels)), kindSeed % 3 == 0 ? 0x70 : 0x55);
-        _quality[t][_digest(child)] = q;
+        child = Fixtures.cid(keccak256(abi.encode("child", t, ++_labels)), kindSeed % 3 == 0 ? 0x70 : 0x55);
+        _quality[t][Fixtures.digest(child)] = q;
     }
 
     // ------------------------------------------------------------------ actions: validators
@@ -473,7 +474,7 @@ contract RelayHandler {
         _rule(_position(t, v.holder) + slash == holderBefore + reward, "finalize: relayer slash or reward");
         if (relay.accountOf(t, v.holder).shares != sharesBefore + reward) ++ghostShareBreaks;
         bool crowned = r.verdict == IDeRelay.Status.Accepted && r.delta >= int256(uint256(p.minGain));
-        _rule((_digest(w.championCid) == child) == crowned, "finalize: champion");
+        _rule((Fixtures.digest(w.championCid) == child) == crowned, "finalize: champion");
         _rule(r.verdict != IDeRelay.Status.Void || w.pool >= v.pool, "finalize: a void review paid from the pool");
     }
 
@@ -580,16 +581,19 @@ contract RelayHandler {
             }
             IDeRelay.TaskView memory v = relay.taskState(t);
             bytes memory child = _probeChild(t, v.holder, i);
-            uint256 champion = _quality[t][_digest(v.championCid)];
-            _quality[t][_digest(child)] = champion == 0 ? QMIN : champion + p.minGain;
+            uint256 champion = _quality[t][Fixtures.digest(v.championCid)];
+            _quality[t][Fixtures.digest(child)] = champion == 0 ? QMIN : champion + p.minGain;
             vm.prank(v.holder);
-            relay.submitRelay(t, v.round, _digest(v.headCid), child, child, bytes32(0), 1);
+            relay.submitRelay(t, v.round, Fixtures.digest(v.headCid), child, child, bytes32(0), 1);
             (uint256 revealers, uint256 liars) = _playReview(t);
-            IDeRelay.Status verdict = relay.recordOf(t, _digest(child)).status;
+            IDeRelay.Status verdict = relay.recordOf(t, Fixtures.digest(child)).status;
             if (verdict == IDeRelay.Status.Void) continue;
             if (liars > (revealers - 1) / 2) return ProbeOutcome.OutvotedByLiars;
             require(verdict == IDeRelay.Status.Accepted, "probe: an honest child was not accepted");
-            require(_digest(relay.taskState(t).championCid) == _digest(child), "probe: an honest child was not crowned");
+            require(
+                Fixtures.digest(relay.taskState(t).championCid) == Fixtures.digest(child),
+                "probe: an honest child was not crowned"
+            );
             return ProbeOutcome.Crowned;
         }
         revert("probe: no honest child crowned");
@@ -600,7 +604,7 @@ contract RelayHandler {
     function _probeChild(uint256 t, address holder, uint256 i) private view returns (bytes memory) {
         (bytes memory lastCid, IDeRelay.Record memory last) = relay.latestSubmission(t);
         if (last.status == IDeRelay.Status.Void && last.relayer == holder) return lastCid;
-        return _cid(keccak256(abi.encode("probe", t, i)), 0x55);
+        return Fixtures.cid(keccak256(abi.encode("probe", t, i)), 0x55);
     }
 
     /// @dev Finish a review, fill an idle queue (with a relayer that holds no seat when every
@@ -728,38 +732,16 @@ contract RelayHandler {
     }
 
     function _create(IDeRelay.TaskParams memory p, uint256 funding) private returns (uint256 t) {
-        p.specCid = _cid(keccak256(abi.encode("spec", relay.taskCount() + 1)), 0x55);
-        p.genesisCid = _cid(keccak256(abi.encode("genesis", relay.taskCount() + 1)), 0x70);
+        p.specCid = Fixtures.cid(keccak256(abi.encode("spec", relay.taskCount() + 1)), 0x55);
+        p.genesisCid = Fixtures.cid(keccak256(abi.encode("genesis", relay.taskCount() + 1)), 0x70);
         vm.prank(publisher);
         t = relay.createTask{value: funding}(p);
         ghostIn += funding;
-        _quality[t][_digest(p.genesisCid)] = GENESIS_QUALITY;
+        _quality[t][Fixtures.digest(p.genesisCid)] = GENESIS_QUALITY;
     }
 
     function _defaultParams() private pure returns (IDeRelay.TaskParams memory p) {
-        p.minStake = 1 ether;
-        p.validatorStake = 1 ether;
-        p.turnDuration = 100;
-        p.commitWindow = 50;
-        p.revealWindow = 50;
-        p.quorum = 2;
-        p.maxValidators = 3;
-        p.maxQueue = 8;
-        p.slashBand = 1000;
-        p.advanceBand = 100;
-        p.maxMisses = 3;
-        p.minGain = 10;
-        p.baseReward = 0.1 ether;
-        p.rewardPerPoint = 0.001 ether;
-        p.slashTimeoutBp = 1000;
-        p.slashRejectBp = 2000;
-        p.slashNoRevealBp = 1000;
-        p.slashMissBp = 500;
-        p.bandBp = 300;
-        p.validatorFee = 0.01 ether;
-        p.keeperBountyBp = 1000;
-        p.royaltyBp = 5000;
-        p.usageFee = 0.01 ether;
+        p = Fixtures.taskParams();
         p.genesisScore = uint16(GENESIS_QUALITY);
     }
 
@@ -821,8 +803,8 @@ contract RelayHandler {
     function _childQuality(uint256 t, IDeRelay.TaskView memory v, uint256 kind) private view returns (uint256) {
         IDeRelay.TaskParams memory p = relay.taskParams(t);
         if (kind == 11) return 0;
-        int256 champion = int256(_qualityOf(t, _digest(v.championCid)));
-        int256 headQ = int256(_qualityOf(t, _digest(v.headCid)));
+        int256 champion = int256(_qualityOf(t, Fixtures.digest(v.championCid)));
+        int256 headQ = int256(_qualityOf(t, Fixtures.digest(v.headCid)));
         int256 minGain = int256(uint256(p.minGain));
         int256 advance = int256(uint256(p.advanceBand));
         int256[13] memory targets = [
@@ -855,8 +837,8 @@ contract RelayHandler {
     function _ballot(uint256 t, address who, IDeRelay.TaskView memory v) private view returns (Vote memory vote) {
         bytes32 child = _latestDigest(t);
         uint256 c = _measured(_quality[t][child], who);
-        uint256 h = _measured(_quality[t][_digest(v.championCid)], who);
-        uint256 q = _measured(_quality[t][_digest(v.headCid)], who);
+        uint256 h = _measured(_quality[t][Fixtures.digest(v.championCid)], who);
+        uint256 q = _measured(_quality[t][Fixtures.digest(v.headCid)], who);
         Behaviour b = behaviour[who];
         if (b == Behaviour.Booster) {
             uint256 boosted = h + 500 > BP ? BP : h + 500;
@@ -1024,16 +1006,6 @@ contract RelayHandler {
     /// @dev The digest of the task's latest submission: the child under review in Review.
     function _latestDigest(uint256 t) private view returns (bytes32) {
         (bytes memory cid,) = relay.latestSubmission(t);
-        return _digest(cid);
-    }
-
-    function _digest(bytes memory cid) private pure returns (bytes32 d) {
-        assembly ("memory-safe") {
-            d := mload(add(cid, 36))
-        }
-    }
-
-    function _cid(bytes32 digest, uint8 codec) private pure returns (bytes memory) {
-        return abi.encodePacked(uint8(0x01), codec, uint8(0x12), uint8(0x20), digest);
+        return Fixtures.digest(cid);
     }
 }
