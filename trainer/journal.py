@@ -129,8 +129,12 @@ class Journal:
         return sorted(found, key=lambda t: t.nonce)
 
     def record_tx(self, task_id: int, tx: SentTx, current_round: int) -> None:
-        """Write `tx` durably (before it is sent, and again after each resend or fee bump)."""
-        self._txs[f"{task_id}:{tx.key}"] = tx.to_json()
+        """Write `tx` durably (before it is sent, and again after each resend or fee bump); a
+        poll that changed nothing writes nothing."""
+        key, entry = f"{task_id}:{tx.key}", tx.to_json()
+        if self._txs.get(key) == entry:
+            return
+        self._txs[key] = entry
         self._save(task_id, current_round)
 
     def drop_tx(self, task_id: int, tx: SentTx, current_round: int) -> None:

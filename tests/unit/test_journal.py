@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -154,6 +154,24 @@ def test_transactions_in_flight_survive_a_reopen_until_dropped(tmp_path):
     # check: nonce order, the task's own only, each field as written; the dropped one gone
     assert Journal(path).txs(1) == [_tx("commitScore:3", nonce=9)]
     assert reopened.txs(2) == [_tx("finalize:1", nonce=1)]
+
+
+def test_a_poll_that_changed_nothing_writes_nothing(tmp_path):
+    # prepare: a transaction in flight, journaled
+    path = tmp_path / "j.json"
+    journal = Journal(path)
+    journal.record_tx(1, _tx(), 3)
+    path.write_text("a marker no journal write would leave")
+
+    # act: the same transaction again, as a poll that found it still pending returns it
+    journal.record_tx(1, _tx(), 3)
+    unchanged = path.read_text()
+    bumped = replace(_tx(), max_fee=4_000_000_000, hashes=(*_tx().hashes, "0x" + "ef" * 32))
+    journal.record_tx(1, bumped, 3)
+
+    # check: no write for the unchanged one; the fee bump is durable
+    assert unchanged == "a marker no journal write would leave"
+    assert Journal(path).txs(1) == [bumped]
 
 
 def test_a_version_2_journal_is_read_with_no_transaction_in_flight(tmp_path):
