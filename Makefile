@@ -37,7 +37,7 @@ test-all: install
 	$(VENV)/bin/pytest -q -n 2 --slow --engine anvil tests/integration $(PYTEST_ARGS)
 
 bench: install
-	$(VENV)/bin/derelay bench
+	$(PY) -m bench
 
 artifacts: install
 	$(VENV)/bin/derelay compile

@@ -1,0 +1,1 @@
+"""Benchmarks: speed, gas and scale figures beside their targets. Not part of the installed package."""

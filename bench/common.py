@@ -23,10 +23,10 @@ from web3 import EthereumTesterProvider, Web3
 from web3.middleware import Web3Middleware
 from web3.types import TxReceipt
 
-from trainer.chain import ChainClient, connect
-from trainer.contract import ETHER, DeRelayContract, decoder_for
-from trainer.keys import dev_account
-from trainer.services import RunningService, start_ganache
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.contract import ETHER, DeRelayContract, decoder_for
+from derelay.trainer.keys import dev_account
+from derelay.trainer.services import RunningService, start_ganache
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -41,8 +41,8 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from bench.common import FastSender
-from trainer.chain import ChainClient
-from trainer.contract import (
+from derelay.trainer.chain import ChainClient
+from derelay.trainer.contract import (
     ZERO_ADDRESS,
     DeRelayContract,
     Status,

@@ -30,7 +30,7 @@ from web3.types import TxReceipt
 
 from bench.common import FastSender
 from bench.gas import ETH, _cid, _create_task, _funded_clients, _salt, ballots, expect_path
-from trainer.contract import DeRelayContract, TaskParams, commitment_for
+from derelay.trainer.contract import DeRelayContract, TaskParams, commitment_for
 
 # The operations of issue 13 item 3, with finalize once per verdict path.
 OPERATIONS = (

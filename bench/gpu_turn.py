@@ -14,12 +14,12 @@ import json
 import time
 from pathlib import Path
 
-from trainer.cid import Cid
-from trainer.shards import ShardPlan, relayer_shards
-from trainer.spec import TaskSpec
-from trainer.steps import train_child
-from trainer.store import LocalStore
-from trainer.training import TrainConfig
+from derelay.trainer.cid import Cid
+from derelay.trainer.shards import ShardPlan, relayer_shards
+from derelay.trainer.spec import TaskSpec
+from derelay.trainer.steps import train_child
+from derelay.trainer.store import LocalStore
+from derelay.trainer.training import TrainConfig
 
 
 def main() -> None:

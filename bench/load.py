@@ -3,7 +3,7 @@
 A dev chain (ganache mining a block every second, as `derelay chain` runs it, or anvil with
 `--engine anvil`, mining per transaction or every `--block-time` seconds) carries one DeRelay
 contract and several tasks training a cheap model (logistic regression on the digits set: this
-measures the protocol, not torch). The workers are the real `trainer.worker.Worker`s, each with
+measures the protocol, not torch). The workers are the real `derelay.trainer.worker.Worker`s, each with
 its own funded dev key and journal, dealt round-robin to the tasks (per task: a few validators,
 one pure keeper when there are enough workers, the rest relayers, every other one also a keeper)
 and spread over a few OS processes, one thread per worker, so that transactions from different
@@ -54,8 +54,8 @@ from web3.contract.contract import ContractFunction
 from web3.middleware import Web3Middleware
 
 from bench.common import REPO, machine_info, machine_line, median, table
-from deploy.tasks import load_spec, publish_task
-from trainer.chain import (
+from derelay.deploy.tasks import load_spec, publish_task
+from derelay.trainer.chain import (
     TRANSPORT_ERRORS,
     ChainClient,
     RevertDecoder,
@@ -63,16 +63,16 @@ from trainer.chain import (
     TxStatus,
     connect,
 )
-from trainer.contract import ETHER, DeRelayContract, Phase, Status, decoder_for, load_abi
-from trainer.data import Dataset
-from trainer.errors import ChainError, ConfigError, ContractRevert
-from trainer.journal import Journal
-from trainer.keys import dev_account
-from trainer.services import ENGINES, start_chain, start_ipfs
-from trainer.shards import ShardPlan, relayer_shards, validator_shards
-from trainer.spec import DIGITS_CLASSES, DIGITS_FEATURES, TaskSpec
-from trainer.store import open_store
-from trainer.worker import TRANSIENT_ERRORS, Roles, Worker, WorkerConfig
+from derelay.trainer.contract import ETHER, DeRelayContract, Phase, Status, decoder_for, load_abi
+from derelay.trainer.data import Dataset
+from derelay.trainer.errors import ChainError, ConfigError, ContractRevert
+from derelay.trainer.journal import Journal
+from derelay.trainer.keys import dev_account
+from derelay.trainer.services import ENGINES, start_chain, start_ipfs
+from derelay.trainer.shards import ShardPlan, relayer_shards, validator_shards
+from derelay.trainer.spec import DIGITS_CLASSES, DIGITS_FEATURES, TaskSpec
+from derelay.trainer.store import open_store
+from derelay.trainer.worker import TRANSIENT_ERRORS, Roles, Worker, WorkerConfig
 
 log = logging.getLogger("derelay.load")
 

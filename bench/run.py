@@ -1,4 +1,4 @@
-"""`derelay bench`: every benchmark in one run, as markdown tables and machine-readable JSON.
+"""`python -m bench` (`make bench`): every benchmark in one run, as markdown tables and machine-readable JSON.
 
 Sections (quick / --full):
 - gas: every function's gas per queue size (10 vs 100 / 500 queued) and per number of relayers
@@ -127,8 +127,8 @@ def _json_default(value: object) -> object:
 
 
 def _start_ipfs(work: Path, result: dict[str, Any]) -> Any:
-    from trainer.errors import DeRelayError
-    from trainer.services import start_ipfs
+    from derelay.trainer.errors import DeRelayError
+    from derelay.trainer.services import start_ipfs
 
     try:
         return start_ipfs(work / "ipfs-repo", log_path=work / "ipfs.log")
@@ -286,18 +286,22 @@ def _document(result: dict[str, Any], markdown: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench`: run, print the markdown, and exit non-zero when a section failed."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
-    parser.add_argument("--full", action="store_true")
-    parser.add_argument("--smallest", action="store_true", help="each section's smallest case")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="500 queued, 1000 holders, ganache, IPFS")
+    size.add_argument("--smallest", action="store_true", help="each section's smallest case")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     only = args.only.split(",") if args.only else None
     print(run_bench(args.out, args.full, smallest=args.smallest, only=only))
-
-
-if __name__ == "__main__":
-    main()
+    failed = failures(json.loads((args.out / "bench.json").read_text()))
+    if failed:
+        raise SystemExit(
+            f"error: {len(failed)} bench part(s) failed, first: {failed[0]} "
+            f"(details in {args.out / 'bench.json'})"
+        )

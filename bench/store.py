@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import median, table
-from trainer.cid import CHUNK_SIZE, unixfs_cid
-from trainer.store import ContentStore, KuboStore, LocalStore
+from derelay.trainer.cid import CHUNK_SIZE, unixfs_cid
+from derelay.trainer.store import ContentStore, KuboStore, LocalStore
 
 MB = 1024 * 1024
 ADD_TARGET = 0.5  # add / sha256
@@ -162,7 +162,7 @@ def run(
             row = measure_store(local, size * MB, repeats, plain_dir=base)
             results.append({"store": "LocalStore", **row})
         if start_ipfs_node and ipfs_url is None:
-            from trainer.services import start_ipfs
+            from derelay.trainer.services import start_ipfs
 
             node = start_ipfs(base / "ipfs-repo", log_path=base / "ipfs.log")
             ipfs_url = node.url

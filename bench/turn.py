@@ -2,12 +2,12 @@
 
 A relay is set up as the demo sets it up (a published task, relayers on Dirichlet shards of the
 digits set, validators on held-out shards, a keeper), then each turn is driven by ticking the real
-`trainer.worker.Worker`s: the holder (fetch, verify, load, train, save, add, pin, submit), every
+`derelay.trainer.worker.Worker`s: the holder (fetch, verify, load, train, save, add, pin, submit), every
 validator (fetch, score, commit; then reveal) and the keeper (finalize). Nothing of the worker is
 re-implemented here: the functions it calls are wrapped with `time.perf_counter` timers for the
 duration of the benchmark (the store, the contract bindings and the journal through proxies; the
 training steps, hashing and data commitment by swapping the module attributes the worker and
-`trainer.steps` call), and every JSON-RPC request is timed by a web3 middleware, so a transaction
+`derelay.trainer.steps` call), and every JSON-RPC request is timed by a web3 middleware, so a transaction
 splits into gas estimation (or, for the window-bound ones, a preflight call), sending and waiting
 for the receipt.
 
@@ -47,13 +47,13 @@ from bench.common import (
     time_rpc,
 )
 from bench.gas import ballots, expect_path
-from deploy.tasks import publish_task
-from trainer.cid import Cid
-from trainer.contract import ETHER, Phase, commitment_for
-from trainer.journal import Journal
-from trainer.models import load_weights, save_weights
-from trainer.shards import ShardPlan, relayer_shards, validator_shards
-from trainer.spec import (
+from derelay.deploy.tasks import publish_task
+from derelay.trainer.cid import Cid
+from derelay.trainer.contract import ETHER, Phase, commitment_for
+from derelay.trainer.journal import Journal
+from derelay.trainer.models import load_weights, save_weights
+from derelay.trainer.shards import ShardPlan, relayer_shards, validator_shards
+from derelay.trainer.spec import (
     DIGITS_FEATURES,
     MAX_PARAMS,
     MlpArgs,
@@ -61,8 +61,8 @@ from trainer.spec import (
     TrainHyperparams,
     digits_mlp_spec,
 )
-from trainer.store import ContentStore, KuboStore, LocalStore
-from trainer.worker import Roles, Worker, WorkerConfig
+from derelay.trainer.store import ContentStore, KuboStore, LocalStore
+from derelay.trainer.worker import Roles, Worker, WorkerConfig
 
 RELAYERS = 5
 VALIDATORS = 3
@@ -157,7 +157,7 @@ class _Timed:
 
 
 class _TimedHashlib:
-    """Stands in for the `hashlib` module inside `trainer.cid`: sha256 calls become a phase."""
+    """Stands in for the `hashlib` module inside `derelay.trainer.cid`: sha256 calls become a phase."""
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
@@ -172,15 +172,15 @@ class _TimedHashlib:
 
 # (module, attribute, phase): what the worker calls, timed where it is looked up.
 _PATCHES = [
-    ("trainer.steps", "build_model", "load weights"),
-    ("trainer.steps", "load_weights", "load weights"),
-    ("trainer.steps", "apply_weights", "load weights"),
-    ("trainer.steps", "train", "train"),
-    ("trainer.steps", "evaluate", "evaluate"),
-    ("trainer.steps", "save_weights", "save weights"),
-    ("trainer.worker", "data_commitment", "data commitment"),
-    ("trainer.worker", "score_weights", "score"),
-    ("trainer.worker", "relay_card", "relay card"),
+    ("derelay.trainer.steps", "build_model", "load weights"),
+    ("derelay.trainer.steps", "load_weights", "load weights"),
+    ("derelay.trainer.steps", "apply_weights", "load weights"),
+    ("derelay.trainer.steps", "train", "train"),
+    ("derelay.trainer.steps", "evaluate", "evaluate"),
+    ("derelay.trainer.steps", "save_weights", "save weights"),
+    ("derelay.trainer.worker", "data_commitment", "data commitment"),
+    ("derelay.trainer.worker", "score_weights", "score"),
+    ("derelay.trainer.worker", "relay_card", "relay card"),
 ]
 
 
@@ -194,7 +194,7 @@ def instrumented(recorder: Recorder) -> Iterator[None]:
             original = getattr(module, attr)  # fails loudly if the worker's code was renamed
             saved.append((module, attr, original))
             setattr(module, attr, _wrap(original, recorder, phase))
-        cid_module = importlib.import_module("trainer.cid")
+        cid_module = importlib.import_module("derelay.trainer.cid")
         saved.append((cid_module, "hashlib", cid_module.hashlib))
         cid_module.hashlib = _TimedHashlib(recorder)  # type: ignore[assignment]
         yield
@@ -555,7 +555,7 @@ def bench_relay(
             store = LocalStore(base / "store")
         else:
             if ipfs_url is None:
-                from trainer.services import start_ipfs
+                from derelay.trainer.services import start_ipfs
 
                 node = start_ipfs(base / "ipfs-repo", log_path=base / "ipfs.log")
                 ipfs_url = node.url

@@ -11,8 +11,8 @@ from eth_account import Account
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import EthereumTesterProvider, Web3
 
-from trainer.chain import ChainClient
-from trainer.contract import DeRelayContract, decoder_for
+from derelay.trainer.chain import ChainClient
+from derelay.trainer.contract import DeRelayContract, decoder_for
 
 ETH = 10**18
 # Fixed keys: tests read as prepare, act, check against known addresses.

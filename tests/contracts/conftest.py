@@ -13,10 +13,10 @@ from eth_utils import is_hex_address, keccak, to_checksum_address
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from derelay.trainer.chain import ChainClient
+from derelay.trainer.contract import DeRelayContract, Phase, TaskParams, TaskState, commitment_for
+from derelay.trainer.errors import ContractRevert
 from tests.conftest import Chain
-from trainer.chain import ChainClient
-from trainer.contract import DeRelayContract, Phase, TaskParams, TaskState, commitment_for
-from trainer.errors import ContractRevert
 
 ETH = 10**18
 

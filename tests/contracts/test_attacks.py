@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from web3.types import TxReceipt
 
+from derelay.trainer.chain import ChainClient
+from derelay.trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase, Status
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     ETH,
@@ -38,8 +40,6 @@ from tests.contracts.conftest import (
     seat,
     submit,
 )
-from trainer.chain import ChainClient
-from trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase, Status
 
 FEE = ETH // 100  # validatorFee
 BOUNTY = FEE * 1000 // 10_000  # what finalize pays its caller in a decided review

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy import build
+from derelay.deploy import build
 
 
 def test_recompiling_gives_byte_identical_artifacts():

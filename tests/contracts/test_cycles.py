@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from derelay.trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase, Status
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     ETH,
@@ -20,7 +21,6 @@ from tests.contracts.conftest import (
     play_round,
     seat,
 )
-from trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase, Status
 
 FEE = ETH // 100  # validatorFee
 FINALIZE_BOUNTY = FEE * 1000 // 10_000  # validatorFee * keeperBountyBp / 10000

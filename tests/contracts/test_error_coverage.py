@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from trainer.contract import load_abi
+from derelay.trainer.contract import load_abi
 
 HERE = Path(__file__).resolve().parent
 

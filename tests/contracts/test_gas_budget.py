@@ -19,8 +19,8 @@ from bench.gas import (
     load_baseline,
     scripted_gas,
 )
+from derelay.trainer.contract import FIXED_GAS, finalize_gas
 from tests.conftest import TEST_KEYS
-from trainer.contract import FIXED_GAS, finalize_gas
 
 
 def test_the_budget_replays_with_the_baseline_accounts():

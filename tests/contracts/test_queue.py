@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from derelay.trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     ETH,
@@ -13,7 +14,6 @@ from tests.contracts.conftest import (
     reverts,
     submit,
 )
-from trainer.contract import ZERO_ADDRESS, DeRelayContract, Phase
 
 
 def addr(view: DeRelayContract) -> str:

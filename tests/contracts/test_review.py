@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from web3.types import TxReceipt
 
+from derelay.trainer.contract import ZERO_ADDRESS, Ballot, Phase, Status, TaskState
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     ETH,
@@ -22,7 +23,6 @@ from tests.contracts.conftest import (
     seat,
     submit,
 )
-from trainer.contract import ZERO_ADDRESS, Ballot, Phase, Status, TaskState
 
 
 @pytest.fixture

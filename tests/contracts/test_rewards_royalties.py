@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from derelay.trainer.contract import DeRelayContract, Status
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     ETH,
@@ -21,7 +22,6 @@ from tests.contracts.conftest import (
     reverts,
     seat,
 )
-from trainer.contract import DeRelayContract, Status
 
 ACC = 10**18  # accPerShare scale
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from deploy import build
+from derelay.deploy import build
 
 ROOT = build.ROOT
 TRIAGE_FILE = ROOT / ".slither-triage.json"

@@ -107,20 +107,9 @@ from hypothesis.stateful import (
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from deploy.metrics import Review, paid_in_band, relay_reward, review
-from tests.conftest import CI_FIGURE, TEST_KEYS, Chain
-from tests.contracts.conftest import (
-    DATA_COMMITMENT,
-    META_CID,
-    Actors,
-    cid_of,
-    gas_cost,
-    make_params,
-    make_task,
-    next_tx_at,
-)
-from trainer.chain import ChainClient, RevertDecoder, revert_data
-from trainer.contract import (
+from derelay.lab.metrics import Review, paid_in_band, relay_reward, review
+from derelay.trainer.chain import ChainClient, RevertDecoder, revert_data
+from derelay.trainer.contract import (
     ZERO_ADDRESS,
     AccountState,
     Ballot,
@@ -132,7 +121,18 @@ from trainer.contract import (
     commitment_for,
     decoder_for,
 )
-from trainer.errors import ContractRevert
+from derelay.trainer.errors import ContractRevert
+from tests.conftest import CI_FIGURE, TEST_KEYS, Chain
+from tests.contracts.conftest import (
+    DATA_COMMITMENT,
+    META_CID,
+    Actors,
+    cid_of,
+    gas_cost,
+    make_params,
+    make_task,
+    next_tx_at,
+)
 
 ETH = 10**18
 BP = 10_000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from derelay.trainer.contract import Phase, Status
+from derelay.trainer.errors import ChainError
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     DATA_COMMITMENT,
@@ -20,8 +22,6 @@ from tests.contracts.conftest import (
     simulate,
     submit,
 )
-from trainer.contract import Phase, Status
-from trainer.errors import ChainError
 
 GENESIS = digest_of(cid_of("genesis"))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from derelay.trainer.contract import Phase, Status
+from derelay.trainer.errors import ChainError, ContractRevert
 from tests.contracts.conftest import (
     ETH,
     Actors,
@@ -14,8 +16,6 @@ from tests.contracts.conftest import (
     reverts,
     simulate,
 )
-from trainer.contract import Phase, Status
-from trainer.errors import ChainError, ContractRevert
 
 DAY = 24 * 3600
 MAX_WINDOW = 30 * DAY

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from derelay.trainer.contract import (
+    ZERO_ADDRESS,
+    Ballot,
+    DeRelayContract,
+    Phase,
+    Status,
+    commitment_for,
+)
+from derelay.trainer.errors import ChainError
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     ETH,
@@ -21,8 +30,6 @@ from tests.contracts.conftest import (
     seat,
     submit,
 )
-from trainer.contract import ZERO_ADDRESS, Ballot, DeRelayContract, Phase, Status, commitment_for
-from trainer.errors import ChainError
 
 
 def addr(view: DeRelayContract) -> str:

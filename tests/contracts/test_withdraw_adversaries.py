@@ -7,6 +7,9 @@ import json
 
 import pytest
 
+from derelay.trainer.chain import ChainClient
+from derelay.trainer.contract import ARTIFACTS_DIR, DeRelayContract, Phase, Status, commitment_for
+from derelay.trainer.errors import ChainError
 from tests.conftest import Chain
 from tests.contracts.conftest import (
     ETH,
@@ -27,9 +30,6 @@ from tests.contracts.conftest import (
     seat,
     submit,
 )
-from trainer.chain import ChainClient
-from trainer.contract import ARTIFACTS_DIR, DeRelayContract, Phase, Status, commitment_for
-from trainer.errors import ChainError
 
 
 def addr(view: DeRelayContract) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from trainer.services import RunningService, start_anvil, start_ganache, start_ipfs
+from derelay.trainer.services import RunningService, start_anvil, start_ganache, start_ipfs
 
 
 @pytest.fixture(scope="session")

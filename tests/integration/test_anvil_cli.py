@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from trainer.chain import connect, observed_block_time
-from trainer.keys import dev_account
-from trainer.services import free_port
+from derelay.trainer.chain import connect, observed_block_time
+from derelay.trainer.keys import dev_account
+from derelay.trainer.services import free_port
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")

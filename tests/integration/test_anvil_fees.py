@@ -11,16 +11,16 @@ from dataclasses import replace
 
 import pytest
 
-from deploy.tasks import publish_task
-from trainer.chain import GWEI, ChainClient, connect
-from trainer.contract import DeRelayContract, Phase, decoder_for
-from trainer.journal import Journal
-from trainer.keys import dev_account
-from trainer.services import RunningService, start_anvil
-from trainer.shards import ShardPlan, relayer_shards
-from trainer.spec import digits_mlp_spec
-from trainer.store import LocalStore
-from trainer.worker import Roles, Worker, WorkerConfig
+from derelay.deploy.tasks import publish_task
+from derelay.trainer.chain import GWEI, ChainClient, connect
+from derelay.trainer.contract import DeRelayContract, Phase, decoder_for
+from derelay.trainer.journal import Journal
+from derelay.trainer.keys import dev_account
+from derelay.trainer.services import RunningService, start_anvil
+from derelay.trainer.shards import ShardPlan, relayer_shards
+from derelay.trainer.spec import digits_mlp_spec
+from derelay.trainer.store import LocalStore
+from derelay.trainer.worker import Roles, Worker, WorkerConfig
 
 pytestmark = pytest.mark.integration
 ETH = 10**18

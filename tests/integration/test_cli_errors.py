@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.chain import chain_id, connect
-from trainer.keys import create_keystore
-from trainer.services import free_port, start_ganache
+from derelay.trainer.chain import chain_id, connect
+from derelay.trainer.keys import create_keystore
+from derelay.trainer.services import free_port, start_ganache
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")

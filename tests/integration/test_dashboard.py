@@ -28,13 +28,12 @@ import pytest
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import EthereumTesterProvider, Web3
 
-from deploy.cli import lineage_rows, render_lineage, status_lines
-from deploy.dashboard import open_dashboard, serve_dashboard
-from deploy.deployer import deploy_contract
-from deploy.payouts import task_payouts
-from trainer.chain import ChainClient, connect
-from trainer.cid import Cid
-from trainer.contract import (
+from derelay.cli.main import lineage_rows, render_lineage, status_lines
+from derelay.dashboard.server import open_dashboard, serve_dashboard
+from derelay.deploy.deployer import deploy_contract
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.cid import Cid
+from derelay.trainer.contract import (
     ETHER,
     DeRelayContract,
     Status,
@@ -42,8 +41,9 @@ from trainer.contract import (
     commitment_for,
     decoder_for,
 )
-from trainer.errors import ConfigError
-from trainer.keys import dev_account
+from derelay.trainer.errors import ConfigError
+from derelay.trainer.keys import dev_account
+from derelay.trainer.payouts import task_payouts
 
 pytestmark = pytest.mark.integration
 

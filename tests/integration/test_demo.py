@@ -9,7 +9,7 @@ import json
 import matplotlib.image as mpimg
 import numpy as np
 
-from deploy.demo import RELAYERS, run_demo
+from derelay.lab.demo import RELAYERS, run_demo
 
 ROUNDS = 8
 

@@ -8,10 +8,17 @@ import os
 
 import pytest
 
-from deploy.deployer import deploy_contract, load_deployment
-from trainer.chain import ChainClient, connect
-from trainer.contract import DeRelayContract, Phase, Status, TaskParams, commitment_for, decoder_for
-from trainer.keys import dev_account
+from derelay.deploy.deployer import deploy_contract, load_deployment
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.contract import (
+    DeRelayContract,
+    Phase,
+    Status,
+    TaskParams,
+    commitment_for,
+    decoder_for,
+)
+from derelay.trainer.keys import dev_account
 
 pytestmark = pytest.mark.integration
 ETH = 10**18

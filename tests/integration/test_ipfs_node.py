@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from derelay.trainer.cid import CHUNK_SIZE, unixfs_cid
+from derelay.trainer.errors import CidError, StoreError
+from derelay.trainer.services import RunningService, free_port, start_ganache, start_ipfs
+from derelay.trainer.store import KuboStore, LocalStore
 from tests.unit.test_cid_store import SIZES, VECTORS, data_of
-from trainer.cid import CHUNK_SIZE, unixfs_cid
-from trainer.errors import CidError, StoreError
-from trainer.services import RunningService, free_port, start_ganache, start_ipfs
-from trainer.store import KuboStore, LocalStore
 
 pytestmark = pytest.mark.integration
 

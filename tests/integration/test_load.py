@@ -8,9 +8,9 @@ import json
 import pytest
 
 from bench.load import LoadConfig, render, run_load
-from trainer.chain import ChainClient, connect
-from trainer.contract import DeRelayContract, decoder_for
-from trainer.keys import dev_account
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.contract import DeRelayContract, decoder_for
+from derelay.trainer.keys import dev_account
 
 pytestmark = pytest.mark.integration
 

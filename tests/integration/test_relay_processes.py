@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from trainer.chain import ChainClient, connect
-from trainer.cid import Cid
-from trainer.contract import DeRelayContract, Status, decoder_for
-from trainer.keys import dev_account
-from trainer.store import open_store
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.cid import Cid
+from derelay.trainer.contract import DeRelayContract, Status, decoder_for
+from derelay.trainer.keys import dev_account
+from derelay.trainer.store import open_store
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")

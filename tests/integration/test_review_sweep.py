@@ -1,4 +1,4 @@
-"""The review sweep (deploy.review_sweep): its off-chain mirror of the v2 review decides as the
+"""The review sweep (derelay.lab.review_sweep): its off-chain mirror of the v2 review decides as the
 contract does, matches the chain turn by turn, and its report judges the issue's targets."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from deploy.review_sweep import (
+from derelay.lab.review_sweep import (
     TARGETS,
     CellResult,
     Lab,
@@ -20,8 +20,8 @@ from deploy.review_sweep import (
     rank,
     scenario_config,
 )
-from deploy.simulate import SimConfig
-from trainer.spec import digits_mlp_spec
+from derelay.lab.simulate import SimConfig
+from derelay.trainer.spec import digits_mlp_spec
 
 PARAMS = {"slash_band": 1500, "advance_band": 500, "min_gain": 50}
 
@@ -112,7 +112,7 @@ def test_sweep_writes_the_report_with_the_targets_table(tmp_path):
     ])  # fmt: skip
 
     report = (tmp_path / "review.md").read_text()
-    assert "python -m deploy.review_sweep --out" in report
+    assert "python -m derelay.lab.review_sweep --out" in report
     assert "## Best: slash_band=3000,advance_band=340,min_gain=170 (the current defaults)" in report
     assert "| 3 | 0.5 |" in report and "subtle: head loss per turn" in report
     assert (tmp_path / "sweep.json").exists()

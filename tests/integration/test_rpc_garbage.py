@@ -3,7 +3,7 @@ objects, huge bodies, HTTP errors, hang-ups, slow replies. Chain reads, transact
 worker's tick raise ChainError in one clear line (transient for the worker: it tries again next
 tick), never another exception, and the worker's journal stays valid.
 
-The node is `bench.fuzz.GarbageNode`, on 127.0.0.1 in a thread: it answers like a plain node (or
+The node is `tests.support.fuzz.GarbageNode`, on 127.0.0.1 in a thread: it answers like a plain node (or
 forwards to ganache) until told which replies to spoil, and is shut down after each test.
 """
 
@@ -18,17 +18,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
-from bench import fuzz
-from deploy.tasks import publish_task
-from trainer.chain import BoundedHTTPProvider, ChainClient, TxOptions, connect
-from trainer.contract import DeRelayContract, Phase, Status, TaskState, decoder_for
-from trainer.errors import ChainError
-from trainer.journal import BallotEntry, Journal
-from trainer.keys import dev_account
-from trainer.shards import ShardPlan, relayer_shards, validator_shards
-from trainer.spec import digits_mlp_spec
-from trainer.store import LocalStore
-from trainer.worker import Roles, Worker, WorkerConfig
+from derelay.deploy.tasks import publish_task
+from derelay.trainer.chain import BoundedHTTPProvider, ChainClient, TxOptions, connect
+from derelay.trainer.contract import DeRelayContract, Phase, Status, TaskState, decoder_for
+from derelay.trainer.errors import ChainError
+from derelay.trainer.journal import BallotEntry, Journal
+from derelay.trainer.keys import dev_account
+from derelay.trainer.shards import ShardPlan, relayer_shards, validator_shards
+from derelay.trainer.spec import digits_mlp_spec
+from derelay.trainer.store import LocalStore
+from derelay.trainer.worker import Roles, Worker, WorkerConfig
+from tests.support import fuzz
 
 pytestmark = pytest.mark.integration
 ETH = 10**18

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from trainer.chain import ChainClient, connect
-from trainer.contract import DeRelayContract, Phase, decoder_for
-from trainer.keys import KEY_ENV, PASSWORD_ENV, create_keystore, dev_account
-from trainer.store import KuboStore
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.contract import DeRelayContract, Phase, decoder_for
+from derelay.trainer.keys import KEY_ENV, PASSWORD_ENV, create_keystore, dev_account
+from derelay.trainer.store import KuboStore
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from trainer.chain import ChainClient, connect
-from trainer.contract import DeRelayContract, decoder_for
-from trainer.keys import dev_account
-from trainer.services import free_port, start_ganache, start_ipfs
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.contract import DeRelayContract, decoder_for
+from derelay.trainer.keys import dev_account
+from derelay.trainer.services import free_port, start_ganache, start_ipfs
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")

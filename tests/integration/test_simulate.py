@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from matplotlib import image as mpimage
 
-from deploy.metrics import BP, relay_reward, review
-from deploy.simulate import RoundRow, SeedResult, SimConfig, simulate
+from derelay.lab.metrics import BP, relay_reward, review
+from derelay.lab.simulate import RoundRow, SeedResult, SimConfig, simulate
 
 SMALL = SimConfig(
     honest=3,
@@ -318,8 +318,8 @@ def test_walker_sybils_hold_consecutive_turns_and_stay_within_the_band(tmp_path)
 @pytest.fixture(scope="module")
 def trained() -> tuple[object, object, bytes]:
     """The digits spec, its dealt data, and a head trained for 12 honest turns."""
-    from deploy.simulate import deal_data, genesis_of, make_child
-    from trainer.spec import digits_mlp_spec
+    from derelay.lab.simulate import deal_data, genesis_of, make_child
+    from derelay.trainer.spec import digits_mlp_spec
 
     spec = digits_mlp_spec()
     config = SimConfig(alpha=None)
@@ -333,9 +333,9 @@ def trained() -> tuple[object, object, bytes]:
 
 
 def test_a_reencoded_champion_is_the_same_model_under_another_cid(trained):
-    from deploy.adversaries import reencode
-    from trainer.cid import unixfs_cid
-    from trainer.models import load_weights
+    from derelay.lab.adversaries import reencode
+    from derelay.trainer.cid import unixfs_cid
+    from derelay.trainer.models import load_weights
 
     spec, _, head = trained
 
@@ -349,13 +349,13 @@ def test_a_reencoded_champion_is_the_same_model_under_another_cid(trained):
 def test_adaptive_children_land_on_their_aim_by_their_own_estimate(trained):
     """Each adversary's child meets its aim on its own held-out data; the subtle one holds real
     poison (not the head), and the targeted one costs its source class more than the rest."""
-    from deploy.adversaries import (
+    from derelay.lab.adversaries import (
         class_recall,
         make_adversary_child,
         split_own_data,
         target_pair,
     )
-    from trainer.steps import score_weights
+    from derelay.trainer.steps import score_weights
 
     spec, deal, head = trained
     train_part, estimate = split_own_data(deal.shards[6], 0.5, 0)
@@ -390,7 +390,7 @@ def test_adaptive_children_land_on_their_aim_by_their_own_estimate(trained):
 
 
 def test_cli_runs_a_tiny_simulation_from_toml(tmp_path):
-    from deploy.cli import cli
+    from derelay.cli.main import cli
 
     config = tmp_path / "sim.toml"
     config.write_text(

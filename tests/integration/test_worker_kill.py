@@ -22,17 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from deploy.tasks import publish_task
+from derelay.deploy.tasks import publish_task
+from derelay.trainer.chain import ChainClient, connect
+from derelay.trainer.cid import Cid
+from derelay.trainer.contract import DeRelayContract, Status, decoder_for
+from derelay.trainer.journal import Journal
+from derelay.trainer.keys import dev_account
+from derelay.trainer.models import load_weights
+from derelay.trainer.services import RunningService
+from derelay.trainer.spec import digits_mlp_spec
+from derelay.trainer.store import KuboStore
 from tests.conftest import CI_FIGURE
-from trainer.chain import ChainClient, connect
-from trainer.cid import Cid
-from trainer.contract import DeRelayContract, Status, decoder_for
-from trainer.journal import Journal
-from trainer.keys import dev_account
-from trainer.models import load_weights
-from trainer.services import RunningService
-from trainer.spec import digits_mlp_spec
-from trainer.store import KuboStore
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from bench.common import FastSender, Recorder, embedded_chain, machine_info, ms, table
-from trainer.contract import ETHER, TaskParams
+from derelay.trainer.contract import ETHER, TaskParams
 
 
 def test_table_renders_markdown_with_alignment():

@@ -8,8 +8,8 @@ import pytest
 from eth_utils import keccak
 
 from bench.gas import PATHS, ballots, expect_path
-from deploy.metrics import paid_in_band, review
-from trainer.contract import ETHER, TaskParams, commitment_for, finalize_gas
+from derelay.lab.metrics import paid_in_band, review
+from derelay.trainer.contract import ETHER, TaskParams, commitment_for, finalize_gas
 
 PARAMS = TaskParams(
     spec_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(32)),

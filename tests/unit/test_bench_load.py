@@ -9,7 +9,7 @@ from dataclasses import asdict
 import pytest
 
 from bench.load import LoadConfig, WorkerPlan, plan_workers
-from trainer.errors import ConfigError
+from derelay.trainer.errors import ConfigError
 
 
 def test_fifty_workers_are_dealt_evenly_with_every_role_in_every_task():

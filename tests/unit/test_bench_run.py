@@ -47,7 +47,7 @@ def test_unknown_sections_and_two_sizes_are_refused(tmp_path):
 
 
 def test_every_section_runs_on_its_smallest_case(tmp_path):
-    # act: `derelay bench` as a user runs it, each section on its smallest case
+    # act: `python -m bench` as a user runs it, each section on its smallest case
     text = run.run_bench(tmp_path, smallest=True, echo=lambda line: None)
 
     # check: no section or case failed, and each one measured what it names

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.store import ADD_TARGET, TARGET, _variant, measure_store, render
-from trainer.cid import CHUNK_SIZE, unixfs_cid
-from trainer.store import LocalStore
+from derelay.trainer.cid import CHUNK_SIZE, unixfs_cid
+from derelay.trainer.store import LocalStore
 
 
 def test_variants_differ_in_every_chunk_and_keep_their_size():

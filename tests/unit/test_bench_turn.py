@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import trainer.cid
-import trainer.steps
-import trainer.worker
+import derelay.trainer.cid
+import derelay.trainer.steps
+import derelay.trainer.worker
 from bench.turn import (
     BenchRelay,
     Recorder,
@@ -17,7 +17,7 @@ from bench.turn import (
     params_of,
     summarize,
 )
-from trainer.spec import MAX_PARAMS, MlpArgs
+from derelay.trainer.spec import MAX_PARAMS, MlpArgs
 
 
 def test_the_big_model_is_the_largest_mlp_the_spec_allows():
@@ -33,12 +33,20 @@ def _params_for(width: int) -> int:
 
 
 def test_instrumentation_is_undone():
-    before = (trainer.steps.train, trainer.worker.score_weights, trainer.cid.hashlib)
+    before = (
+        derelay.trainer.steps.train,
+        derelay.trainer.worker.score_weights,
+        derelay.trainer.cid.hashlib,
+    )
     rec = Recorder()
     with instrumented(rec):
-        assert trainer.steps.train is not before[0]
-        trainer.cid.Cid.of(0x55, b"x")
-    assert (trainer.steps.train, trainer.worker.score_weights, trainer.cid.hashlib) == before
+        assert derelay.trainer.steps.train is not before[0]
+        derelay.trainer.cid.Cid.of(0x55, b"x")
+    assert (
+        derelay.trainer.steps.train,
+        derelay.trainer.worker.score_weights,
+        derelay.trainer.cid.hashlib,
+    ) == before
     assert "sha256" in rec.take()
 
 

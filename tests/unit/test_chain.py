@@ -13,8 +13,7 @@ from eth_utils import function_signature_to_4byte_selector, keccak
 from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 
-from bench.fuzz import ADDRESS, GarbageNode, Reply, as_reply
-from trainer.chain import (
+from derelay.trainer.chain import (
     GWEI,
     ChainClient,
     RevertDecoder,
@@ -25,8 +24,9 @@ from trainer.chain import (
     quantity,
     revert_data,
 )
-from trainer.contract import TaskParams, load_abi
-from trainer.errors import ChainError, ContractRevert
+from derelay.trainer.contract import TaskParams, load_abi
+from derelay.trainer.errors import ChainError, ContractRevert
+from tests.support.fuzz import ADDRESS, GarbageNode, Reply, as_reply
 
 
 def _free_port() -> int:

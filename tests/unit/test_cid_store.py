@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.cid import (
+from derelay.trainer.cid import (
     CHUNK_SIZE,
     DAG_PB,
     MAX_LINKS,
@@ -27,8 +27,8 @@ from trainer.cid import (
     unixfs_cid,
     unixfs_dag,
 )
-from trainer.errors import CidError, ConfigError, StoreError
-from trainer.store import _PARALLEL_LEAVES, KuboStore, LocalStore
+from derelay.trainer.errors import CidError, ConfigError, StoreError
+from derelay.trainer.store import _PARALLEL_LEAVES, KuboStore, LocalStore
 
 C = CHUNK_SIZE
 SIZES = [0, 1, C - 1, C, C + 1, 174 * C, 174 * C + 1, 175 * C + 7]

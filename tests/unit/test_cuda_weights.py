@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.cid import unixfs_cid
-from trainer.models import init_weights, load_weights, save_weights
-from trainer.shards import ShardPlan, validator_shards
-from trainer.spec import digits_mlp_spec
-from trainer.steps import score_weights
+from derelay.trainer.cid import unixfs_cid
+from derelay.trainer.models import init_weights, load_weights, save_weights
+from derelay.trainer.shards import ShardPlan, validator_shards
+from derelay.trainer.spec import digits_mlp_spec
+from derelay.trainer.steps import score_weights
 
 CHILD = Path(__file__).parent / "data" / "h200_cuda_child.safetensors"
 CID_ON_THE_GPU_MACHINE = "bafkreicjzjhawzmsqb47jjrw2ti5nwft5ljjzj5tkehantkihdzebvcx6y"

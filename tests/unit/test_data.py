@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.data import (
+from derelay.trainer.data import (
     Dataset,
     data_commitment,
     load_dataset,
@@ -12,8 +12,8 @@ from trainer.data import (
     sample_hashes,
     split_holdout,
 )
-from trainer.errors import ConfigError, DataError
-from trainer.spec import SyntheticArgs, TaskSpec, digits_mlp_spec
+from derelay.trainer.errors import ConfigError, DataError
+from derelay.trainer.spec import SyntheticArgs, TaskSpec, digits_mlp_spec
 
 
 def _npz_spec(shape: tuple[int, ...] = (4,), classes: int = 3) -> TaskSpec:
@@ -174,11 +174,11 @@ def test_dirichlet_skews_labels_and_alpha_controls_it():
 
 
 def test_dirichlet_rebalances_when_redraws_cannot_fill_every_part(monkeypatch):
-    import trainer.data
+    import derelay.trainer.data
 
     calls = []
-    fill = trainer.data._fill_empty
-    monkeypatch.setattr(trainer.data, "_fill_empty", lambda *a: calls.append(1) or fill(*a))
+    fill = derelay.trainer.data._fill_empty
+    monkeypatch.setattr(derelay.trainer.data, "_fill_empty", lambda *a: calls.append(1) or fill(*a))
     y = np.zeros(30, dtype=np.int64)  # one class, tiny alpha: nearly all samples land in one part
     parts = partition(y, 25, "dirichlet", alpha=1e-3, seed=0)
     _check_parts(parts, 30, 25)

@@ -8,9 +8,9 @@ from dataclasses import asdict
 
 import pytest
 
-from deploy.deployer import Deployment, load_deployment, write_deployment
-from trainer.chain import chain_id
-from trainer.errors import DeploymentError
+from derelay.deploy.deployer import Deployment, load_deployment, write_deployment
+from derelay.trainer.chain import chain_id
+from derelay.trainer.errors import DeploymentError
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import fuzz
 from tests.conftest import CI_FIGURE
+from tests.support import fuzz
 
 CASES = 2000
 
@@ -63,7 +63,8 @@ def test_a_crash_report_says_how_to_replay_it():
     # check: the crash, then the command that runs the same cases of the same targets
     assert "- rpc case 1: AssertionError: the journal changed" in text
     assert (
-        text.splitlines()[-1] == "replay: python -m bench.fuzz --cases 3 --seed 42 --only spec,rpc"
+        text.splitlines()[-1]
+        == "replay: python -m tests.support.fuzz --cases 3 --seed 42 --only spec,rpc"
     )
 
 
@@ -72,4 +73,4 @@ def test_a_replay_of_every_target_names_none():
     command = fuzz.replay_command(list(fuzz.TARGETS), 2000, 7)
 
     # check: the command line's default is every target
-    assert command == "python -m bench.fuzz --cases 2000 --seed 7"
+    assert command == "python -m tests.support.fuzz --cases 2000 --seed 7"

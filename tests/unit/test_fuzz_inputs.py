@@ -2,7 +2,7 @@
 one clear line; nothing else escapes.
 
 The cases come from the generators of the campaign (bench/fuzz.py), drawn by Hypothesis with a
-fixed seed, so every run tries the same cases; `python -m bench.fuzz` runs thousands more.
+fixed seed, so every run tries the same cases; `python -m tests.support.fuzz` runs thousands more.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import fuzz
+from tests.support import fuzz
 
 FUZZ = settings(
     max_examples=150,

@@ -7,9 +7,9 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from trainer.chain import SentTx
-from trainer.errors import JournalError
-from trainer.journal import JOURNAL_VERSION, BallotEntry, Journal, TurnEntry
+from derelay.trainer.chain import SentTx
+from derelay.trainer.errors import JournalError
+from derelay.trainer.journal import JOURNAL_VERSION, BallotEntry, Journal, TurnEntry
 
 
 def _turn(round_: int, phase: str = "trained") -> TurnEntry:

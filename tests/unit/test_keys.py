@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.errors import KeyStoreError
-from trainer.keys import KEY_ENV, PASSWORD_ENV, create_keystore, dev_account, load_account
+from derelay.trainer.errors import KeyStoreError
+from derelay.trainer.keys import KEY_ENV, PASSWORD_ENV, create_keystore, dev_account, load_account
 
 GANACHE_ACCOUNT_0 = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1"
 

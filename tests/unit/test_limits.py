@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.fuzz import GarbageNode, cli_env, run_cli
-from deploy.tasks import load_spec, read_spec_file
-from trainer.data import Dataset
-from trainer.errors import ConfigError, SpecError, StoreError
-from trainer.limits import DEFAULT_LIMITS, MAX_JSON_DEPTH, Limits, loads_json, parse_size
-from trainer.models import init_weights, save_weights
-from trainer.spec import digits_mlp_spec
-from trainer.steps import score_weights
-from trainer.store import LocalStore
-from trainer.worker import WorkerConfig
+from derelay.deploy.tasks import load_spec, read_spec_file
+from derelay.trainer.data import Dataset
+from derelay.trainer.errors import ConfigError, SpecError, StoreError
+from derelay.trainer.limits import DEFAULT_LIMITS, MAX_JSON_DEPTH, Limits, loads_json, parse_size
+from derelay.trainer.models import init_weights, save_weights
+from derelay.trainer.spec import digits_mlp_spec
+from derelay.trainer.steps import score_weights
+from derelay.trainer.store import LocalStore
+from derelay.trainer.worker import WorkerConfig
+from tests.support.fuzz import GarbageNode, cli_env, run_cli
 
 
 @pytest.mark.parametrize(

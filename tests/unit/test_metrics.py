@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from deploy.metrics import (
+from derelay.lab.metrics import (
     Profit,
     Review,
     RoyaltyBook,

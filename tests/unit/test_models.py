@@ -8,8 +8,8 @@ import safetensors
 import safetensors.torch
 import torch
 
-from trainer.errors import WeightsError
-from trainer.models import (
+from derelay.trainer.errors import WeightsError
+from derelay.trainer.models import (
     WEIGHTS_FORMAT,
     apply_weights,
     build_model,
@@ -17,7 +17,7 @@ from trainer.models import (
     load_weights,
     save_weights,
 )
-from trainer.spec import CnnArgs, MlpArgs, TaskSpec, digits_mlp_spec
+from derelay.trainer.spec import CnnArgs, MlpArgs, TaskSpec, digits_mlp_spec
 
 SPECS = {
     "logreg": TaskSpec(arch="logreg", input_shape=(64,), num_classes=10, dataset="digits"),

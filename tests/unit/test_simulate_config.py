@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from deploy.simulate import DEFAULT_SEED, SimConfig
-from trainer.contract import ETHER
-from trainer.errors import ConfigError
+from derelay.lab.simulate import DEFAULT_SEED, SimConfig
+from derelay.trainer.contract import ETHER
+from derelay.trainer.errors import ConfigError
 
 
 def test_defaults_are_frozen_and_seeded():

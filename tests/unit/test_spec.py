@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from trainer.errors import SpecError
-from trainer.limits import DEFAULT_LIMITS
-from trainer.spec import (
+from derelay.trainer.errors import SpecError
+from derelay.trainer.limits import DEFAULT_LIMITS
+from derelay.trainer.spec import (
     CnnArgs,
     MlpArgs,
     NoArgs,

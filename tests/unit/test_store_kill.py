@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.cid import CHUNK_SIZE, Cid, unixfs_cid
-from trainer.errors import CidError, StoreError
-from trainer.store import LocalStore
+from derelay.trainer.cid import CHUNK_SIZE, Cid, unixfs_cid
+from derelay.trainer.errors import CidError, StoreError
+from derelay.trainer.store import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
 LEAVES = 48
@@ -24,7 +24,7 @@ SIZE = LEAVES * CHUNK_SIZE + 1000  # 49 leaves and one root node: 50 blocks
 SEED = 14
 CHILD = """
 import random, sys
-from trainer.store import LocalStore
+from derelay.trainer.store import LocalStore
 store = LocalStore(sys.argv[1])
 data = random.Random(int(sys.argv[3])).randbytes(int(sys.argv[2]))
 print("adding", flush=True)

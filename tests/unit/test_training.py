@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.data import load_dataset, split_holdout
-from trainer.errors import ConfigError, DataError
-from trainer.models import init_weights, save_weights
-from trainer.spec import CnnArgs, TaskSpec, digits_mlp_spec
-from trainer.training import TrainConfig, evaluate, resolve_device, train
+from derelay.trainer.data import load_dataset, split_holdout
+from derelay.trainer.errors import ConfigError, DataError
+from derelay.trainer.models import init_weights, save_weights
+from derelay.trainer.spec import CnnArgs, TaskSpec, digits_mlp_spec
+from derelay.trainer.training import TrainConfig, evaluate, resolve_device, train
 
 SPEC = digits_mlp_spec()
 

@@ -15,18 +15,18 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.tasks import publish_task
-from trainer import steps
-from trainer.chain import ChainClient, TxOptions
-from trainer.cid import Cid
-from trainer.contract import DeRelayContract, Phase, Status, commitment_for
-from trainer.errors import CidError
-from trainer.journal import Journal
-from trainer.models import init_weights, save_weights
-from trainer.shards import ShardPlan, relayer_shards, validator_shards
-from trainer.spec import digits_mlp_spec
-from trainer.store import LocalStore
-from trainer.worker import Roles, Worker, WorkerConfig
+from derelay.deploy.tasks import publish_task
+from derelay.trainer import steps
+from derelay.trainer.chain import ChainClient, TxOptions
+from derelay.trainer.cid import Cid
+from derelay.trainer.contract import DeRelayContract, Phase, Status, commitment_for
+from derelay.trainer.errors import CidError
+from derelay.trainer.journal import Journal
+from derelay.trainer.models import init_weights, save_weights
+from derelay.trainer.shards import ShardPlan, relayer_shards, validator_shards
+from derelay.trainer.spec import digits_mlp_spec
+from derelay.trainer.store import LocalStore
+from derelay.trainer.worker import Roles, Worker, WorkerConfig
 
 ETH = 10**18
 RELAYER = Roles(relayer=True, validator=False, keeper=False)
@@ -98,7 +98,9 @@ def test_a_restarted_relayer_reuses_its_pinned_child(setup, monkeypatch):
     assert pinned is not None and setup.store.has(Cid.parse(pinned.child_cid))
 
     # act: restart; training again would be a bug
-    monkeypatch.setattr("trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(
+        "derelay.trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained")
+    )
     restarted = setup.worker(1, RELAYER)
     restarted.tick()
 
@@ -199,7 +201,9 @@ def test_a_validator_commits_paired_scores_and_reveals_them_after_a_restart(setu
     # act: restart and commit (scoring again would be a bug: the salt and scores are journaled),
     # then restart once more after the commit window and reveal
     other.tick()
-    monkeypatch.setattr("trainer.worker.score_weights", lambda *a, **k: pytest.fail("rescored"))
+    monkeypatch.setattr(
+        "derelay.trainer.worker.score_weights", lambda *a, **k: pytest.fail("rescored")
+    )
     setup.worker(5, VALIDATOR).tick()
     setup.past_commit_end()
     restarted = setup.worker(5, VALIDATOR)
@@ -256,7 +260,9 @@ def test_a_relayer_whose_review_was_void_submits_the_same_child_again(setup, mon
     assert (setup.state().round, setup.state().holder) == (2, setup.clients[1].address)
 
     # act: the holder's next tick, with training forbidden
-    monkeypatch.setattr("trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(
+        "derelay.trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained")
+    )
     actions = relayer.tick()
     second.tick()  # not its turn: nothing
 
@@ -487,7 +493,9 @@ def test_a_submission_a_reorg_took_back_is_sent_again_in_its_turn(setup, monkeyp
     assert _submissions(setup) == []
 
     # act: the next tick; training again would be a bug
-    monkeypatch.setattr("trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(
+        "derelay.trainer.worker.train_child", lambda *a, **k: pytest.fail("retrained")
+    )
     actions = relayer.tick()
 
     # check: the same child is under review, submitted once
@@ -509,7 +517,9 @@ def test_a_commitment_and_a_reveal_a_reorg_took_back_are_sent_again_unchanged(se
     ballot = validator.journal.ballot(setup.task, 1)
     assert ballot.phase == "committed"
     setup.chain.tester.revert_to_snapshot(before_commit)
-    monkeypatch.setattr("trainer.worker.score_weights", lambda *a, **k: pytest.fail("rescored"))
+    monkeypatch.setattr(
+        "derelay.trainer.worker.score_weights", lambda *a, **k: pytest.fail("rescored")
+    )
 
     # act: a tick in the commit window, then one in the reveal window whose reveal is undone too
     validator.tick()

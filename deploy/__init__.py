@@ -1,1 +1,0 @@
-"""DeRelayL administration: compiling, deploying, task administration and payout queries."""

@@ -1,0 +1,1 @@
+"""Compiling the contracts, deploying them and publishing tasks."""

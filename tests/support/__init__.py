@@ -1,0 +1,1 @@
+"""Test support shared by the suites: fuzz generators, garbage RPC nodes."""
