@@ -1,6 +1,5 @@
 """What the benchmarks share: the machine they ran on, markdown tables, the chains they run on
-(the embedded eth-tester chain and ganache), a phase timer, and scripted transactions that skip
-gas estimation (for fast-forwarding a relay to a given round; measured turns never use them)."""
+(the embedded chain of `derelay.lab.harness` and ganache) and a phase timer."""
 
 from __future__ import annotations
 
@@ -17,14 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-from eth_tester import EthereumTester, PyEVMBackend
-from web3 import EthereumTesterProvider, Web3
+from web3 import Web3
 from web3.middleware import Web3Middleware
-from web3.types import TxReceipt
 
+from derelay.lab.harness import clients_for, start_relay
 from derelay.trainer.chain import ChainClient, connect
-from derelay.trainer.contract import ETHER, DeRelayContract, decoder_for
+from derelay.trainer.contract import DeRelayContract
 from derelay.trainer.keys import dev_account
 from derelay.trainer.services import RunningService, start_ganache
 
@@ -213,22 +210,9 @@ class BenchChain:
 
 def embedded_chain(accounts: int, ether_each: int = 1_000) -> BenchChain:
     """The in-process eth-tester chain (py-evm), `accounts` dev accounts funded, DeRelay deployed."""
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    funder = tester.get_accounts()[0]
-    keys = [dev_account(i) for i in range(accounts)]
-    for account in keys:
-        tester.send_transaction(
-            {"from": funder, "to": account.address, "value": ether_each * ETHER, "gas": 21_000}
-        )
-    clients = _clients(w3, keys)
-    relay = DeRelayContract.deploy(clients[0])
-
-    def advance_to(timestamp: int) -> None:
-        latest = int(w3.eth.get_block("latest")["timestamp"])
-        tester.time_travel(max(timestamp, latest + 1))
-
-    return BenchChain("embedded", w3, clients, relay, advance_to)
+    embedded = start_relay([dev_account(i) for i in range(accounts)], ether_each)
+    chain = embedded.chain
+    return BenchChain("embedded", chain.w3, embedded.clients, embedded.relay, chain.advance_to)
 
 
 def ganache_chain(accounts: int, db_dir: Path) -> BenchChain:
@@ -236,7 +220,7 @@ def ganache_chain(accounts: int, db_dir: Path) -> BenchChain:
     service = start_ganache(db_dir, accounts=accounts, log_path=db_dir.parent / "ganache.log")
     try:
         w3 = connect(service.url)
-        clients = _clients(w3, [dev_account(i) for i in range(accounts)])
+        clients = clients_for(w3, [dev_account(i) for i in range(accounts)])
         relay = DeRelayContract.deploy(clients[0])
     except BaseException:
         service.stop()
@@ -249,36 +233,3 @@ def ganache_chain(accounts: int, db_dir: Path) -> BenchChain:
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
     return BenchChain("ganache", w3, clients, relay, advance_to, service)
-
-
-def _clients(w3: Web3, accounts: list[LocalAccount]) -> list[ChainClient]:
-    decoder = decoder_for()
-    return [ChainClient(w3, account, decoder) for account in accounts]
-
-
-class FastSender:
-    """Sends contract calls with a fixed gas limit and fee instead of estimating each one: used
-    only to fast-forward a relay through scripted rounds, never for what is measured."""
-
-    def __init__(self, w3: Web3, gas: int = 3_000_000) -> None:
-        self.w3 = w3
-        self.gas = gas
-        self.chain_id = w3.eth.chain_id
-        base = int(w3.eth.get_block("latest").get("baseFeePerGas") or 10**9)
-        # Blocks of one transaction are far below the gas target: the base fee only falls.
-        self.fees = {"maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 10**9}
-
-    def send(self, view: DeRelayContract, name: str, *args: Any, value: int = 0) -> TxReceipt:
-        client = view.client
-        fn = getattr(view.contract.functions, name)(*args)
-        tx = fn.build_transaction(
-            {
-                "from": client.address,
-                "value": value,
-                "gas": self.gas,
-                "nonce": self.w3.eth.get_transaction_count(client.address, "pending"),
-                "chainId": self.chain_id,
-                **self.fees,
-            }
-        )
-        return client.send(tx, name)

@@ -32,15 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import keccak
-from web3 import EthereumTesterProvider, Web3
+from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from bench.common import FastSender
+from derelay.lab.harness import EmbeddedRelay, send_fixed, start_relay
 from derelay.trainer.chain import ChainClient
 from derelay.trainer.contract import (
     ZERO_ADDRESS,
@@ -140,7 +139,7 @@ def expect_path(relay: DeRelayContract, receipt: TxReceipt, path: str) -> None:
 
 def _create_task(publisher: DeRelayContract, params: TaskParams, funding: int) -> int:
     """Create a task without a gas estimate (it costs a dozen runs of createTask); its id."""
-    FastSender(publisher.client.w3).send(publisher, "createTask", params.as_tuple(), value=funding)
+    send_fixed(publisher, "createTask", params.as_tuple(), value=funding)
     return publisher.task_count()
 
 
@@ -166,19 +165,12 @@ class GasRun:
         return int(statistics.median(self.steady[name]))
 
 
-def _funded_clients(tester: EthereumTester, w3: Web3, count: int) -> list[ChainClient]:
-    """`count` accounts with 200 ether each: the funder's million lasts for 5,000 of them (a
-    thousand relayers each staking a few ether, a publisher funding a 100-ether pool)."""
-    decoder = decoder_for()
-    funder = tester.get_accounts()[0]
-    clients = []
-    for i in range(count):
-        account = Account.from_key(hashlib.sha256(f"bench-{i}".encode()).digest())
-        tester.send_transaction(
-            {"from": funder, "to": account.address, "value": 200 * ETH, "gas": 21_000}
-        )
-        clients.append(ChainClient(w3, account, decoder))
-    return clients
+def bench_relay(count: int) -> EmbeddedRelay:
+    """A fresh embedded chain with DeRelay deployed and `count` accounts with 200 ether each: the
+    funder's million lasts for 5,000 of them (a thousand relayers each staking a few ether, a
+    publisher funding a 100-ether pool)."""
+    keys = [hashlib.sha256(f"bench-{i}".encode()).digest() for i in range(count)]
+    return start_relay([Account.from_key(k) for k in keys], ether_each=200)
 
 
 def measure(relayers: int, validators: int, rounds: int) -> GasRun:
@@ -188,10 +180,9 @@ def measure(relayers: int, validators: int, rounds: int) -> GasRun:
     A relayer's first reward writes two new slots (its withdrawable balance and its royalty
     shares), so finalize is reported apart for a holder's first reward and for a returning holder.
     """
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    clients = _funded_clients(tester, w3, 3 + validators + relayers)
-    publisher = DeRelayContract.deploy(clients[0])
+    embedded = bench_relay(3 + validators + relayers)
+    w3 = embedded.w3
+    clients, publisher = embedded.clients, embedded.relay
     keeper = publisher.as_account(clients[1])
     vals = [publisher.as_account(c) for c in clients[2 : 2 + validators]]
     rels = [publisher.as_account(c) for c in clients[2 + validators : -1]]
@@ -245,7 +236,7 @@ def measure(relayers: int, validators: int, rounds: int) -> GasRun:
             receipt = v.commit_score(task, state.round, commitment)
             gas_of.setdefault("commitScore", receipt["gasUsed"])
             calldata += _tx_calldata(w3, receipt)
-        tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + params.commit_window + 1)
+        embedded.chain.advance(params.commit_window + 1)
         for v, (child, champion, parent), salt in zip(vals, pairs, salts, strict=True):
             receipt = v.reveal_score(task, state.round, child, champion, parent, salt)
             gas_of.setdefault("revealScore", receipt["gasUsed"])
@@ -386,14 +377,12 @@ def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
     """Gas of every per-round and royalty function once `holders` relayers each hold royalty
     shares (each crowned a champion and was paid for it), all of them still queued.
 
-    The relay is brought there by scripted rounds sent without gas estimation (`FastSender`), each
+    The relay is brought there by scripted rounds sent without gas estimation (`send_fixed`), each
     child 1 bp above the champion before it, so that every relayer crowns one; the measured
     transactions then go through the bindings like every other figure here.
     """
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    clients = _funded_clients(tester, w3, 4 + validators + holders)
-    publisher = DeRelayContract.deploy(clients[0])
+    embedded = bench_relay(4 + validators + holders)
+    clients, publisher = embedded.clients, embedded.relay
     keeper = publisher.as_account(clients[1])
     consumer = publisher.as_account(clients[2])
     newcomer = publisher.as_account(clients[3])
@@ -412,11 +401,10 @@ def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
         min_gain=1,  # every child 1 bp above the champion: scores stay in range for 1000 rounds
     )
     task = _create_task(publisher, params, 100 * ETH)
-    fast = FastSender(w3)
     for v in vals:
-        fast.send(v, "registerValidator", task, value=ETH)
+        send_fixed(v, "registerValidator", task, value=ETH)
     for r in rels:
-        fast.send(r, "joinRelay", task, value=ETH)
+        send_fixed(r, "joinRelay", task, value=ETH)
 
     def play(send: Callable[..., TxReceipt]) -> dict[str, int]:
         """One crowned round: every validator votes (a silent one would be charged for a miss)."""
@@ -435,7 +423,7 @@ def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
                 _salt(v.client.address, state.round), v.client.address,
             )  # fmt: skip
             gas["commitScore"] = send(v, "commitScore", task, state.round, commitment)["gasUsed"]
-        tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + params.commit_window + 1)
+        embedded.chain.advance(params.commit_window + 1)
         for v, (child_score, champion_score, parent_score) in zip(vals, pairs, strict=True):
             salt = _salt(v.client.address, state.round)
             gas["revealScore"] = send(
@@ -453,9 +441,6 @@ def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
         gas[f"finalize({len(vals)} reveals, returning relayer)"] = receipt["gasUsed"]
         return {name: int(value) for name, value in gas.items()}
 
-    def fast_send(view: DeRelayContract, name: str, *args: Any) -> TxReceipt:
-        return fast.send(view, name, *args)
-
     def bound_send(view: DeRelayContract, name: str, *args: Any) -> TxReceipt:
         methods: dict[str, Callable[..., TxReceipt]] = {
             "submitRelay": view.submit_relay,
@@ -466,7 +451,7 @@ def measure_holders(holders: int, validators: int = 3) -> dict[str, int]:
         return methods[name](*args)
 
     for _ in range(holders):
-        play(fast_send)
+        play(send_fixed)
     state = publisher.task_state(task)
     holding = sum(1 for r in rels if publisher.account(task, r.client.address).shares > 0)
     if holding != holders:
@@ -537,11 +522,11 @@ def finalize_cases(
     the holder staked exactly minStake, so a rejection sends it out of the queue; a crowned holder
     earns its first reward after royalties were paid to earlier contributors. Each row has the
     gas used and the least gas limit the call needs (`least_gas_limit`), which it is then sent
-    with. Transactions that only set the stage are scripted (`FastSender`)."""
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    clients = _funded_clients(tester, w3, 8 + validators)
-    publisher = DeRelayContract.deploy(clients[0])
+    with. Transactions that only set the stage are scripted (`send_fixed`)."""
+    embedded = bench_relay(8 + validators)
+    w3 = embedded.w3
+    tester = embedded.chain.tester
+    clients, publisher = embedded.clients, embedded.relay
     early_keeper, first, holder, consumer = (publisher.as_account(c) for c in clients[2:6])
     early = [publisher.as_account(c) for c in clients[6:8]]
     vals = [publisher.as_account(c) for c in clients[8:]]
@@ -556,11 +541,10 @@ def finalize_cases(
         quorum=quorum,
     )
     task = _create_task(publisher, params, 100 * ETH)
-    fast = FastSender(w3)
 
     def submit(relayer: DeRelayContract) -> None:
         state = publisher.task_state(task)
-        fast.send(
+        send_fixed(
             relayer, "submitRelay", task, state.round, state.head_cid[4:],
             _cid(f"child-{state.round}"), _cid("card"), hashlib.sha256(b"data").digest(), 1000,
         )  # fmt: skip
@@ -576,12 +560,12 @@ def finalize_cases(
             commitment = commitment_for(
                 task, state.round, child, champion, parent, salt, v.client.address
             )
-            fast.send(v, "commitScore", task, state.round, commitment)
+            send_fixed(v, "commitScore", task, state.round, commitment)
         now = int(w3.eth.get_block("latest")["timestamp"])
         tester.time_travel(now + params.commit_window + 1)
         for v, (child, champion, parent) in ballots_of[: len(voters)]:
             salt = _salt(v.client.address, state.round)
-            fast.send(v, "revealScore", task, state.round, child, champion, parent, salt)
+            send_fixed(v, "revealScore", task, state.round, child, champion, parent, salt)
         if silent:  # a silent ballot holds the review open to the end of the reveals
             tester.time_travel(now + params.commit_window + params.reveal_window + 2)
         tester.mine_blocks()  # eth_call runs at the latest block's time
@@ -589,17 +573,17 @@ def finalize_cases(
     # A first round crowned by `first`, reviewed by two early validators who then leave, and a
     # payment for the model: royalties per share are above 0 when the holder's turn comes.
     for v in early:
-        fast.send(v, "registerValidator", task, value=ETH)
-    fast.send(first, "joinRelay", task, value=ETH)
-    fast.send(holder, "joinRelay", task, value=ETH)
+        send_fixed(v, "registerValidator", task, value=ETH)
+    send_fixed(first, "joinRelay", task, value=ETH)
+    send_fixed(holder, "joinRelay", task, value=ETH)
     submit(first)
     review(early, "crowned", [])
-    expect_path(publisher, fast.send(early_keeper, "finalize", task), "crowned")
+    expect_path(publisher, send_fixed(early_keeper, "finalize", task), "crowned")
     for v in early:
-        fast.send(v, "leaveValidator", task)
-    fast.send(consumer, "payForModel", task, value=params.usage_fee)
+        send_fixed(v, "leaveValidator", task)
+    send_fixed(consumer, "payForModel", task, value=params.usage_fee)
     for v in vals:
-        fast.send(v, "registerValidator", task, value=ETH)
+        send_fixed(v, "registerValidator", task, value=ETH)
     submit(holder)
     snapshot = tester.take_snapshot()
     rows = []
@@ -799,22 +783,8 @@ def scripted_receipts(
 
 def _budget_chain() -> tuple[DeRelayContract, list[ChainClient], Callable[[int], None]]:
     """A fresh embedded chain with the budget accounts funded and DeRelay deployed."""
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    funder = tester.get_accounts()[0]
-    decoder = decoder_for()
-    clients = []
-    for key in BUDGET_KEYS:
-        account = Account.from_key(key)
-        tester.send_transaction(
-            {"from": funder, "to": account.address, "value": 1_000 * ETH, "gas": 21_000}
-        )
-        clients.append(ChainClient(w3, account, decoder))
-
-    def advance(seconds: int) -> None:
-        tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + seconds)
-
-    return DeRelayContract.deploy(clients[0]), clients, advance
+    embedded = start_relay([Account.from_key(key) for key in BUDGET_KEYS])
+    return embedded.relay, embedded.clients, embedded.chain.advance
 
 
 def write_baseline(path: Path = BASELINE_PATH) -> dict[str, int]:

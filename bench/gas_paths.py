@@ -10,7 +10,7 @@ A relay of size N has N of each kind of participant:
   seat, up to the cap, is the dearest-finalize table's business).
 
 The big side is built cheaply on the embedded chain: scripted joins and scripted crowned rounds
-sent without gas estimation (`FastSender`), every child 1 bp above the champion. Then, from the
+sent without gas estimation (`send_fixed`), every child 1 bp above the champion. Then, from the
 same point on both sides (the first relayer holds its second turn, with shares and royalties
 owed to it), each operation is measured once on its path, every finalize path from the same
 snapshot taken after the submission:
@@ -24,12 +24,10 @@ import argparse
 import hashlib
 from typing import Any
 
-from eth_tester import EthereumTester, PyEVMBackend
-from web3 import EthereumTesterProvider, Web3
 from web3.types import TxReceipt
 
-from bench.common import FastSender
-from bench.gas import ETH, _cid, _create_task, _funded_clients, _salt, ballots, expect_path
+from bench.gas import ETH, _cid, _create_task, _salt, ballots, bench_relay, expect_path
+from derelay.lab.harness import send_fixed
 from derelay.trainer.contract import DeRelayContract, TaskParams, commitment_for
 
 # The operations of issue 13 item 3, with finalize once per verdict path.
@@ -77,34 +75,31 @@ def _params(size: int) -> TaskParams:
 
 def measure_side(size: int) -> dict[str, Any]:
     """Build a relay with `size` participants of each kind; measure every operation once."""
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    clients = _funded_clients(tester, w3, 4 + VOTERS + size)
-    publisher = DeRelayContract.deploy(clients[0])
+    embedded = bench_relay(4 + VOTERS + size)
+    tester = embedded.chain.tester
+    clients, publisher = embedded.clients, embedded.relay
     keeper, consumer, newcomer = (publisher.as_account(c) for c in clients[1:4])
     vals = [publisher.as_account(c) for c in clients[4 : 4 + VOTERS]]
     rels = [publisher.as_account(c) for c in clients[4 + VOTERS :]]
     by_address = {r.client.address: r for r in rels}
     params = _params(size)
     task = _create_task(publisher, params, 100 * ETH)
-    fast = FastSender(w3)
 
-    def advance(seconds: int) -> None:
-        tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + seconds)
+    advance = embedded.chain.advance
 
     # Validators over the relay's life: every relayer account once took a seat and left it.
     for r in rels:
-        fast.send(r, "registerValidator", task, value=ETH)
-        fast.send(r, "leaveValidator", task)
+        send_fixed(r, "registerValidator", task, value=ETH)
+        send_fixed(r, "leaveValidator", task)
     for v in vals:
-        fast.send(v, "registerValidator", task, value=ETH)
+        send_fixed(v, "registerValidator", task, value=ETH)
     for r in rels:
-        fast.send(r, "joinRelay", task, value=ETH)
+        send_fixed(r, "joinRelay", task, value=ETH)
 
     def submit() -> tuple[DeRelayContract, TxReceipt]:
         state = publisher.task_state(task)
         holder = by_address[state.holder]
-        receipt = fast.send(
+        receipt = send_fixed(
             holder, "submitRelay", task, state.round, state.head_cid[4:],
             _cid(f"child-{state.round}"), _cid(f"card-{state.round}"),
             hashlib.sha256(b"data").digest(), 1000,
@@ -123,16 +118,16 @@ def measure_side(size: int) -> dict[str, Any]:
             commitment = commitment_for(
                 task, state.round, child, champion, parent, salt, v.client.address
             )
-            receipt = fast.send(v, "commitScore", task, state.round, commitment)
+            receipt = send_fixed(v, "commitScore", task, state.round, commitment)
             commit = commit or receipt
         advance(params.commit_window + 1)
         for v, (child, champion, parent) in zip(voters, pairs, strict=True):
             salt = _salt(v.client.address, state.round)
-            receipt = fast.send(v, "revealScore", task, state.round, child, champion, parent, salt)
+            receipt = send_fixed(v, "revealScore", task, state.round, child, champion, parent, salt)
             reveal = reveal or receipt
         if path == "void":
             advance(params.reveal_window + 1)
-        final = fast.send(keeper, "finalize", task)
+        final = send_fixed(keeper, "finalize", task)
         expect_path(publisher, final, path)
         return commit, reveal, final
 
@@ -141,8 +136,8 @@ def measure_side(size: int) -> dict[str, Any]:
         submit()
         review("crowned")
         if index == 0:
-            fast.send(consumer, "payForModel", task, value=params.usage_fee)
-    fast.send(consumer, "payForModel", task, value=params.usage_fee)
+            send_fixed(consumer, "payForModel", task, value=params.usage_fee)
+    send_fixed(consumer, "payForModel", task, value=params.usage_fee)
     state = publisher.task_state(task)
     holding = sum(1 for r in rels if publisher.account(task, r.client.address).shares > 0)
     if (state.queue_length, holding, state.submission_count) != (size, size, size + 1):
@@ -160,18 +155,18 @@ def measure_side(size: int) -> dict[str, Any]:
         gas[name] = int(receipt["gasUsed"])
 
     turn = tester.take_snapshot()  # the first relayer holds its second turn
-    record("joinRelay", fast.send(newcomer, "joinRelay", task, value=ETH))
-    record("leaveRelay", fast.send(newcomer, "leaveRelay", task))
-    record("registerValidator", fast.send(newcomer, "registerValidator", task, value=ETH))
-    record("leaveValidator", fast.send(newcomer, "leaveValidator", task))
-    record("payForModel", fast.send(consumer, "payForModel", task, value=params.usage_fee))
+    record("joinRelay", send_fixed(newcomer, "joinRelay", task, value=ETH))
+    record("leaveRelay", send_fixed(newcomer, "leaveRelay", task))
+    record("registerValidator", send_fixed(newcomer, "registerValidator", task, value=ETH))
+    record("leaveValidator", send_fixed(newcomer, "leaveValidator", task))
+    record("payForModel", send_fixed(consumer, "payForModel", task, value=params.usage_fee))
     owed = rels[1]  # holds shares, with royalties owed since the last payment
-    record("claimRoyalties", fast.send(owed, "claimRoyalties", task))
-    record("withdraw", fast.send(owed, "withdraw"))
+    record("claimRoyalties", send_fixed(owed, "claimRoyalties", task))
+    record("withdraw", send_fixed(owed, "withdraw"))
     tester.revert_to_snapshot(turn)
     advance(params.turn_duration + 1)
     tester.mine_blocks()
-    record("skipTurn", fast.send(keeper, "skipTurn", task))
+    record("skipTurn", send_fixed(keeper, "skipTurn", task))
     tester.revert_to_snapshot(turn)
     _, receipt = submit()
     record("submitRelay", receipt)

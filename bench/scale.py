@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import FastSender, ms, table
+from bench.common import ms, table
 from bench.turn import (
     RELAYERS,
     VALIDATORS,
@@ -40,16 +40,14 @@ from bench.turn import (
 CASE = TurnCase("digits", "embedded", "local")
 
 
-def _measure_at(
-    relay: BenchRelay, sender: FastSender, target_round: int, turns: int
-) -> dict[str, Any]:
+def _measure_at(relay: BenchRelay, target_round: int, turns: int) -> dict[str, Any]:
     """Fast-forward so that the last of `turns` measured turns is round `target_round`."""
     start = relay.state().round
     first = target_round - turns + 1
     if first < start:
         raise ValueError(f"round {first} is already past (the relay is at round {start})")
     started = time.perf_counter()
-    relay.fast_forward(first - start, sender)
+    relay.fast_forward(first - start)
     ff_seconds = time.perf_counter() - started
     samples = [relay.turn() for _ in range(turns)]
     summary = summarize(samples, relay.validators)
@@ -81,16 +79,14 @@ def run(size: str = "quick", work_dir: Path | None = None) -> dict[str, Any]:
     work = work_dir or Path(tempfile.gettempdir())
     by_rounds: list[dict[str, Any]] = []
     with bench_relay(CASE, work, relayers=participants[0]) as relay:
-        sender = FastSender(relay.chain.w3)
         relay.turn()  # warm-up
         for target in rounds:
-            by_rounds.append(_measure_at(relay, sender, target, turns))
+            by_rounds.append(_measure_at(relay, target, turns))
     by_participants = [by_rounds[-1]]
     for count in participants[1:]:
         with bench_relay(CASE, work, relayers=count) as relay:
-            sender = FastSender(relay.chain.w3)
             relay.turn()
-            by_participants.append(_measure_at(relay, sender, rounds[-1], turns))
+            by_participants.append(_measure_at(relay, rounds[-1], turns))
     return {
         "case": CASE.label,
         "validators": VALIDATORS,

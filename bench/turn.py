@@ -37,7 +37,6 @@ from web3.logs import DISCARD
 
 from bench.common import (
     BenchChain,
-    FastSender,
     Recorder,
     embedded_chain,
     ganache_chain,
@@ -48,6 +47,7 @@ from bench.common import (
 )
 from bench.gas import ballots, expect_path
 from derelay.deploy.tasks import publish_task
+from derelay.lab.harness import send_fixed
 from derelay.trainer.cid import Cid
 from derelay.trainer.contract import ETHER, Phase, commitment_for
 from derelay.trainer.journal import Journal
@@ -361,7 +361,7 @@ class BenchRelay:
             self._fees_paid,
         )
 
-    def fast_forward(self, rounds: int, sender: FastSender) -> None:
+    def fast_forward(self, rounds: int) -> None:
         """Move the relay on by `rounds` crowned rounds of scripted transactions, no training:
         each holder submits its parent with one float nudged (new bytes, the same quality,
         added to the store so the next real turn can fetch it); every validator commits and
@@ -380,7 +380,7 @@ class BenchRelay:
             tensors[bias][0] += 1e-6
             child = self.store.add(_save(tensors))
             self.store.pin(child)
-            sender.send(
+            send_fixed(
                 views[state.holder], "submitRelay", self.task_id, state.round,
                 state.head_cid[4:], child.to_bytes(), child.to_bytes(), bytes(32), 1,
             )  # fmt: skip
@@ -392,13 +392,13 @@ class BenchRelay:
                 commitment = commitment_for(
                     self.task_id, state.round, child_score, champion, parent, salt, v.client.address
                 )
-                sender.send(v, "commitScore", self.task_id, state.round, commitment)
+                send_fixed(v, "commitScore", self.task_id, state.round, commitment)
             self.chain.advance_to(self.state().deadline + 1)
             for v, (child_score, champion, parent), salt in zip(vals, pairs, salts, strict=True):
-                sender.send(
+                send_fixed(
                     v, "revealScore", self.task_id, state.round, child_score, champion, parent, salt
                 )
-            expect_path(relay, sender.send(keeper, "finalize", self.task_id), "crowned")
+            expect_path(relay, send_fixed(keeper, "finalize", self.task_id), "crowned")
         self.recorder.take()
 
 

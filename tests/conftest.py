@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from eth_account import Account
-from eth_tester import EthereumTester, PyEVMBackend
-from web3 import EthereumTesterProvider, Web3
 
+from derelay.lab.harness import EmbeddedChain as Chain
+from derelay.lab.harness import clients_for, start_chain
 from derelay.trainer.chain import ChainClient
-from derelay.trainer.contract import DeRelayContract, decoder_for
+from derelay.trainer.contract import DeRelayContract
 
 ETH = 10**18
 # Fixed keys: tests read as prepare, act, check against known addresses.
@@ -57,32 +56,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(str(figure))
 
 
-@dataclass
-class Chain:
-    """The embedded chain with time travel."""
-
-    tester: EthereumTester
-    w3: Web3
-
-    def now(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def advance(self, seconds: int) -> None:
-        """Move the chain's clock `seconds` forward (the next transaction sees it)."""
-        self.tester.time_travel(self.now() + seconds)
-
-
 @pytest.fixture(scope="session")
 def session_chain() -> Chain:
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    funder = tester.get_accounts()[0]
-    for key in TEST_KEYS:
-        address = Account.from_key(key).address
-        tester.send_transaction(
-            {"from": funder, "to": address, "value": 1_000 * ETH, "gas": 21_000}
-        )
-    return Chain(tester, w3)
+    return start_chain([Account.from_key(key) for key in TEST_KEYS])
 
 
 @pytest.fixture
@@ -95,8 +71,7 @@ def chain(session_chain: Chain) -> Iterator[Chain]:
 
 @pytest.fixture
 def clients(chain: Chain) -> list[ChainClient]:
-    decoder = decoder_for()
-    return [ChainClient(chain.w3, Account.from_key(k), decoder) for k in TEST_KEYS]
+    return clients_for(chain.w3, [Account.from_key(k) for k in TEST_KEYS])
 
 
 @pytest.fixture

@@ -16,13 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_tester import EthereumTester, PyEVMBackend
-from web3 import EthereumTesterProvider, Web3
-
 from derelay.deploy.tasks import publish_task
-from derelay.trainer.chain import ChainClient
+from derelay.lab.harness import EmbeddedChain, start_relay
 from derelay.trainer.cid import Cid
-from derelay.trainer.contract import ETHER, DeRelayContract, Phase, Status, decoder_for
+from derelay.trainer.contract import ETHER, DeRelayContract, Phase, Status
 from derelay.trainer.journal import Journal
 from derelay.trainer.keys import dev_account
 from derelay.trainer.payouts import Payout, task_payouts
@@ -45,7 +42,7 @@ DEMO_PARAMS = dict(
 
 
 @dataclass(frozen=True)
-class RoundRow:
+class FinalizedRound:
     """One finalized round, as the live view and rounds.csv show it: the review's medians (0 in a
     void round), then the head and the champion after it."""
 
@@ -69,7 +66,7 @@ class DemoResult:
     out_dir: Path
     task_id: int
     genesis_score: int
-    rows: list[RoundRow]
+    rows: list[FinalizedRound]
     payouts: list[Payout]
     seconds: float
 
@@ -84,17 +81,10 @@ def run_demo(
     """Run `rounds` finalized rounds and write the curve, payouts and lineage into `out_dir`."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    tester = EthereumTester(PyEVMBackend())
-    w3 = Web3(EthereumTesterProvider(tester))
-    decoder = decoder_for()
-    accounts = [dev_account(i) for i in range(2 + RELAYERS + VALIDATORS)]
-    funder = tester.get_accounts()[0]
-    for account in accounts:
-        tester.send_transaction(
-            {"from": funder, "to": account.address, "value": 100 * ETHER, "gas": 21_000}
-        )
-    clients = [ChainClient(w3, account, decoder) for account in accounts]
-    publisher = DeRelayContract.deploy(clients[0])
+    embedded = start_relay(
+        [dev_account(i) for i in range(2 + RELAYERS + VALIDATORS)], ether_each=100
+    )
+    chain, clients, publisher = embedded.chain, embedded.clients, embedded.relay
     store = LocalStore(out_dir / "store")
     spec = digits_mlp_spec()
     published = publish_task(
@@ -138,7 +128,7 @@ def run_demo(
         )
     )
 
-    rows: list[RoundRow] = []
+    rows: list[FinalizedRound] = []
     seen_block = 0
     echo(
         f"{'round':>5}  {'relayer':14}  {'verdict':9}  {'child':>6}  {'champ':>6}  {'delta':>6}  "
@@ -155,7 +145,7 @@ def run_demo(
         for event in publisher.events("RoundFinalized", seen_block, taskId=task_id):
             args = event["args"]
             state = publisher.task_state(task_id)
-            row = RoundRow(
+            row = FinalizedRound(
                 round=args["round"],
                 relayer=args["relayer"],
                 verdict=Status(args["verdict"]).name.lower(),
@@ -175,9 +165,9 @@ def run_demo(
                 f"{row.champion_score:6}{' *' if row.crowned else '  '} "
                 f"{row.reward / ETHER:10.6f} E  {row.pool / ETHER:8.4f} E"
             )
-        seen_block = w3.eth.block_number + 1
+        seen_block = chain.w3.eth.block_number + 1
         if not acted:
-            _jump_to_next_deadline(tester, w3, publisher, task_id)
+            _jump_to_next_deadline(chain, publisher, task_id)
 
     state = publisher.task_state(task_id)
     echo(
@@ -193,16 +183,14 @@ def run_demo(
     return result
 
 
-def _jump_to_next_deadline(
-    tester: EthereumTester, w3: Web3, relay: DeRelayContract, task_id: int
-) -> None:
+def _jump_to_next_deadline(chain: EmbeddedChain, relay: DeRelayContract, task_id: int) -> None:
     state = relay.task_state(task_id)
-    now = int(w3.eth.get_block("latest")["timestamp"])
+    now = chain.now()
     if state.phase == Phase.REVIEW:
         target = state.deadline + 1 if now <= state.deadline else state.reveal_end + 1
     else:
         target = state.deadline + 1
-    tester.time_travel(max(target, now + 1))
+    chain.advance_to(target)
 
 
 def _write_outputs(result: DemoResult, relay: DeRelayContract) -> None:

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from matplotlib import image as mpimage
 
 from derelay.lab.metrics import BP, relay_reward, review
-from derelay.lab.simulate import RoundRow, SeedResult, SimConfig, simulate
+from derelay.lab.simulate import SeedResult, SimConfig, SimulatedRound, simulate
 
 SMALL = SimConfig(
     honest=3,
@@ -65,7 +65,7 @@ def ballots_of(text: str) -> list[tuple[int, int, int]]:
     ]
 
 
-def assert_unpaid_copy_at_most(r: RoundRow) -> None:
+def assert_unpaid_copy_at_most(r: SimulatedRound) -> None:
     """An adaptive attacker is never paid; it is crowned at most for a near copy of the head that
     noise put minGain over the champion, which moves the champion to what the head already was."""
     assert r.reward == 0, r
@@ -184,7 +184,7 @@ def test_the_head_never_falls_more_than_the_advance_band_below_the_champion(run)
             assert r.head_gap >= -band, f"seed {result.seed} round {r.round}: {r}"
             if r.behaviour in ("walker", "subtle", "targeted", "dipper"):
                 assert_unpaid_copy_at_most(r)
-        assert result.summary["head_vs_champion"]["accepted_below_band"] == 0
+        assert result.summary.head_vs_champion.accepted_below_band == 0
 
 
 def test_a_dipper_is_never_paid_for_regaining_lost_ground(run):
@@ -207,9 +207,9 @@ def test_no_attacker_ends_in_profit_gas_counted(run):
             if row["behaviour"] in (*ATTACKERS, "poisoner", "staller", "lazy_validator"):
                 assert int(row["net_profit_wei"]) <= 0, f"seed {result.seed}: {row}"
                 assert int(row["rewards_wei"]) == 0
-        summary = result.summary["behaviours"]
-        assert all(summary[b]["max_net"] <= 0 for b in ATTACKERS)
-        assert summary["honest"]["net"] > 0
+        summary = result.summary.behaviours
+        assert all(summary[b].max_net <= 0 for b in ATTACKERS)
+        assert summary["honest"].net > 0
 
 
 def test_honest_relayers_are_never_slashed_and_the_model_learns(run):
@@ -222,7 +222,7 @@ def test_honest_relayers_are_never_slashed_and_the_model_learns(run):
         for r in honest:
             if int(r["rewards_wei"]) == 0:
                 assert int(r["net_profit_wei"]) >= -int(r["compute_wei"]) - int(r["gas_wei"])
-        assert result.summary["honest_not_slashed"][0] == result.summary["honest_not_slashed"][1]
+        assert result.summary.honest_not_slashed[0] == result.summary.honest_not_slashed[1]
         assert result.rows[-1].champion_accuracy > result.genesis_accuracy + 3000
 
 
@@ -283,16 +283,16 @@ def test_report_has_a_row_per_behaviour_and_the_head_champion_series(run):
     for result, folder in seeds(run):
         curves = read_csv(folder / "curves.csv")
         assert {r["method"] for r in curves} == {"relay", "centralized", "fedavg", "local"}
-        finals = result.summary["final_accuracy"]
+        finals = result.summary.final_accuracy
         assert all(0 < finals[m] <= BP for m in ("relay", "centralized", "fedavg", "local"))
         series = read_csv(folder / "head_champion.csv")
         assert [int(r["round"]) for r in series] == [r.round for r in result.rows]
         assert all(int(r["all_honest_champion_accuracy"]) > 0 for r in series)
-        (targeted,) = result.summary["targeted"]
-        assert 0 <= targeted["champion_recall_end"] <= BP
-        assert targeted["reference_recall_end"] is not None
-        passes = result.summary["last_two_passes"]
-        assert passes["champion"] > 0 and passes["reference_champion"] > 0
+        (targeted,) = result.summary.targeted
+        assert 0 <= targeted.champion_recall_end <= BP
+        assert targeted.reference_recall_end is not None
+        passes = result.summary.last_two_passes
+        assert passes.champion > 0 and passes.reference_champion > 0
 
 
 def test_walker_sybils_hold_consecutive_turns_and_stay_within_the_band(tmp_path):
@@ -312,7 +312,7 @@ def test_walker_sybils_hold_consecutive_turns_and_stay_within_the_band(tmp_path)
     assert all(r.head_gap >= -band for r in result.rows)
     for r in walks:
         assert_unpaid_copy_at_most(r)
-    assert result.summary["behaviours"]["walker"]["max_net"] < 0
+    assert result.summary.behaviours["walker"].max_net < 0
 
 
 @pytest.fixture(scope="module")
@@ -423,12 +423,12 @@ def test_label_skew_relay_with_every_behaviour(tmp_path):
     for result in simulate(config, tmp_path, echo=lambda line: None):
         assert result.rows[-1].champion_accuracy > result.genesis_accuracy + 2000
         assert all(r.slashed > 0 for r in result.rows if r.behaviour == "staller")
-        behaviours = result.summary["behaviours"]
+        behaviours = result.summary.behaviours
         for behaviour in ("poisoner", "staller", "lazy_validator"):
-            assert behaviours[behaviour]["max_net"] <= 0, (result.seed, behaviour)
+            assert behaviours[behaviour].max_net <= 0, (result.seed, behaviour)
         for behaviour in ATTACKERS:
             paid = [r for r in result.rows if r.behaviour == behaviour and r.reward > 0]
-            if behaviours[behaviour]["max_net"] > 0:
+            if behaviours[behaviour].max_net > 0:
                 assert paid, (result.seed, behaviour)
             for r in paid:
                 assert r.child_accuracy is not None and r.child_accuracy > r.head_before, r

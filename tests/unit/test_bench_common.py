@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from bench.common import FastSender, Recorder, embedded_chain, machine_info, ms, table
+from bench.common import Recorder, embedded_chain, machine_info, ms, table
+from derelay.lab.harness import send_fixed
 from derelay.trainer.contract import ETHER, TaskParams
 
 
@@ -41,15 +42,14 @@ def test_machine_info_names_cpu_cores_and_versions():
     assert "torch" in info and "cpu" in info
 
 
-def test_fast_sender_sends_without_estimating():
+def test_send_fixed_sends_without_estimating():
     chain = embedded_chain(2)
     params = TaskParams(spec_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(32)),
                         genesis_cid=bytes([1, 0x55, 0x12, 0x20]) + bytes(range(1, 33)),
                         genesis_score=5000)  # fmt: skip
     task = chain.relay.create_task(params, funding=ETHER)
-    sender = FastSender(chain.w3)
     view = chain.relay.as_account(chain.clients[1])
-    receipt = sender.send(view, "joinRelay", task, value=params.min_stake)
+    receipt = send_fixed(view, "joinRelay", task, value=params.min_stake)
     assert receipt["status"] == 1
     assert chain.relay.task_state(task).holder == chain.clients[1].address
     # the bindings keep working after a scripted send from the same account (nonces agree)
