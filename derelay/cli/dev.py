@@ -16,6 +16,13 @@ def compile_cmd(check: bool) -> None:
     """Compile the contracts into derelay/trainer/artifacts (package data)."""
     from derelay.deploy import build
 
+    if not build.CONTRACTS_DIR.is_dir():
+        raise ConfigError(
+            "derelay compile needs the repository's contracts/ sources and its npm solc and "
+            "OpenZeppelin (ganache/node_modules), which an installed derelay does not have: clone "
+            "the DeRelayL repository and run `make install` in it; this install already has the "
+            "compiled contracts"
+        )
     if check:
         output = build.compile_contracts()
         for name, document in build.artifacts_from(output).items():
