@@ -18,11 +18,13 @@ from typing import Any
 
 import solcx
 
+from derelay.trainer import contract
 from derelay.trainer.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = ROOT / "contracts"
-ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
+# Written into the package (derelay/trainer/artifacts), which ships them as package data.
+ARTIFACTS_DIR = Path(str(contract.ARTIFACTS_DIR))
 NODE_MODULES = ROOT / "ganache" / "node_modules"
 SOLC_SHIM = ROOT / "ganache" / "solc-shim.js"
 

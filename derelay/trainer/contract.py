@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from enum import IntEnum
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -16,13 +16,14 @@ from derelay.trainer.chain import ChainClient, RevertDecoder, rpc_read
 from derelay.trainer.cid import Cid
 from derelay.trainer.errors import ChainError
 
-ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts" / "artifacts"
+# The compiled contracts ship as package data, so an installed wheel finds them too.
+ARTIFACTS_DIR = resources.files("derelay.trainer") / "artifacts"
 
 
 def load_abi(name: str = "DeRelay") -> list[dict[str, Any]]:
     """The ABI from the committed artifact of contract `name`."""
     path = ARTIFACTS_DIR / f"{name}.json"
-    if not path.exists():
+    if not path.is_file():
         raise ChainError(f"no compiled artifact {path}: run `derelay compile`")
     return list(json.loads(path.read_text())["abi"])
 

@@ -40,6 +40,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _needs_checkout(what: str, instead: str) -> ConfigError:
+    """The error for a dev service run from an installed derelay, which has no ganache/ folder."""
+    return ConfigError(
+        f"{what} comes from the repository's ganache/ folder (npm packages and scripts), which "
+        f"an installed derelay does not have: clone the DeRelayL repository and run `make install` "
+        f"in it, or {instead}"
+    )
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -179,6 +188,10 @@ def start_ipfs(
     The repo is created on first use. Returns once /api/v0/version answers; output goes to
     `log_path` (a temporary file if None).
     """
+    if not GANACHE_DIR.is_dir():
+        raise _needs_checkout(
+            "the dev IPFS node", "run a Kubo node (ipfs daemon) and pass its API URL with --ipfs"
+        )
     if not IPFS_SCRIPT.is_file():
         raise ConfigError(f"{IPFS_SCRIPT} is missing: the checkout is incomplete")
     port = free_port() if port is None else port
@@ -216,6 +229,10 @@ def start_ganache(
     With `db_dir` the chain persists there; without it, it lives in memory. Returns once
     eth_chainId answers with `chain_id`.
     """
+    if not GANACHE_DIR.is_dir():
+        raise _needs_checkout(
+            "the ganache dev chain", "pass --rpc the URL of a running chain to the other commands"
+        )
     if not GANACHE_CLI.is_file():
         raise ConfigError(f"ganache is not installed: run `npm ci` in {GANACHE_DIR}")
     port = free_port() if port is None else port
@@ -278,6 +295,10 @@ def start_anvil(
     """
     from derelay.trainer.keys import DEV_MNEMONIC
 
+    if not GANACHE_DIR.is_dir():
+        raise _needs_checkout(
+            "the anvil dev chain", "pass --rpc the URL of a running chain to the other commands"
+        )
     if not ANVIL_BIN.is_file():
         raise ConfigError(f"anvil is not installed: run `npm ci` in {GANACHE_DIR}")
     if block_time < 0:

@@ -28,7 +28,7 @@ import pytest
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import EthereumTesterProvider, Web3
 
-from derelay.cli.main import lineage_rows, render_lineage, status_lines
+from derelay.cli.query import lineage_rows, render_lineage, status_lines
 from derelay.dashboard.server import open_dashboard, serve_dashboard
 from derelay.deploy.deployer import deploy_contract
 from derelay.trainer.chain import ChainClient, connect

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from derelay.trainer.chain import ChainClient, connect
 from derelay.trainer.cid import Cid
-from derelay.trainer.contract import DeRelayContract, Status, decoder_for
+from derelay.trainer.contract import DeRelayContract, Status
 from derelay.trainer.keys import dev_account
 from derelay.trainer.store import open_store
+from tests.support.workers import publish_test_task, run_ok, run_workers_until
 
 pytestmark = pytest.mark.integration
 DERELAY = str(Path(sys.executable).parent / "derelay")
@@ -30,30 +27,13 @@ def _rotated(reader: DeRelayContract) -> bool:
     return len(accepted) >= ACCEPTED_ROUNDS and len({e.relayer for e in accepted}) >= 2
 
 
-def run(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    done = subprocess.run(
-        [DERELAY, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, f"derelay {' '.join(args)} failed: {done.stderr}"
-    return done.stdout
-
-
 @pytest.mark.parametrize("engine", ["ganache_node", "anvil_2s"])
 def test_relay_across_processes(engine, ipfs_node, tmp_path, request):
     # prepare: deploy and publish a digits-MLP task with short windows
     node = request.getfixturevalue(engine)
     env = {**os.environ, "DERELAY_RPC": node.url, "DERELAY_IPFS": ipfs_node.url}
-    run(["deploy", "--dev-account", "0"], env, tmp_path)
-    created = run(
-        ["task", "create", "--dev-account", "0", "--fund", "3ether",
-         "--param", "turn_duration=120", "--param", "commit_window=6", "--param", "reveal_window=8"],
-        env, tmp_path,
-    )  # fmt: skip
-    assert "task 1 created" in created
-    w3 = connect(node.url)
-    record = tmp_path / "deployments" / f"{w3.eth.chain_id}.json"
-    relay_address = json.loads(record.read_text())["address"]
-    reader = DeRelayContract(ChainClient(w3, dev_account(9), decoder_for()), relay_address)
+    reader = publish_test_task(DERELAY, env, tmp_path, node.url)
+    w3 = reader.client.w3
     genesis_score = reader.task_state(1).head_score
 
     # act: five worker processes until four turns are accepted, from two relayers at least (one
@@ -67,28 +47,9 @@ def test_relay_across_processes(engine, ipfs_node, tmp_path, request):
         args = ["worker", "--dev-account", str(i + 4), "--task", "1", "--roles", "validator",
                 "--holdout-shard", f"{i + 1}/2", "--journal", f"validator{i}.json", "--poll", "0.5"]  # fmt: skip
         workers.append(args)
-    processes = []
-    logs = []
-    for k, args in enumerate(workers):
-        log = (tmp_path / f"worker{k}.log").open("w")
-        logs.append(log)
-        processes.append(
-            subprocess.Popen(
-                [DERELAY, "-v", *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-            )
-        )
-    try:
-        deadline = time.monotonic() + 240
-        while not _rotated(reader):
-            assert time.monotonic() < deadline, "no 4 turns from 2 relayers in 240 s"
-            assert all(p.poll() is None for p in processes), "a worker died: see worker*.log"
-            time.sleep(1)
-    finally:
-        for p in processes:
-            p.send_signal(signal.SIGTERM)
-        exit_codes = [p.wait(timeout=60) for p in processes]
-        for log in logs:
-            log.close()
+    exit_codes = run_workers_until(
+        DERELAY, workers, env, tmp_path, lambda: _rotated(reader), 240, "4 turns from 2 relayers"
+    )
 
     # check: clean stops, a better head and champion, payouts that match the chain to the wei
     assert exit_codes == [0] * 5, [
@@ -99,7 +60,7 @@ def test_relay_across_processes(engine, ipfs_node, tmp_path, request):
     assert state.champion_score > genesis_score
     champion_cid, champion_score = reader.champion(1)
     champion, head = Cid.from_bytes(champion_cid), Cid.from_bytes(state.head_cid)
-    lineage = json.loads(run(["lineage", "1", "--json"], env, tmp_path))
+    lineage = json.loads(run_ok(DERELAY, ["lineage", "1", "--json"], env, tmp_path))
     assert sum(e["status"] == "accepted" for e in lineage) == state.accepted_count
     relayers = {e["relayer"] for e in lineage if e["status"] == "accepted"}
     assert len(relayers) >= 2  # turns rotate between processes
@@ -110,15 +71,15 @@ def test_relay_across_processes(engine, ipfs_node, tmp_path, request):
             assert e["delta"] is not None and e["champion_score"] is not None
 
     # status and lineage in words: head and champion, the verdicts, the champion marked
-    status = run(["status", "1"], env, tmp_path)
+    status = run_ok(DERELAY, ["status", "1"], env, tmp_path)
     assert f"champion {champion} score {champion_score} bp" in status
     assert f"head     {head} score {state.head_score} bp" in status
     assert "last verdicts:" in status
-    text = run(["lineage", "1"], env, tmp_path)
+    text = run_ok(DERELAY, ["lineage", "1"], env, tmp_path)
     (marked,) = [line for line in text.splitlines() if "<- champion" in line]
     assert str(champion) in marked
 
-    rows = json.loads(run(["payouts", "1", "--json"], env, tmp_path))
+    rows = json.loads(run_ok(DERELAY, ["payouts", "1", "--json"], env, tmp_path))
     by_address = {r["address"]: r for r in rows}
     refunds: dict[str, int] = {}
     for name, key in (("RelayerLeft", "relayer"), ("ValidatorLeft", "validator")):
@@ -142,8 +103,11 @@ def test_relay_across_processes(engine, ipfs_node, tmp_path, request):
     assert state.pool == 3 * 10**18 + lost - credited  # the pool paid exactly what was credited
 
     # a consumer licenses the champion: the bytes it wrote are the champion's, and it paid
-    got = run(
-        ["model", "get", "1", "--dev-account", "7", "--out", "champion.safetensors"], env, tmp_path
+    got = run_ok(
+        DERELAY,
+        ["model", "get", "1", "--dev-account", "7", "--out", "champion.safetensors"],
+        env,
+        tmp_path,
     )
     assert "wrote the champion of task 1 to champion.safetensors" in got and str(champion) in got
     store = open_store(ipfs_node.url, tmp_path / "unused-store")
@@ -160,7 +124,7 @@ def test_relay_across_processes(engine, ipfs_node, tmp_path, request):
     owed = reader.withdrawable(relayer) + reader.account(1, relayer).pending_royalties
     assert owed > 0
     before = w3.eth.get_balance(relayer)
-    out = run(["withdraw", "--dev-account", str(index), "--task", "1"], env, tmp_path)
+    out = run_ok(DERELAY, ["withdraw", "--dev-account", str(index), "--task", "1"], env, tmp_path)
     assert "withdrew" in out
     after = w3.eth.get_balance(relayer)
     assert before + owed - 10**16 < after <= before + owed  # the ether moved, less gas
