@@ -96,7 +96,7 @@ from derelay.trainer.models import (
 )
 from derelay.trainer.payouts import Payout, task_payouts
 from derelay.trainer.shards import split_dataset
-from derelay.trainer.spec import TaskSpec, digits_mlp_spec
+from derelay.trainer.spec import TaskSpec, TrainConfig, digits_mlp_spec
 from derelay.trainer.steps import (
     RELAY_CARD_FORMAT,
     ChildResult,
@@ -105,7 +105,7 @@ from derelay.trainer.steps import (
     train_child,
 )
 from derelay.trainer.store import LocalStore
-from derelay.trainer.training import TrainConfig, evaluate, train
+from derelay.trainer.training import evaluate, train
 
 RELAYER_BEHAVIOURS = ("honest", "free_rider", "poisoner", "staller", *ADVERSARIES)
 VALIDATOR_BEHAVIOURS = ("validator", "lazy_validator", "squatter")

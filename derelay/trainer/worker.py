@@ -53,10 +53,9 @@ from derelay.trainer.errors import (
 from derelay.trainer.failpoints import failpoint
 from derelay.trainer.journal import BallotEntry, BallotPhase, Journal, TurnEntry, TurnPhase
 from derelay.trainer.limits import DEFAULT_LIMITS
-from derelay.trainer.spec import TaskSpec
+from derelay.trainer.spec import TaskSpec, TrainConfig
 from derelay.trainer.steps import measure_champion, relay_card, score_weights, train_child
 from derelay.trainer.store import ContentStore
-from derelay.trainer.training import TrainConfig
 
 log = logging.getLogger("derelay.worker")
 
