@@ -16,10 +16,9 @@ from pathlib import Path
 
 from derelay.trainer.cid import Cid
 from derelay.trainer.shards import ShardPlan, relayer_shards
-from derelay.trainer.spec import TaskSpec
+from derelay.trainer.spec import TaskSpec, TrainConfig
 from derelay.trainer.steps import train_child
 from derelay.trainer.store import LocalStore
-from derelay.trainer.training import TrainConfig
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ from derelay.trainer.spec import (
     MAX_PARAMS,
     MlpArgs,
     TaskSpec,
-    TrainHyperparams,
+    TrainConfig,
     digits_mlp_spec,
 )
 from derelay.trainer.store import ContentStore, KuboStore, LocalStore
@@ -110,7 +110,7 @@ def model_spec(name: str) -> TaskSpec:
             digits_mlp_spec(),
             name=f"digits-mlp-{width}x{width}",
             arch_args=MlpArgs(hidden=(width, width)),
-            train=TrainHyperparams(lr=0.01),
+            train=TrainConfig(lr=0.01),
         )
     raise ValueError(f"unknown model {name!r}: use digits or 40mb")
 

@@ -47,8 +47,8 @@ from derelay.trainer.models import (
     load_weights,
     save_weights,
 )
-from derelay.trainer.spec import TaskSpec
-from derelay.trainer.training import TrainConfig, train
+from derelay.trainer.spec import TaskSpec, TrainConfig
+from derelay.trainer.training import train
 
 ADVERSARIES = ("walker", "subtle", "targeted", "dipper")
 SEARCH_STEPS = 12  # binary-search steps on the mixing coefficient (resolution 1/4096)

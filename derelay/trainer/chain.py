@@ -32,7 +32,7 @@ from web3.exceptions import (
 )
 from web3.types import RPCEndpoint, RPCResponse, TxReceipt
 
-from derelay.trainer.errors import ChainError, ContractRevert, TxLost, TxPending, one_line
+from derelay.trainer.errors import ChainError, ContractRevert, Revert, TxLost, TxPending, one_line
 from derelay.trainer.failpoints import failpoint
 from derelay.trainer.limits import DEFAULT_LIMITS, loads_json, read_reply
 
@@ -45,40 +45,40 @@ DEV_CHAIN_IDS = frozenset({1337, 31337, 131277322940537})
 T = TypeVar("T")
 
 # What to do about each custom error, shown after the decoded error itself.
-REVERT_HINTS: dict[str, str] = {
-    "DeRelay__InvalidParameter": "fix that task parameter and create the task again",
-    "DeRelay__InvalidCid": "pass a CIDv1 with a sha2-256 hash (what `ipfs add --cid-version=1` prints)",
-    "DeRelay__UnknownTask": "check the task id with `derelay status`",
-    "DeRelay__ZeroAmount": "send a positive amount",
-    "DeRelay__StakeTooLow": "stake at least the required amount",
-    "DeRelay__FeeTooLow": "pay at least the task's usage fee (`derelay task show`)",
-    "DeRelay__AlreadyQueued": "you are already in this relay's queue",
-    "DeRelay__NotQueued": "join the relay first (`derelay worker` joins for you)",
-    "DeRelay__QueueFull": "the queue is full: try again when someone leaves",
-    "DeRelay__HolderCannotLeave": "finish or skip your turn first, then leave",
-    "DeRelay__WrongPhase": "the relay is not in the phase this action needs: see `derelay status`",
-    "DeRelay__NotHolder": "it is not your turn: wait for it (`derelay status` shows the holder)",
-    "DeRelay__WrongRound": "that round is over: read the current round with `derelay status`",
-    "DeRelay__TurnExpired": "your turn's deadline passed: the next relayer may skip you",
-    "DeRelay__TurnNotExpired": "the holder's deadline has not passed yet",
-    "DeRelay__StaleParent": "the head moved: fetch the new head and train from it",
-    "DeRelay__ChildSeen": "these exact weights were submitted before: train a new child",
-    "DeRelay__ZeroSamples": "a submission must report at least one training sample",
-    "DeRelay__AlreadyValidator": "you already hold a validator seat in this task",
-    "DeRelay__NotValidator": "register as a validator of this task first",
-    "DeRelay__SeatsFull": "every validator seat is taken: try again later",
-    "DeRelay__BallotOpen": "reveal your committed score first",
-    "DeRelay__SelfReview": "a validator may not review its own submission",
-    "DeRelay__CommitClosed": "the commit window has closed for this round",
-    "DeRelay__AlreadyCommitted": "you already committed a score this round",
-    "DeRelay__RevealNotOpen": "wait until the commit window ends, then reveal",
-    "DeRelay__RevealClosed": "the reveal window has closed for this round",
-    "DeRelay__NotCommitted": "you did not commit a score this round",
-    "DeRelay__AlreadyRevealed": "you already revealed this round",
-    "DeRelay__ScoreOutOfRange": "scores are basis points, 0 to 10000",
-    "DeRelay__RevealMismatch": "the score or salt differs from the commitment: reveal the journaled ones",
-    "DeRelay__ReviewOpen": "the review is still open: finalize after its reveal window",
-    "DeRelay__NothingToWithdraw": "nothing is owed to this address yet",
+REVERT_HINTS: dict[Revert, str] = {
+    Revert.INVALID_PARAMETER: "fix that task parameter and create the task again",
+    Revert.INVALID_CID: "pass a CIDv1 with a sha2-256 hash (what `ipfs add --cid-version=1` prints)",
+    Revert.UNKNOWN_TASK: "check the task id: no task has it on this contract",
+    Revert.ZERO_AMOUNT: "send a positive amount",
+    Revert.STAKE_TOO_LOW: "stake at least the required amount",
+    Revert.FEE_TOO_LOW: "pay at least the task's usage fee",
+    Revert.ALREADY_QUEUED: "you are already in this relay's queue",
+    Revert.NOT_QUEUED: "join the relay first",
+    Revert.QUEUE_FULL: "the queue is full: try again when someone leaves",
+    Revert.HOLDER_CANNOT_LEAVE: "finish or skip your turn first, then leave",
+    Revert.WRONG_PHASE: "the relay is not in the phase this action needs: read the task's state",
+    Revert.NOT_HOLDER: "it is not your turn: wait until the task's holder is you",
+    Revert.WRONG_ROUND: "that round is over: read the task's current round",
+    Revert.TURN_EXPIRED: "your turn's deadline passed: the next relayer may skip you",
+    Revert.TURN_NOT_EXPIRED: "the holder's deadline has not passed yet",
+    Revert.STALE_PARENT: "the head moved: fetch the new head and train from it",
+    Revert.CHILD_SEEN: "these exact weights were submitted before: train a new child",
+    Revert.ZERO_SAMPLES: "a submission must report at least one training sample",
+    Revert.ALREADY_VALIDATOR: "you already hold a validator seat in this task",
+    Revert.NOT_VALIDATOR: "register as a validator of this task first",
+    Revert.SEATS_FULL: "every validator seat is taken: try again later",
+    Revert.BALLOT_OPEN: "reveal your committed score first",
+    Revert.SELF_REVIEW: "a validator may not review its own submission",
+    Revert.COMMIT_CLOSED: "the commit window has closed for this round",
+    Revert.ALREADY_COMMITTED: "you already committed a score this round",
+    Revert.REVEAL_NOT_OPEN: "wait until the commit window ends, then reveal",
+    Revert.REVEAL_CLOSED: "the reveal window has closed for this round",
+    Revert.NOT_COMMITTED: "you did not commit a score this round",
+    Revert.ALREADY_REVEALED: "you already revealed this round",
+    Revert.SCORE_OUT_OF_RANGE: "scores are basis points, 0 to 10000",
+    Revert.REVEAL_MISMATCH: "the score or salt differs from the commitment: reveal the journaled ones",
+    Revert.REVIEW_OPEN: "the review is still open: finalize after its reveal window",
+    Revert.NOTHING_TO_WITHDRAW: "nothing is owed to this address yet",
 }
 
 
@@ -97,7 +97,8 @@ def connect(
         w3 = Web3(BoundedHTTPProvider(rpc, timeout, max_reply_bytes))
     else:
         raise ChainError(
-            f"unsupported RPC {one_line(rpc, 100)!r}: pass an http(s):// URL or 'embedded'"
+            f"unsupported RPC {one_line(rpc, 100)!r}: pass an http(s):// URL or 'embedded'",
+            setting="rpc",
         )
     chain_id(w3)
     return w3
@@ -132,7 +133,8 @@ class BoundedHTTPProvider(HTTPProvider):
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise ChainError(
                 f"the RPC endpoint answered {method} with {len(body)} bytes that are not JSON "
-                f"({one_line(repr(body[:60]))}): is --rpc the URL of an Ethereum JSON-RPC node?"
+                f"({one_line(repr(body[:60]))}): is the RPC URL that of an Ethereum JSON-RPC node?",
+                setting="rpc",
             ) from None
         _check_reply(reply, method, request_id)
         if method == "eth_chainId" and "result" in reply:
@@ -155,18 +157,21 @@ class BoundedHTTPProvider(HTTPProvider):
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise ChainError(
                 f"the RPC endpoint sent an unreadable answer to {method} "
-                f"({type(exc).__name__}: {one_line(str(exc), 100)}): check --rpc and try again"
+                f"({type(exc).__name__}: {one_line(str(exc), 100)}): check the RPC URL and try again",
+                setting="rpc",
             ) from None
         if len(body) > self.max_reply_bytes:
             raise ChainError(
                 f"the RPC endpoint answered {method} with more than {self.max_reply_bytes} bytes, "
-                "the limit: raise --max-rpc-reply-bytes only for a node you trust"
+                "the limit: raise the rpc_reply_bytes limit only for a node you trust",
+                setting="rpc_reply_bytes",
             )
         if response.status_code != 200:
             raise ChainError(
                 f"the RPC endpoint answered {method} with HTTP {response.status_code} "
                 f"({one_line(body[:200].decode('utf-8', 'replace'), 100) or 'no reason given'}): "
-                "check that --rpc names a working Ethereum JSON-RPC node"
+                "check that the RPC URL names a working Ethereum JSON-RPC node",
+                setting="rpc",
             )
         return body
 
@@ -191,7 +196,8 @@ def _check_reply(reply: Any, method: str, request_id: Any) -> None:
     if problem:
         raise ChainError(
             f"the RPC endpoint answered {method} with {problem}: "
-            "is --rpc the URL of an Ethereum JSON-RPC node?"
+            "is the RPC URL that of an Ethereum JSON-RPC node?",
+            setting="rpc",
         )
 
 
@@ -264,11 +270,13 @@ def with_retries(call: Callable[[], T], tries: int = 4, first_delay: float = 0.2
                     raise ChainError(
                         f"the RPC endpoint did not answer in time, {tries} tries "
                         f"({one_line(str(exc), 80) or type(exc).__name__}): the node is overloaded "
-                        "or stalled; try again, or check --rpc"
+                        "or stalled; try again, or check the RPC URL",
+                        setting="rpc",
                     ) from exc
                 raise ChainError(
                     f"the RPC endpoint is unreachable after {tries} tries ({type(exc).__name__}): "
-                    "start the chain (`derelay chain`) or check --rpc"
+                    "start a chain there or check the RPC URL",
+                    setting="rpc",
                 ) from exc
             time.sleep(delay)
             delay *= 2
@@ -674,8 +682,8 @@ class ChainClient:
             return
         self._warned.add(key)
         log.warning(
-            "%s waits: the chain's fee (base fee %.3g gwei) needs more than --max-fee %.3g gwei; "
-            "raise --max-fee to get it mined, or wait for the fee to fall",
+            "%s waits: the chain's fee (base fee %.3g gwei) needs more than the fee ceiling of "
+            "%.3g gwei (max_fee_wei); raise the ceiling to get it mined, or wait for the fee to fall",
             tx.action,
             self._base_fee() / GWEI,
             self.options.max_fee_wei / GWEI,

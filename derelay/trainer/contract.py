@@ -24,7 +24,7 @@ def load_abi(name: str = "DeRelay") -> list[dict[str, Any]]:
     """The ABI from the committed artifact of contract `name`."""
     path = ARTIFACTS_DIR / f"{name}.json"
     if not path.is_file():
-        raise ChainError(f"no compiled artifact {path}: run `derelay compile`")
+        raise ChainError(f"no compiled artifact {path}: compile the contracts first")
     return list(json.loads(path.read_text())["abi"])
 
 
@@ -285,7 +285,8 @@ class DeRelayContract:
         code = rpc_read(lambda: bytes(client.w3.eth.get_code(self.address)), "contract code")
         if len(code) == 0:
             raise ChainError(
-                f"no contract at {self.address} on this chain: deploy with `derelay deploy`"
+                f"no contract at {self.address} on this chain: deploy the contract there first, "
+                "or check its address"
             )
 
     @classmethod

@@ -14,6 +14,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,26 @@ READABLE_VERSIONS = (2, 3)
 KEEP_ROUNDS = 64  # entries older than this many rounds are dropped on save
 
 
+class TurnPhase(StrEnum):
+    """Where a journaled relay turn stands (the journal stores the value)."""
+
+    TRAINED = "trained"  # the child and its card are pinned
+    SUBMITTING = "submitting"  # the submission is sent, or about to be
+    SUBMITTED = "submitted"  # the submission landed
+    ABANDONED = "abandoned"  # the turn was lost (the head moved, the turn expired or was skipped)
+
+
+class BallotPhase(StrEnum):
+    """Where a journaled ballot stands (the journal stores the value)."""
+
+    SCORED = "scored"  # the scores are measured and the salt drawn: the commitment goes out next
+    COMMITTED = "committed"  # the commitment landed: the reveal goes out in the reveal window
+    REVEALED = "revealed"  # the reveal landed
+
+
 @dataclass(frozen=True)
 class TurnEntry:
-    """A relay turn in flight. `phase`: trained (child pinned), submitting, submitted, abandoned."""
+    """A relay turn in flight."""
 
     round: int
     parent_cid: str
@@ -38,13 +56,13 @@ class TurnEntry:
     card_cid: str
     samples: int
     data_commitment: str
-    phase: str
+    phase: TurnPhase
 
 
 @dataclass(frozen=True)
 class BallotEntry:
     """A review in flight: the child, the champion and the child's parent (the head it was trained
-    from) scored on the same held-out data. `phase`: scored (salt drawn), committed, revealed."""
+    from) scored on the same held-out data."""
 
     round: int
     child_cid: str
@@ -54,7 +72,7 @@ class BallotEntry:
     parent_cid: str
     parent_score: int
     salt: str
-    phase: str
+    phase: BallotPhase
 
 
 class Journal:
@@ -109,13 +127,13 @@ class Journal:
         self._ballots[self._key(task_id, entry.round)] = asdict(entry)
         self._save(task_id, entry.round)
 
-    def advance_turn(self, task_id: int, entry: TurnEntry, phase: str) -> TurnEntry:
+    def advance_turn(self, task_id: int, entry: TurnEntry, phase: TurnPhase) -> TurnEntry:
         """Record `entry` in its next phase and return it."""
         moved = replace(entry, phase=phase)
         self.record_turn(task_id, moved)
         return moved
 
-    def advance_ballot(self, task_id: int, entry: BallotEntry, phase: str) -> BallotEntry:
+    def advance_ballot(self, task_id: int, entry: BallotEntry, phase: BallotPhase) -> BallotEntry:
         """Record `entry` in its next phase and return it."""
         moved = replace(entry, phase=phase)
         self.record_ballot(task_id, moved)
@@ -171,18 +189,20 @@ class Journal:
 
 _KEY = re.compile(r"\d{1,20}:\d{1,20}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
-_PHASES = {
-    TurnEntry: {"trained", "submitting", "submitted", "abandoned"},
-    BallotEntry: {"scored", "committed", "revealed"},
+_PHASES: dict[type, type[TurnPhase] | type[BallotPhase]] = {
+    TurnEntry: TurnPhase,
+    BallotEntry: BallotPhase,
 }
 
 
 def _table(value: Any, kind: type[TurnEntry] | type[BallotEntry]) -> dict[str, dict[str, Any]]:
     """One table of the document, checked: "task:round" keys, entries of `kind` with exactly its
-    fields, each of its type (bool is not int), a known phase and 32-byte hex where hex is due."""
+    fields, each of its type (bool is not int), a known phase and 32-byte hex where hex is due;
+    phases are read as their enum."""
     if not isinstance(value, dict):
         raise ValueError(f"{kind.__name__} table is not an object")
-    types = {item.name: item.type for item in fields(kind)}  # "int" or "str"
+    phases = _PHASES[kind]
+    types = {item.name: item.type for item in fields(kind)} | {"phase": "str"}  # on disk: JSON
     for key, entry in value.items():
         ok = (
             _KEY.fullmatch(key)
@@ -190,7 +210,7 @@ def _table(value: Any, kind: type[TurnEntry] | type[BallotEntry]) -> dict[str, d
             and entry.keys() == types.keys()
             and all(type(entry[name]).__name__ == types[name] for name in types)
             and entry["round"] == int(key.split(":")[1])
-            and entry["phase"] in _PHASES[kind]
+            and entry["phase"] in set(phases)
             and all(
                 _HEX32.fullmatch(entry[name])
                 for name in ("salt", "data_commitment")
@@ -199,7 +219,7 @@ def _table(value: Any, kind: type[TurnEntry] | type[BallotEntry]) -> dict[str, d
         )
         if not ok:
             raise ValueError(f"{kind.__name__} {key[:40]!r} is malformed")
-    return dict(value)
+    return {key: {**entry, "phase": phases(entry["phase"])} for key, entry in value.items()}
 
 
 _TX_KEY = re.compile(r"\d{1,20}:[A-Za-z]{1,40}:\d{1,20}")

@@ -62,11 +62,13 @@ def load_account(
         if chain_id not in DEV_CHAIN_IDS:
             raise KeyStoreError(
                 f"dev accounts are public and may sign only on dev chains, not chain {chain_id}: "
-                f"use --keystore FILE or ${KEY_ENV}"
+                f"use a keystore file or ${KEY_ENV}",
+                setting="keystore",
             )
         return dev_account(dev_index)
     raise KeyStoreError(
-        f"no signing key: pass --keystore FILE, set ${KEY_ENV}, or on a dev chain --dev-account N"
+        f"no signing key: give a keystore file, set ${KEY_ENV}, or on a dev chain a dev account",
+        setting="keystore",
     )
 
 
@@ -76,7 +78,8 @@ def _from_keystore(path: Path, env: os._Environ[str] | dict[str, str]) -> LocalA
         document = loads_json(data) if len(data) <= _MAX_KEYSTORE_BYTES else None
     except FileNotFoundError as exc:
         raise KeyStoreError(
-            f"keystore {path} does not exist: create one with `derelay account new`"
+            f"keystore {path} does not exist: check the path, or create a keystore there",
+            setting="keystore",
         ) from exc
     except (OSError, ValueError, RecursionError) as exc:
         raise KeyStoreError(

@@ -303,7 +303,8 @@ def start_anvil(
         raise ConfigError(f"anvil is not installed: run `npm ci` in {GANACHE_DIR}")
     if block_time < 0:
         raise ConfigError(
-            f"--block-time {block_time:g} is negative: pass 0 (mine per transaction) or more"
+            f"block time {block_time:g} s is negative: pass 0 (mine per transaction) or more",
+            setting="block_time",
         )
     port = free_port() if port is None else port
     _check_port(port, "chain", ChainError)
@@ -353,7 +354,8 @@ def start_chain(
         seconds = 1 if block_time is None else block_time
         if seconds != int(seconds):
             raise ConfigError(
-                f"ganache mines every whole second: --block-time {seconds:g} is not one"
+                f"ganache mines every whole second: a block time of {seconds:g} s is not one",
+                setting="block_time",
             )
         return start_ganache(
             data_dir, port, accounts=accounts, block_time=int(seconds), log_path=log_path

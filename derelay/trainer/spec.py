@@ -1,4 +1,5 @@
-"""The task spec: which model a task trains, on what data, with which recommended hyperparameters.
+"""The task spec: which model a task trains, on what data, with which recommended hyperparameters
+(a `TrainConfig`, which each worker completes with its own seed and device).
 
 A spec is JSON on the content store, named by its CID in the task. Workers fetch it from the
 network, so `TaskSpec.from_json` treats it as hostile: a size limit, exact key sets, exact JSON
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from derelay.trainer.errors import SpecError, one_line
+from derelay.trainer.errors import ConfigError, DeRelayError, SpecError, one_line
 from derelay.trainer.limits import DEFAULT_LIMITS, loads_json
 
 SPEC_VERSION = 1
@@ -28,6 +30,7 @@ MAX_NAME_CHARS = 200
 ARCHS = ("logreg", "mlp", "cnn")
 DATASETS = ("digits", "synthetic", "npz")
 OPTIMIZERS = ("sgd", "adam")
+DEVICES = ("cpu", "cuda", "auto")
 DIGITS_FEATURES = 64  # 8x8 images
 DIGITS_CLASSES = 10
 
@@ -37,21 +40,30 @@ def _fail(detail: str) -> SpecError:
     return SpecError(f"invalid task spec: {one_line(detail, 240)}; fix the spec JSON")
 
 
-def _check_int(where: str, value: int, lo: int, hi: int) -> None:
+def _config_fail(detail: str) -> ConfigError:
+    return ConfigError(f"training config: {one_line(detail, 240)}; fix the setting")
+
+
+Fail = Callable[[str], DeRelayError]  # the error of a broken bound: `_fail` in a spec
+
+
+def _check_int(where: str, value: int, lo: int, hi: int, fail: Fail = _fail) -> None:
     if not lo <= value <= hi:
-        raise _fail(f"{where} must be an integer in [{lo}, {hi}], got {value}")
+        raise fail(f"{where} must be an integer in [{lo}, {hi}], got {value}")
 
 
-def _check_float(where: str, value: float, lo: float, hi: float, *, lo_open: bool = False) -> None:
+def _check_float(
+    where: str, value: float, lo: float, hi: float, *, lo_open: bool = False, fail: Fail = _fail
+) -> None:
     ok = math.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi
     if not ok:
         interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
-        raise _fail(f"{where} must be a number in {interval}, got {value}")
+        raise fail(f"{where} must be a number in {interval}, got {value}")
 
 
-def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
+def _check_choice(where: str, value: str, choices: tuple[str, ...], fail: Fail = _fail) -> None:
     if value not in choices:
-        raise _fail(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+        raise fail(f"{where} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -104,27 +116,52 @@ class SyntheticArgs:
 
 
 @dataclass(frozen=True)
-class TrainHyperparams:
-    """The publisher's recommended hyperparameters; a worker may override them."""
+class TrainConfig:
+    """How a relay turn trains. A task spec recommends the hyperparameters (its `train` object:
+    every field but the last two); each worker adds its own seed and device."""
 
     epochs: int = 1  # local epochs per turn: one kept the relay as sample-efficient as centralized
-    batch_size: int = 32  # samples per optimizer step
+    batch_size: int = 32  # samples per optimizer step; the last batch of an epoch may be smaller
     lr: float = 0.05  # learning rate
     optimizer: str = "sgd"  # "sgd" or "adam"
     momentum: float = 0.9  # SGD momentum; Adam ignores it
     weight_decay: float = 0.0  # L2 penalty passed to the optimizer
     prox_mu: float = 0.3  # mu/2*||w - w_parent||^2: fewer passes under label skew, same when IID
     logit_adjust: float = 1.0  # tau in logits + tau*log(local prior): skew no longer erases classes
+    seed: int = 0  # the worker's: fixes the batch order and every other random draw
+    device: str = "cpu"  # the worker's: "cpu", "cuda", or "auto" (cuda when a GPU is visible)
 
     def __post_init__(self) -> None:
-        _check_int("train.epochs", self.epochs, 1, 1000)
-        _check_int("train.batch_size", self.batch_size, 1, 65536)
-        _check_float("train.lr", self.lr, 0.0, 10.0, lo_open=True)
-        _check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
-        _check_float("train.momentum", self.momentum, 0.0, 0.999)
-        _check_float("train.weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_float("train.prox_mu", self.prox_mu, 0.0, 1000.0)
-        _check_float("train.logit_adjust", self.logit_adjust, 0.0, 10.0)
+        _check_recommended(self.recommended(), _config_fail)
+        _check_int("seed", self.seed, 0, 2**63 - 1, _config_fail)
+        _check_choice("device", self.device, DEVICES, _config_fail)
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec, seed: int = 0, device: str = "cpu") -> TrainConfig:
+        """The spec's recommended hyperparameters, with this worker's seed and device."""
+        return replace(spec.train, seed=seed, device=device)
+
+    def recommended(self) -> dict[str, Any]:
+        """The fields a task spec holds: all but the worker's seed and device."""
+        return {name: getattr(self, name) for name in RECOMMENDED}
+
+
+# The fields of a TrainConfig that a task spec recommends (its `train` object).
+RECOMMENDED = (
+    "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "prox_mu", "logit_adjust"
+)  # fmt: skip
+
+
+def _check_recommended(train: Mapping[str, Any], fail: Fail) -> None:
+    """The bounds a spec puts on each recommended hyperparameter."""
+    _check_int("train.epochs", train["epochs"], 1, 1000, fail)
+    _check_int("train.batch_size", train["batch_size"], 1, 65536, fail)
+    _check_float("train.lr", train["lr"], 0.0, 10.0, lo_open=True, fail=fail)
+    _check_choice("train.optimizer", train["optimizer"], OPTIMIZERS, fail)
+    _check_float("train.momentum", train["momentum"], 0.0, 0.999, fail=fail)
+    _check_float("train.weight_decay", train["weight_decay"], 0.0, 1.0, fail=fail)
+    _check_float("train.prox_mu", train["prox_mu"], 0.0, 1000.0, fail=fail)
+    _check_float("train.logit_adjust", train["logit_adjust"], 0.0, 10.0, fail=fail)
 
 
 ArchArgs = NoArgs | MlpArgs | CnnArgs
@@ -142,7 +179,7 @@ class TaskSpec:
     dataset: str  # "digits", "synthetic" or "npz" (each participant brings its own file)
     arch_args: ArchArgs = NoArgs()
     dataset_args: DatasetArgs = NoArgs()
-    train: TrainHyperparams = field(default_factory=TrainHyperparams)
+    train: TrainConfig = field(default_factory=TrainConfig)  # its seed and device unset
     eval_fraction: float = 0.2  # share of a participant's data held out for scoring
     name: str = ""  # free text for people; not used by the protocol
     version: int = SPEC_VERSION
@@ -166,6 +203,8 @@ class TaskSpec:
             _check_int(f"input_shape[{i}]", dim, 1, MAX_FEATURES)
         _check_int("product of input_shape", self.features, 1, MAX_FEATURES)
         _check_int("num_classes", self.num_classes, 2, MAX_CLASSES)
+        if self.train != TrainConfig(**self.train.recommended()):
+            raise _fail("train holds no seed or device: each worker sets its own")
         _check_float("eval_fraction", self.eval_fraction, 0.0, 0.9, lo_open=True)
         if len(self.name) > MAX_NAME_CHARS or not self.name.isprintable():
             raise _fail(f"name must be printable text of at most {MAX_NAME_CHARS} characters")
@@ -234,7 +273,7 @@ class TaskSpec:
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, no spaces, ASCII. Equal specs give equal bytes, one CID."""
-        doc = asdict(self)
+        doc = asdict(self) | {"train": self.train.recommended()}
         return json.dumps(
             doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
         ).encode("ascii")
@@ -338,17 +377,11 @@ def _parse(value: Any) -> TaskSpec:
     dataset = _str("dataset", doc["dataset"])
     _check_choice("arch", arch, ARCHS)
     _check_choice("dataset", dataset, DATASETS)
-    tr = _obj("train", doc["train"], {f.name for f in fields(TrainHyperparams)})
-    train = TrainHyperparams(
-        epochs=_int("train.epochs", tr["epochs"]),
-        batch_size=_int("train.batch_size", tr["batch_size"]),
-        lr=_float("train.lr", tr["lr"]),
-        optimizer=_str("train.optimizer", tr["optimizer"]),
-        momentum=_float("train.momentum", tr["momentum"]),
-        weight_decay=_float("train.weight_decay", tr["weight_decay"]),
-        prox_mu=_float("train.prox_mu", tr["prox_mu"]),
-        logit_adjust=_float("train.logit_adjust", tr["logit_adjust"]),
-    )
+    tr = _obj("train", doc["train"], set(RECOMMENDED))
+    types = {f.name: f.type for f in fields(TrainConfig)}  # "int", "float" or "str"
+    read = {"int": _int, "float": _float, "str": _str}
+    recommended = {name: read[types[name]](f"train.{name}", tr[name]) for name in RECOMMENDED}
+    _check_recommended(recommended, _fail)
     return TaskSpec(
         version=version,
         arch=arch,
@@ -357,7 +390,7 @@ def _parse(value: Any) -> TaskSpec:
         num_classes=_int("num_classes", doc["num_classes"]),
         dataset=dataset,
         dataset_args=_parse_args("dataset_args", _DATASET_ARGS[dataset], doc["dataset_args"]),
-        train=train,
+        train=TrainConfig(**recommended),
         eval_fraction=_float("eval_fraction", doc["eval_fraction"]),
         name=_str("name", doc.get("name", "")),
     )

@@ -5,15 +5,15 @@ these; neither touches the chain or the store."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from derelay.trainer import __version__
 from derelay.trainer.data import Dataset
 from derelay.trainer.errors import WeightsError
 from derelay.trainer.limits import DEFAULT_LIMITS
 from derelay.trainer.models import apply_weights, build_model, load_weights, save_weights
-from derelay.trainer.spec import TaskSpec
-from derelay.trainer.training import TrainConfig, evaluate, train
+from derelay.trainer.spec import TaskSpec, TrainConfig
+from derelay.trainer.training import evaluate, train
 
 
 @dataclass(frozen=True)
@@ -130,18 +130,7 @@ def relay_card(
         else {"cid": champion.cid, "score_bp": champion.score_bp},
         "samples": result.samples,
         "data_commitment": "0x" + data_commitment.hex(),
-        "train": {
-            "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size,
-            "lr": cfg.lr,
-            "optimizer": cfg.optimizer,
-            "momentum": cfg.momentum,
-            "weight_decay": cfg.weight_decay,
-            "prox_mu": cfg.prox_mu,
-            "logit_adjust": cfg.logit_adjust,
-            "seed": cfg.seed,
-            "device": result.device,
-        },
+        "train": asdict(cfg) | {"device": result.device},  # the device it ran on
         "metrics": metrics,
         "timings": {"fetch_s": round(fetch_seconds, 4), "train_s": round(result.train_seconds, 4)},
         "created_at": int(time.time()),

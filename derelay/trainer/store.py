@@ -676,7 +676,8 @@ class KuboStore(ContentStore):
                     reason = _connection_reason(exc)
                     raise StoreError(
                         f"IPFS node at {self.url} is unreachable ({reason}): "
-                        "start it with `derelay ipfs` or pass --ipfs URL"
+                        "start an IPFS node there or check the IPFS URL",
+                        setting="ipfs",
                     ) from None
                 time.sleep(self.backoff * 2**attempt)
             except requests.Timeout:

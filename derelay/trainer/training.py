@@ -20,57 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from derelay.trainer.errors import ConfigError, DataError
-from derelay.trainer.spec import OPTIMIZERS, TaskSpec
-
-DEVICES = ("cpu", "cuda", "auto")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 1  # local epochs per turn: one kept the relay as sample-efficient as centralized
-    batch_size: int = 32  # samples per optimizer step; the last batch of an epoch may be smaller
-    lr: float = 0.05  # learning rate
-    optimizer: str = "sgd"  # "sgd" or "adam"
-    momentum: float = 0.9  # SGD momentum; Adam ignores it
-    weight_decay: float = 0.0  # L2 penalty passed to the optimizer
-    prox_mu: float = 0.0  # mu/2*||w - w_parent||^2; off: +56-63% time, < 0.1 point of accuracy
-    logit_adjust: float = 0.0  # tau: fit logits + tau*log(local label prior); 0: plain loss
-    seed: int = 0  # fixes the batch order and every other random draw
-    device: str = "cpu"  # "cpu", "cuda", or "auto" (cuda when a GPU is visible)
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (math.isfinite(self.lr) and self.lr > 0, "lr must be a positive number"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-            (0 <= self.weight_decay < math.inf, "weight_decay must be a number >= 0"),
-            (0 <= self.prox_mu < math.inf, "prox_mu must be a number >= 0"),
-            (0 <= self.logit_adjust < math.inf, "logit_adjust must be a number >= 0"),
-            (0 <= self.seed < 2**63, "seed must be an integer in [0, 2**63)"),
-            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"training config: {message}; fix the setting")
-
-    @classmethod
-    def from_spec(cls, spec: TaskSpec, seed: int = 0, device: str = "cpu") -> TrainConfig:
-        """The spec's recommended hyperparameters, with this worker's seed and device."""
-        t = spec.train
-        return cls(
-            epochs=t.epochs,
-            batch_size=t.batch_size,
-            lr=t.lr,
-            optimizer=t.optimizer,
-            momentum=t.momentum,
-            weight_decay=t.weight_decay,
-            prox_mu=t.prox_mu,
-            logit_adjust=t.logit_adjust,
-            seed=seed,
-            device=device,
-        )
+from derelay.trainer.spec import DEVICES, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -45,17 +45,17 @@ from derelay.trainer.errors import (
     ChainError,
     ContractRevert,
     DeRelayError,
+    Revert,
     StoreError,
     TxLost,
     TxPending,
 )
 from derelay.trainer.failpoints import failpoint
-from derelay.trainer.journal import BallotEntry, Journal, TurnEntry
+from derelay.trainer.journal import BallotEntry, BallotPhase, Journal, TurnEntry, TurnPhase
 from derelay.trainer.limits import DEFAULT_LIMITS
-from derelay.trainer.spec import TaskSpec
+from derelay.trainer.spec import TaskSpec, TrainConfig
 from derelay.trainer.steps import measure_champion, relay_card, score_weights, train_child
 from derelay.trainer.store import ContentStore
-from derelay.trainer.training import TrainConfig
 
 log = logging.getLogger("derelay.worker")
 
@@ -64,7 +64,55 @@ log = logging.getLogger("derelay.worker")
 TRANSIENT_ERRORS = (ChainError, StoreError, requests.RequestException, OSError)
 
 # Reverts that mean "someone else already moved the relay on": a keeper lost a race.
-RACE_ERRORS = frozenset({"DeRelay__WrongPhase", "DeRelay__TurnNotExpired", "DeRelay__ReviewOpen"})
+RACE_ERRORS = frozenset({Revert.WRONG_PHASE, Revert.TURN_NOT_EXPIRED, Revert.REVIEW_OPEN})
+
+# Reverts of a submission that mean the turn is lost: the head moved, the round or the turn ended
+# (a keeper may have skipped it while it was being sent), or the child was seen before.
+TURN_LOST = frozenset(
+    {
+        Revert.STALE_PARENT,
+        Revert.WRONG_ROUND,
+        Revert.TURN_EXPIRED,
+        Revert.NOT_HOLDER,
+        Revert.CHILD_SEEN,
+    }
+)
+
+
+@dataclass(frozen=True)
+class BallotStep:
+    """A validator's transaction (commit or reveal) and what becomes of its journaled ballot:
+    `done` is its phase once the transaction landed, or once a revert in `already` says it had;
+    a revert in `missed` means its window passed, or the review ended, while it was sent."""
+
+    done: BallotPhase
+    already: frozenset[Revert]
+    missed: frozenset[Revert]
+    failpoint: str
+    line: str  # the line it logs, formatted with the ballot's fields
+
+
+BALLOT_STEPS = {
+    "commitScore": BallotStep(
+        BallotPhase.COMMITTED,
+        frozenset({Revert.ALREADY_COMMITTED}),
+        frozenset(
+            {Revert.COMMIT_CLOSED, Revert.WRONG_PHASE, Revert.WRONG_ROUND, Revert.SELF_REVIEW}
+        ),
+        "after-commit",
+        "committed scores for {child_cid}, the champion {champion_cid} and the parent {parent_cid}",
+    ),
+    "revealScore": BallotStep(
+        BallotPhase.REVEALED,
+        frozenset({Revert.ALREADY_REVEALED, Revert.NOT_COMMITTED}),
+        frozenset(
+            {Revert.REVEAL_CLOSED, Revert.WRONG_PHASE, Revert.WRONG_ROUND, Revert.REVEAL_NOT_OPEN}
+        ),
+        "after-reveal",
+        "revealed scores {child_score} (child), {champion_score} (champion), "
+        "{parent_score} (parent)",
+    ),
+}
 
 # The transactions of each role: while one of them is in flight, that role waits for it.
 ROLE_ACTIONS = {
@@ -131,9 +179,9 @@ class Worker:
         clock: Callable[[DeRelayContract], int] = chain_now,
     ) -> None:
         if config.roles.relayer and train_data is None:
-            raise DeRelayError("a relayer needs training data: pass --data or --shard")
+            raise DeRelayError("a relayer needs training data", setting="train_data")
         if config.roles.validator and holdout is None:
-            raise DeRelayError("a validator needs held-out data: pass --holdout-shard")
+            raise DeRelayError("a validator needs held-out data", setting="holdout")
         self.relay = relay
         self.store = store
         self.spec = spec
@@ -225,8 +273,8 @@ class Worker:
                 raise error
             outcome = {
                 "submitRelay": self._submit_outcome,
-                "commitScore": self._commit_outcome,
-                "revealScore": self._reveal_outcome,
+                "commitScore": self._ballot_outcome,
+                "revealScore": self._ballot_outcome,
             }.get(tx.action, self._other_outcome)
             lines += outcome(round_, error, tx.action)
         return lines
@@ -241,7 +289,7 @@ class Worker:
                     "finalize": f"round {round_}: finalized the review",
                 }.get(action, f"round {round_}: {action} done")
             ]
-        if error.name in RACE_ERRORS | {"DeRelay__SeatsFull", "DeRelay__AlreadyQueued"}:
+        if error.name in RACE_ERRORS | {Revert.SEATS_FULL, Revert.ALREADY_QUEUED}:
             return []
         raise error
 
@@ -259,9 +307,13 @@ class Worker:
                 self._other_outcome,
             )
         entry = self.journal.turn(self.task_id, state.round)
-        if entry is not None and entry.phase == "submitting" and self._already_submitted(entry):
+        if (
+            entry is not None
+            and entry.phase == TurnPhase.SUBMITTING
+            and self._already_submitted(entry)
+        ):
             # Sent before a crash, and it landed: never send it again.
-            self.journal.advance_turn(self.task_id, entry, "submitted")
+            self.journal.advance_turn(self.task_id, entry, TurnPhase.SUBMITTED)
             return [
                 f"round {state.round}: submission {entry.child_cid} had landed before a restart"
             ]
@@ -271,9 +323,9 @@ class Worker:
 
     def _turn(self, state: TaskState, entry: TurnEntry | None) -> list[str]:
         head = Cid.from_bytes(state.head_cid)
-        if entry is not None and entry.phase == "abandoned":
+        if entry is not None and entry.phase == TurnPhase.ABANDONED:
             return []
-        if entry is not None and entry.phase == "submitted":
+        if entry is not None and entry.phase == TurnPhase.SUBMITTED:
             # Still our turn on chain after a submission that was done: a reorg took it back.
             if self._already_submitted(entry):
                 return []
@@ -282,7 +334,7 @@ class Worker:
             )
         if entry is None or entry.parent_cid != str(head):
             entry = self._void_retry(state.round, head) or self._train(state, head)
-        entry = self.journal.advance_turn(self.task_id, entry, "submitting")
+        entry = self.journal.advance_turn(self.task_id, entry, TurnPhase.SUBMITTING)
         return self._act(
             state.round,
             "submitRelay",
@@ -302,19 +354,13 @@ class Worker:
         entry = self.journal.turn(self.task_id, round_)
         assert entry is not None  # journaled "submitting" before it was sent
         if error is None:
-            self.journal.advance_turn(self.task_id, entry, "submitted")
+            self.journal.advance_turn(self.task_id, entry, TurnPhase.SUBMITTED)
             return [f"round {round_}: submitted child {entry.child_cid} ({entry.samples} samples)"]
-        if error.name == "DeRelay__ChildSeen" and self._already_submitted(entry):
-            self.journal.advance_turn(self.task_id, entry, "submitted")
+        if error.name == Revert.CHILD_SEEN and self._already_submitted(entry):
+            self.journal.advance_turn(self.task_id, entry, TurnPhase.SUBMITTED)
             return [f"round {round_}: submission had already landed"]
-        if error.name in (
-            "DeRelay__StaleParent",
-            "DeRelay__WrongRound",
-            "DeRelay__TurnExpired",
-            "DeRelay__NotHolder",  # a keeper skipped the turn while it was being sent
-            "DeRelay__ChildSeen",
-        ):
-            self.journal.advance_turn(self.task_id, entry, "abandoned")
+        if error.name in TURN_LOST:
+            self.journal.advance_turn(self.task_id, entry, TurnPhase.ABANDONED)
             return [f"round {round_}: turn abandoned: {error}"]
         raise error
 
@@ -323,7 +369,10 @@ class Worker:
         chain says that review was void, goes in again (nobody else may take it). A submission
         still "submitting" (a crash before its receipt) counts: the chain's record says it landed."""
         previous = self.journal.turn(self.task_id, round_ - 1)
-        sent = previous is not None and previous.phase in ("submitting", "submitted")
+        sent = previous is not None and previous.phase in (
+            TurnPhase.SUBMITTING,
+            TurnPhase.SUBMITTED,
+        )
         if previous is None or not sent or previous.parent_cid != str(head):
             return None
         relayer, _, _, status, _, _ = self.relay.record(
@@ -331,7 +380,7 @@ class Worker:
         )
         if relayer != self.address or status != Status.VOID:
             return None
-        entry = replace(previous, round=round_, phase="trained")
+        entry = replace(previous, round=round_, phase=TurnPhase.TRAINED)
         self.journal.record_turn(self.task_id, entry)
         return entry
 
@@ -379,7 +428,7 @@ class Worker:
             card_cid=str(card_cid),
             samples=result.samples,
             data_commitment=commitment.hex(),
-            phase="trained",
+            phase=TurnPhase.TRAINED,
         )
         self.journal.record_turn(self.task_id, entry)
         failpoint("after-pin")
@@ -407,12 +456,12 @@ class Worker:
         entry = self.journal.ballot(self.task_id, state.round)
         if entry is not None:
             entry = self._reconcile(state, now, entry, account.seat)
-        if now <= state.deadline and (entry is None or entry.phase == "scored"):
+        if now <= state.deadline and (entry is None or entry.phase == BallotPhase.SCORED):
             return self._commit(state, entry)
         if (
             state.deadline < now <= state.reveal_end
             and entry is not None
-            and entry.phase == "committed"
+            and entry.phase == BallotPhase.COMMITTED
         ):
             return self._reveal(state, entry)
         return []
@@ -424,24 +473,24 @@ class Worker:
         in_commit = now <= state.deadline
         in_reveal = state.deadline < now <= state.reveal_end
         if not (
-            entry.phase == "scored"
-            or (entry.phase == "committed" and in_commit)
-            or (entry.phase == "revealed" and in_reveal)
+            entry.phase == BallotPhase.SCORED
+            or (entry.phase == BallotPhase.COMMITTED and in_commit)
+            or (entry.phase == BallotPhase.REVEALED and in_reveal)
         ):
             return entry
         ballot = self._ballot_on_chain(state, seat)
-        if entry.phase == "scored" and ballot != Ballot.NONE:
-            return self.journal.advance_ballot(self.task_id, entry, "committed")
-        if entry.phase == "committed" and in_commit and ballot == Ballot.NONE:
+        if entry.phase == BallotPhase.SCORED and ballot != Ballot.NONE:
+            return self.journal.advance_ballot(self.task_id, entry, BallotPhase.COMMITTED)
+        if entry.phase == BallotPhase.COMMITTED and in_commit and ballot == Ballot.NONE:
             log.warning(
                 "round %d: the chain lost the commitment (a reorg?): sending it again", state.round
             )
-            return self.journal.advance_ballot(self.task_id, entry, "scored")
-        if entry.phase == "revealed" and ballot == Ballot.COMMITTED:
+            return self.journal.advance_ballot(self.task_id, entry, BallotPhase.SCORED)
+        if entry.phase == BallotPhase.REVEALED and ballot == Ballot.COMMITTED:
             log.warning(
                 "round %d: the chain lost the reveal (a reorg?): sending it again", state.round
             )
-            return self.journal.advance_ballot(self.task_id, entry, "committed")
+            return self.journal.advance_ballot(self.task_id, entry, BallotPhase.COMMITTED)
         return entry
 
     def _ballot_on_chain(self, state: TaskState, seat: int) -> Ballot:
@@ -478,7 +527,7 @@ class Worker:
                 str(parent),
                 parent_score,
                 os.urandom(32).hex(),
-                "scored",
+                BallotPhase.SCORED,
             )
             self.journal.record_ballot(self.task_id, entry)
         commitment = commitment_for(
@@ -494,30 +543,8 @@ class Worker:
             state.round,
             "commitScore",
             lambda: self.relay.commit_score(self.task_id, state.round, commitment),
-            self._commit_outcome,
+            self._ballot_outcome,
         )
-
-    def _commit_outcome(self, round_: int, error: ContractRevert | None, action: str) -> list[str]:
-        entry = self.journal.ballot(self.task_id, round_)
-        assert entry is not None  # journaled "scored" before it was sent
-        if error is None:
-            failpoint("after-commit")
-            self.journal.advance_ballot(self.task_id, entry, "committed")
-            return [
-                f"round {round_}: committed scores for {entry.child_cid}, the champion "
-                f"{entry.champion_cid} and the parent {entry.parent_cid}"
-            ]
-        if error.name == "DeRelay__AlreadyCommitted":
-            self.journal.advance_ballot(self.task_id, entry, "committed")
-            return []
-        if error.name in (
-            "DeRelay__CommitClosed",
-            "DeRelay__WrongPhase",
-            "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
-            "DeRelay__SelfReview",
-        ):
-            return []
-        raise error
 
     def _reveal(self, state: TaskState, entry: BallotEntry) -> list[str]:
         return self._act(
@@ -531,27 +558,21 @@ class Worker:
                 entry.parent_score,
                 bytes.fromhex(entry.salt),
             ),
-            self._reveal_outcome,
+            self._ballot_outcome,
         )
 
-    def _reveal_outcome(self, round_: int, error: ContractRevert | None, action: str) -> list[str]:
+    def _ballot_outcome(self, round_: int, error: ContractRevert | None, action: str) -> list[str]:
+        step = BALLOT_STEPS[action]
         entry = self.journal.ballot(self.task_id, round_)
-        assert entry is not None  # journaled "committed" before it was sent
+        assert entry is not None  # journaled before it was sent
         if error is None:
-            self.journal.advance_ballot(self.task_id, entry, "revealed")
-            return [
-                f"round {round_}: revealed scores {entry.child_score} (child), "
-                f"{entry.champion_score} (champion), {entry.parent_score} (parent)"
-            ]
-        if error.name in ("DeRelay__AlreadyRevealed", "DeRelay__NotCommitted"):
-            self.journal.advance_ballot(self.task_id, entry, "revealed")
+            failpoint(step.failpoint)
+            self.journal.advance_ballot(self.task_id, entry, step.done)
+            return [f"round {round_}: " + step.line.format(**asdict(entry))]
+        if error.name in step.already:
+            self.journal.advance_ballot(self.task_id, entry, step.done)
             return []
-        if error.name in (
-            "DeRelay__RevealClosed",
-            "DeRelay__WrongPhase",
-            "DeRelay__WrongRound",  # the review ended (and another began) while it was sent
-            "DeRelay__RevealNotOpen",
-        ):
+        if error.name in step.missed:
             return []
         raise error
 
@@ -582,7 +603,7 @@ class Worker:
         if now <= state.deadline:
             return False
         seats = self.relay.seats(self.task_id)
-        return not any(s.round == state.round and s.ballot == 1 for s in seats)
+        return not any(s.round == state.round and s.ballot == Ballot.COMMITTED for s in seats)
 
 
 def _round_of(tx: SentTx) -> int:

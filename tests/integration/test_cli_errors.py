@@ -37,7 +37,7 @@ def fails(args: list[str], cwd: Path, **env: str) -> str:
 
 def test_unreachable_rpc(tmp_path):
     line = fails(["status", "--rpc", f"http://127.0.0.1:{free_port()}"], tmp_path)
-    assert "unreachable" in line and "derelay chain" in line
+    assert "unreachable" in line and "start a chain there or check the RPC URL" in line
 
 
 def test_chain_without_deployment(chain_node, tmp_path):

@@ -178,7 +178,7 @@ def test_stopped_node_is_a_clear_error_and_restart_keeps_content(tmp_path):
         os.killpg(node.pid, 0)  # the whole process group is gone
     unreachable = (
         f"IPFS node at {node.url} is unreachable (Connection refused): "
-        "start it with `derelay ipfs` or pass --ipfs URL"
+        "start an IPFS node there or check the IPFS URL"
     )
     for call in (lambda: store.get(cid), lambda: store.add(b"x"), lambda: store.has(cid)):
         with pytest.raises(StoreError) as info:

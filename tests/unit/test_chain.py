@@ -25,7 +25,7 @@ from derelay.trainer.chain import (
     revert_data,
 )
 from derelay.trainer.contract import TaskParams, load_abi
-from derelay.trainer.errors import ChainError, ContractRevert
+from derelay.trainer.errors import ChainError, ContractRevert, Revert
 from tests.support.fuzz import ADDRESS, GarbageNode, Reply, as_reply
 
 
@@ -39,6 +39,8 @@ def test_unreachable_rpc_is_one_clear_error():
     with pytest.raises(ChainError, match="unreachable") as exc:
         connect(f"http://127.0.0.1:{_free_port()}", timeout=1)
     assert "\n" not in str(exc.value)
+    assert str(exc.value).endswith("start a chain there or check the RPC URL")
+    assert exc.value.setting == "rpc"
 
 
 def test_unsupported_rpc_scheme_is_refused():
@@ -56,10 +58,21 @@ def test_custom_error_is_decoded_with_arguments_and_a_hint():
     error = decoder.decode(data, "submitRelay")
 
     # check
-    assert error.name == "DeRelay__WrongRound"
+    assert error.name == Revert.WRONG_ROUND
     assert error.error_args == (1, 4, 5)
     assert "given=4, current=5" in str(error)
-    assert "derelay status" in str(error)
+    assert str(error).endswith(": that round is over: read the task's current round")
+
+
+def test_the_revert_enum_lists_exactly_the_contracts_errors():
+    # prepare
+    in_abi = [item["name"] for item in load_abi() if item["type"] == "error"]
+
+    # act
+    listed = [str(member) for member in Revert]
+
+    # check: a new or renamed error of the contract fails here until the enum follows it
+    assert sorted(listed) == sorted(in_abi)
 
 
 def test_string_reasons_panics_and_garbage_are_all_readable():
@@ -135,7 +148,7 @@ def test_a_race_lost_on_chain_is_decoded_like_a_revert_at_estimation(relay, clie
         clients[2].send(tx, "joinRelay")
 
     # check
-    assert exc.value.name == "DeRelay__QueueFull"
+    assert exc.value.name == Revert.QUEUE_FULL
     assert "joinRelay reverted" in str(exc.value)
     assert relay.task_state(task).holder == clients[1].address
 
@@ -176,7 +189,7 @@ def test_a_fixed_gas_limit_skips_the_estimate_but_not_the_revert_check(relay, cl
     receipt = sender.transact(relay.contract.functions.fund(task), "fund", value=7, gas=70_000)
 
     # check
-    assert refused.value.name == "DeRelay__NothingToWithdraw"
+    assert refused.value.name == Revert.NOTHING_TO_WITHDRAW
     assert sender.w3.eth.get_transaction_count(sender.address) == nonce + 1
     assert sender.w3.eth.get_transaction(receipt["transactionHash"])["gas"] == 70_000
 
@@ -477,7 +490,7 @@ def test_a_fee_spike_past_the_ceiling_is_one_warning_not_a_silent_wait(caplog):
     # check: one line, naming the ceiling and what to do; mined once the fee fell
     assert all(s.state == "pending" for s in statuses)
     (line,) = [r.getMessage() for r in caplog.records]
-    assert "--max-fee 50 gwei" in line and "raise --max-fee" in line and "\n" not in line
+    assert "fee ceiling of 50 gwei" in line and "raise the ceiling" in line and "\n" not in line
     assert done.state == "confirmed"
     assert all(t["maxFeePerGas"] <= 50 * GWEI for t in node.received)
 

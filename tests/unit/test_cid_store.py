@@ -358,8 +358,9 @@ def test_kubo_unreachable_node_is_one_clear_line(unused_port):
         store.get(unixfs_cid(b"x"))
     assert str(info.value) == (
         f"IPFS node at http://127.0.0.1:{unused_port} is unreachable (Connection refused): "
-        "start it with `derelay ipfs` or pass --ipfs URL"
+        "start an IPFS node there or check the IPFS URL"
     )
+    assert info.value.setting == "ipfs"
 
 
 @pytest.fixture

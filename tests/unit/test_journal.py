@@ -9,14 +9,21 @@ import pytest
 
 from derelay.trainer.chain import SentTx
 from derelay.trainer.errors import JournalError
-from derelay.trainer.journal import JOURNAL_VERSION, BallotEntry, Journal, TurnEntry
+from derelay.trainer.journal import (
+    JOURNAL_VERSION,
+    BallotEntry,
+    BallotPhase,
+    Journal,
+    TurnEntry,
+    TurnPhase,
+)
 
 
-def _turn(round_: int, phase: str = "trained") -> TurnEntry:
+def _turn(round_: int, phase: TurnPhase = TurnPhase.TRAINED) -> TurnEntry:
     return TurnEntry(round_, "bparent", "bchild", "bcard", 100, "00" * 32, phase)
 
 
-def _ballot(phase: str = "scored") -> BallotEntry:
+def _ballot(phase: BallotPhase = BallotPhase.SCORED) -> BallotEntry:
     return BallotEntry(4, "bchild", 8123, "bchampion", 7950, "bparent", 7900, "ab" * 32, phase)
 
 
@@ -40,11 +47,30 @@ def test_entries_survive_a_reopen(tmp_path):
 
 def test_advancing_a_phase_is_durable(tmp_path):
     journal = Journal(tmp_path / "j.json")
-    journal.advance_turn(7, _turn(1), "submitted")
-    journal.advance_ballot(7, _ballot(), "committed")
+    journal.advance_turn(7, _turn(1), TurnPhase.SUBMITTED)
+    journal.advance_ballot(7, _ballot(), BallotPhase.COMMITTED)
     reopened = Journal(tmp_path / "j.json")
-    assert reopened.turn(7, 1).phase == "submitted"
-    assert reopened.ballot(7, 4) == _ballot("committed")
+    assert reopened.turn(7, 1).phase is TurnPhase.SUBMITTED
+    assert reopened.ballot(7, 4) == _ballot(BallotPhase.COMMITTED)
+
+
+def test_a_journal_of_plain_phase_strings_loads_and_is_written_back_byte_for_byte(tmp_path):
+    # prepare: a version-3 journal as written before the phases were enums
+    turn = {**asdict(_turn(3)), "phase": "submitting"}
+    ballot = {**asdict(_ballot()), "phase": "committed"}
+    document = {"version": 3, "turns": {"1:3": turn}, "ballots": {"1:4": ballot}, "txs": {}}
+    path = tmp_path / "j.json"
+    path.write_text(json.dumps(document, sort_keys=True))
+    written = path.read_bytes()
+
+    # act: read it, and write the turn back unchanged
+    journal = Journal(path)
+    journal.record_turn(1, journal.turn(1, 3))
+
+    # check
+    assert journal.turn(1, 3).phase is TurnPhase.SUBMITTING
+    assert journal.ballot(1, 4).phase is BallotPhase.COMMITTED
+    assert path.read_bytes() == written
 
 
 def test_old_rounds_are_pruned(tmp_path):
@@ -94,7 +120,12 @@ V1_BALLOT = {
             "ballots": {},
         },
         {"version": V, "txs": {}, "turns": {"1:4": asdict(_turn(3))}, "ballots": {}},
-        {"version": V, "txs": {}, "turns": {"1:3": asdict(_turn(3, "exploded"))}, "ballots": {}},
+        {
+            "version": V,
+            "txs": {},
+            "turns": {"1:3": {**asdict(_turn(3)), "phase": "exploded"}},
+            "ballots": {},
+        },
         {
             "version": V,
             "txs": {},

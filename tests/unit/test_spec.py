@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from derelay.trainer.errors import SpecError
+from derelay.trainer.errors import ConfigError, SpecError
 from derelay.trainer.limits import DEFAULT_LIMITS
 from derelay.trainer.spec import (
     CnnArgs,
@@ -11,7 +11,7 @@ from derelay.trainer.spec import (
     NoArgs,
     SyntheticArgs,
     TaskSpec,
-    TrainHyperparams,
+    TrainConfig,
     digits_mlp_spec,
 )
 
@@ -60,6 +60,15 @@ def test_other_valid_specs_roundtrip(make):
     data = _encode(make())
     spec = TaskSpec.from_json(data)
     assert TaskSpec.from_json(spec.to_json()) == spec
+
+
+def test_the_spec_holds_the_recommended_hyperparameters_and_no_worker_setting():
+    # act
+    train = json.loads(digits_mlp_spec().to_json())["train"]
+
+    # check: the eight recommendations, at the defaults of TrainConfig
+    assert train == TrainConfig().recommended()
+    assert "seed" not in train and "device" not in train and len(train) == 8
 
 
 def test_name_is_optional_and_integers_are_accepted_for_floats():
@@ -281,8 +290,13 @@ def test_non_bytes_input():
 def test_direct_construction_is_validated_too():
     with pytest.raises(SpecError, match="arch_args"):
         TaskSpec(arch="mlp", input_shape=(64,), num_classes=10, dataset="digits")
-    with pytest.raises(SpecError, match="train.lr"):
-        TrainHyperparams(lr=0.0)
+    with pytest.raises(ConfigError, match="train.lr"):
+        TrainConfig(lr=0.0)
+    with pytest.raises(SpecError, match="no seed or device"):
+        TaskSpec(
+            arch="logreg", input_shape=(64,), num_classes=10, dataset="digits",
+            train=TrainConfig(seed=7),
+        )  # fmt: skip
     with pytest.raises(SpecError, match="hidden"):
         MlpArgs(hidden=())
     assert TaskSpec(arch="logreg", input_shape=(8, 8), num_classes=10, dataset="digits")

@@ -1,5 +1,3 @@
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -7,10 +5,15 @@ import torch
 from derelay.trainer.data import load_dataset, split_holdout
 from derelay.trainer.errors import ConfigError, DataError
 from derelay.trainer.models import init_weights, save_weights
-from derelay.trainer.spec import CnnArgs, TaskSpec, digits_mlp_spec
-from derelay.trainer.training import TrainConfig, evaluate, resolve_device, train
+from derelay.trainer.spec import CnnArgs, TaskSpec, TrainConfig, digits_mlp_spec
+from derelay.trainer.training import evaluate, resolve_device, train
 
 SPEC = digits_mlp_spec()
+
+
+def _plain(**change: object) -> TrainConfig:
+    """Plain cross-entropy (no proximal term, no logit adjustment) unless `change` says so."""
+    return TrainConfig(**{"prox_mu": 0.0, "logit_adjust": 0.0, **change})
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,7 +42,7 @@ def test_same_seed_gives_identical_weight_bytes(digits):
     runs = []
     for seed in (3, 3, 4):
         model = init_weights(SPEC, 0)
-        train(model, X, y, TrainConfig(seed=seed))
+        train(model, X, y, _plain(seed=seed))
         runs.append(save_weights(model))
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
@@ -49,7 +52,7 @@ def test_mlp_learns_digits_in_two_epochs(digits):
     local, hold = digits
     model = init_weights(SPEC, 0)
     assert evaluate(model, hold.X, hold.y) < 2000
-    report = train(model, local.X, local.y, TrainConfig(epochs=2))
+    report = train(model, local.X, local.y, _plain(epochs=2))
     assert evaluate(model, hold.X, hold.y) > 8000
     assert report.samples == 2 * len(local)
     assert report.seconds > 0 and 0 < report.final_loss < 1.0
@@ -66,7 +69,7 @@ def test_cnn_and_both_optimizers_reduce_the_loss(digits, optimizer):
         num_classes=10,
         dataset="digits",
     )
-    cfg = TrainConfig(optimizer=optimizer, lr=0.01 if optimizer == "adam" else 0.05)
+    cfg = _plain(optimizer=optimizer, lr=0.01 if optimizer == "adam" else 0.05)
     model = init_weights(spec, 0)
     first = train(model, local.X, local.y, cfg).final_loss
     assert train(model, local.X, local.y, cfg).final_loss < first
@@ -78,7 +81,7 @@ def test_proximal_term_keeps_the_child_near_its_parent(digits):
     drift = {}
     for mu in (0.0, 1.0):
         model = init_weights(SPEC, 0)
-        train(model, local.X[:500], local.y[:500], TrainConfig(prox_mu=mu))
+        train(model, local.X[:500], local.y[:500], _plain(prox_mu=mu))
         drift[mu] = float((_flat(model) - parent).norm())
     assert drift[1.0] < 0.8 * drift[0.0]
 
@@ -86,14 +89,14 @@ def test_proximal_term_keeps_the_child_near_its_parent(digits):
 def test_logit_adjustment_keeps_the_classes_a_skewed_shard_lacks(digits):
     local, holdout = digits
     parent = init_weights(SPEC, 0)
-    train(parent, local.X, local.y, TrainConfig(epochs=3))
+    train(parent, local.X, local.y, _plain(epochs=3))
     one_class = local.subset(np.flatnonzero(local.y == 3))
     others = holdout.subset(np.flatnonzero(holdout.y != 3))
     accuracy = {}
     for tau in (0.0, 1.0):
         child = init_weights(SPEC, 0)
         child.load_state_dict(parent.state_dict())
-        train(child, one_class.X, one_class.y, TrainConfig(epochs=3, logit_adjust=tau))
+        train(child, one_class.X, one_class.y, _plain(epochs=3, logit_adjust=tau))
         accuracy[tau] = evaluate(child, others.X, others.y)
     before = evaluate(parent, others.X, others.y)
     assert accuracy[0.0] < before - 5000  # plain cross-entropy on one class: most digits become 3s
@@ -118,7 +121,7 @@ def test_evaluate_is_floored_basis_points():
 def test_training_leaves_global_settings_as_it_found_them(digits):
     local, _ = digits
     before = torch.are_deterministic_algorithms_enabled()
-    train(init_weights(SPEC, 0), local.X[:64], local.y[:64], TrainConfig())
+    train(init_weights(SPEC, 0), local.X[:64], local.y[:64], _plain())
     assert torch.are_deterministic_algorithms_enabled() == before
 
 
@@ -126,20 +129,20 @@ def test_divergence_is_a_config_error():
     spec = TaskSpec(arch="logreg", input_shape=(2,), num_classes=2, dataset="npz")
     X = np.full((8, 2), 3e38, dtype=np.float32)
     with pytest.raises(ConfigError, match="diverged"):
-        train(init_weights(spec, 0), X, np.arange(8) % 2, TrainConfig(lr=10.0))
+        train(init_weights(spec, 0), X, np.arange(8) % 2, _plain(lr=10.0))
 
 
 def test_empty_or_mismatched_data_is_refused():
     model = init_weights(SPEC, 0)
     with pytest.raises(DataError):
-        train(model, np.zeros((0, 64), np.float32), np.zeros(0, np.int64), TrainConfig())
+        train(model, np.zeros((0, 64), np.float32), np.zeros(0, np.int64), _plain())
     with pytest.raises(DataError):
         evaluate(model, np.zeros((3, 64), np.float32), np.zeros(2, np.int64))
 
 
 def test_progress_bar(digits, capsys):
     local, _ = digits
-    train(init_weights(SPEC, 0), local.X[:64], local.y[:64], TrainConfig(), progress=True)
+    train(init_weights(SPEC, 0), local.X[:64], local.y[:64], _plain(), progress=True)
     assert "training" in capsys.readouterr().err
 
 
@@ -166,10 +169,7 @@ def test_config_validation(change):
 
 def test_config_from_spec():
     cfg = TrainConfig.from_spec(SPEC, seed=9, device="auto")
-    fields = {f.name for f in dataclasses.fields(SPEC.train)}
-    assert {k: v for k, v in dataclasses.asdict(cfg).items() if k in fields} == dataclasses.asdict(
-        SPEC.train
-    )
+    assert cfg.recommended() == SPEC.train.recommended()
     assert (cfg.seed, cfg.device) == (9, "auto")
 
 
@@ -187,7 +187,7 @@ def test_cuda_without_a_gpu_is_one_line():
             init_weights(SPEC, 0),
             np.zeros((2, 64), np.float32),
             np.zeros(2),
-            TrainConfig(device="cuda"),
+            _plain(device="cuda"),
         )
     assert "\n" not in str(info.value)
 
@@ -196,15 +196,15 @@ def test_cuda_without_a_gpu_is_one_line():
 def test_cuda_training_saves_cpu_weights(digits):
     local, hold = digits
     model = init_weights(SPEC, 0)
-    report = train(model, local.X, local.y, TrainConfig(epochs=2, device="cuda"))
+    report = train(model, local.X, local.y, _plain(epochs=2, device="cuda"))
     assert report.device.startswith("cuda")
     assert next(model.parameters()).device.type == "cpu"
     assert evaluate(model, hold.X, hold.y) > 8000
     again = init_weights(SPEC, 0)
-    train(again, local.X, local.y, TrainConfig(epochs=2, device="cuda"))
+    train(again, local.X, local.y, _plain(epochs=2, device="cuda"))
     assert save_weights(again) == save_weights(model)
     on_gpu = init_weights(SPEC, 0).cuda()
-    train(on_gpu, local.X[:64], local.y[:64], TrainConfig(device="cpu"))
+    train(on_gpu, local.X[:64], local.y[:64], _plain(device="cpu"))
     assert next(on_gpu.parameters()).device.type == "cuda"
     assert evaluate(on_gpu, hold.X, hold.y) >= 0
     assert len(save_weights(on_gpu)) > 0

@@ -21,7 +21,7 @@ from derelay.trainer.chain import ChainClient, TxOptions
 from derelay.trainer.cid import Cid
 from derelay.trainer.contract import DeRelayContract, Phase, Status, commitment_for
 from derelay.trainer.errors import CidError
-from derelay.trainer.journal import Journal
+from derelay.trainer.journal import BallotPhase, Journal, TurnPhase
 from derelay.trainer.models import init_weights, save_weights
 from derelay.trainer.shards import ShardPlan, relayer_shards, validator_shards
 from derelay.trainer.spec import digits_mlp_spec
@@ -107,7 +107,7 @@ def test_a_restarted_relayer_reuses_its_pinned_child(setup, monkeypatch):
     # check: exactly one submission, of the pinned child
     (submission,) = _submissions(setup)
     assert str(Cid.from_bytes(submission.cid)) == pinned.child_cid
-    assert restarted.journal.turn(setup.task, 1).phase == "submitted"
+    assert restarted.journal.turn(setup.task, 1).phase == TurnPhase.SUBMITTED
 
 
 def test_a_submission_sent_before_a_crash_is_not_sent_again(setup, monkeypatch):
@@ -127,7 +127,7 @@ def test_a_submission_sent_before_a_crash_is_not_sent_again(setup, monkeypatch):
     # check: no second transaction, and the journal knows
     assert setup.chain.w3.eth.get_transaction_count(setup.clients[1].address) == nonce
     assert len(_submissions(setup)) == 1
-    assert restarted.journal.turn(setup.task, 1).phase == "submitted"
+    assert restarted.journal.turn(setup.task, 1).phase == TurnPhase.SUBMITTED
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_a_validator_commits_paired_scores_and_reveals_them_after_a_restart(setu
     (child,) = _submissions(setup)
     genesis = setup.published.genesis_cid
     holdout = setup.holdouts[0]
-    assert scored.phase == "scored"
+    assert scored.phase == BallotPhase.SCORED
     assert (scored.child_cid, scored.champion_cid) == (str(Cid.from_bytes(child.cid)), str(genesis))
     assert scored.parent_cid == str(genesis)  # round 1: the parent is the genesis, the champion
     assert (
@@ -229,7 +229,7 @@ def test_a_validator_commits_paired_scores_and_reveals_them_after_a_restart(setu
         scored.child_score,
         scored.champion_score,
     )
-    assert restarted.journal.ballot(setup.task, 1) == replace(scored, phase="revealed")
+    assert restarted.journal.ballot(setup.task, 1) == replace(scored, phase=BallotPhase.REVEALED)
     (final,) = setup.relay.events("RoundFinalized")
     assert final["args"]["reveals"] == 2 and final["args"]["verdict"] != Status.VOID
     assert setup.relay.events("ValidatorSlashed") == []
@@ -252,7 +252,7 @@ def test_a_relayer_whose_review_was_void_submits_the_same_child_again(setup, mon
     else:
         relayer.tick()  # submits round 1
     first = relayer.journal.turn(setup.task, 1)
-    assert first.phase == ("submitting" if crash else "submitted")
+    assert first.phase == (TurnPhase.SUBMITTING if crash else TurnPhase.SUBMITTED)
     setup.past_commit_end()
     keeper.tick()
     (final,) = setup.relay.events("RoundFinalized")
@@ -269,7 +269,7 @@ def test_a_relayer_whose_review_was_void_submits_the_same_child_again(setup, mon
     # check: the same child (and card) again, for round 2, one lineage entry, no new training
     assert actions and "submitted child" in actions[0]
     again = relayer.journal.turn(setup.task, 2)
-    assert again == replace(first, round=2, phase="submitted")
+    assert again == replace(first, round=2, phase=TurnPhase.SUBMITTED)
     (submission,) = _submissions(setup)
     assert (str(Cid.from_bytes(submission.cid)), submission.round) == (first.child_cid, 2)
     assert submission.status == Status.PENDING
@@ -399,7 +399,7 @@ def test_a_submission_sent_after_its_turn_was_skipped_is_abandoned(setup, monkey
 
     # check: the lost turn is abandoned in the journal, not a failed tick
     assert actions and "turn abandoned" in actions[0] and "NotHolder" in actions[0]
-    assert holder.journal.turn(setup.task, 1).phase == "abandoned"
+    assert holder.journal.turn(setup.task, 1).phase == TurnPhase.ABANDONED
     assert setup.state().round == 2 and _submissions(setup) == []
 
 
@@ -488,7 +488,7 @@ def test_a_submission_a_reorg_took_back_is_sent_again_in_its_turn(setup, monkeyp
     before = setup.chain.tester.take_snapshot()
     relayer.tick()  # submits
     sent = relayer.journal.turn(setup.task, 1)
-    assert sent.phase == "submitted"
+    assert sent.phase == TurnPhase.SUBMITTED
     setup.chain.tester.revert_to_snapshot(before)
     assert _submissions(setup) == []
 
@@ -515,7 +515,7 @@ def test_a_commitment_and_a_reveal_a_reorg_took_back_are_sent_again_unchanged(se
     before_commit = setup.chain.tester.take_snapshot()
     validator.tick()
     ballot = validator.journal.ballot(setup.task, 1)
-    assert ballot.phase == "committed"
+    assert ballot.phase == BallotPhase.COMMITTED
     setup.chain.tester.revert_to_snapshot(before_commit)
     monkeypatch.setattr(
         "derelay.trainer.worker.score_weights", lambda *a, **k: pytest.fail("rescored")
@@ -542,7 +542,7 @@ def test_a_commitment_and_a_reveal_a_reorg_took_back_are_sent_again_unchanged(se
     assert any(s.validator == address and s.round == 1 for s in committed_again)
     (reveal,) = setup.relay.events("ScoreRevealed", validator=address)
     assert reveal["args"]["childScore"] == ballot.child_score
-    assert validator.journal.ballot(setup.task, 1) == replace(ballot, phase="revealed")
+    assert validator.journal.ballot(setup.task, 1) == replace(ballot, phase=BallotPhase.REVEALED)
     setup.worker(10, KEEPER).tick()
     (final,) = setup.relay.events("RoundFinalized")
     assert final["args"]["reveals"] == 2

@@ -25,11 +25,11 @@ from derelay.trainer.models import (
     build_model,
     load_weights,
 )
-from derelay.trainer.spec import TaskSpec
+from derelay.trainer.spec import TaskSpec, TrainConfig
 from derelay.trainer.steps import (
     score_weights,
 )
-from derelay.trainer.training import TrainConfig, evaluate, train
+from derelay.trainer.training import evaluate, train
 
 
 def _model_from(spec: TaskSpec, weights: bytes) -> torch.nn.Module:

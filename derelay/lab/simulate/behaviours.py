@@ -18,13 +18,12 @@ from derelay.trainer.models import (
     save_weights,
 )
 from derelay.trainer.shards import split_dataset
-from derelay.trainer.spec import TaskSpec
+from derelay.trainer.spec import TaskSpec, TrainConfig
 from derelay.trainer.steps import (
     ChildResult,
     score_weights,
     train_child,
 )
-from derelay.trainer.training import TrainConfig
 
 TRIES = {
     "honest": "one local epoch on its shard",

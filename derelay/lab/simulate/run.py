@@ -56,7 +56,7 @@ from derelay.trainer.contract import (
     commitment_for,
 )
 from derelay.trainer.data import data_commitment
-from derelay.trainer.errors import ContractRevert
+from derelay.trainer.errors import ContractRevert, Revert
 from derelay.trainer.keys import dev_account
 from derelay.trainer.payouts import Payout, task_payouts
 from derelay.trainer.spec import TaskSpec, digits_mlp_spec
@@ -338,7 +338,7 @@ class Simulation:
             try:
                 v.relay.register_validator(self.task_id, factor * self.params.validator_stake)
             except ContractRevert as exc:
-                if exc.name != "DeRelay__SeatsFull":
+                if exc.name != Revert.SEATS_FULL:
                     raise
                 continue
             v.seated = True
@@ -568,7 +568,7 @@ class Simulation:
                 try:
                     p.relay.leave_relay(self.task_id)
                 except ContractRevert as exc:  # a lone relayer holds the next turn: not yet
-                    if exc.name != "DeRelay__HolderCannotLeave":
+                    if exc.name != Revert.HOLDER_CANNOT_LEAVE:
                         raise
                     continue
                 p.queued, p.left_round, p.left_reason = False, row.round, "unprofitable"
