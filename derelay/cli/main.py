@@ -54,6 +54,18 @@ for command in (
     cli.add_command(command)
 
 
+# The core's errors name the setting to check (`DeRelayError.setting`); this is its option here.
+OPTION_OF_SETTING = {
+    "rpc": "--rpc",
+    "rpc_reply_bytes": "--max-rpc-reply-bytes",
+    "train_data": "--shard or --data",
+    "holdout": "--holdout-shard",
+    "keystore": "--keystore",
+    "ipfs": "--ipfs",
+    "block_time": "--block-time",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI (on `argv`, default the process's); every error ends in one line
     on stderr, never a traceback."""
@@ -67,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _exit(f"error: {exc.format_message()}", exc.exit_code)
     except DeRelayError as exc:
-        _exit(f"error: {exc}", 1)
+        option = OPTION_OF_SETTING.get(exc.setting)
+        _exit(f"error: {exc}" + (f" (option {option})" if option else ""), 1)
     except KeyboardInterrupt:
         _exit("interrupted", 130)
 
