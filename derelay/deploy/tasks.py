@@ -12,10 +12,7 @@ from derelay.trainer.cid import Cid
 from derelay.trainer.contract import DeRelayContract, TaskParams, load_abi
 from derelay.trainer.errors import ConfigError, SpecError
 from derelay.trainer.limits import DEFAULT_LIMITS, Limits, read_prefix
-from derelay.trainer.models import init_weights, save_weights
-from derelay.trainer.shards import split_dataset
 from derelay.trainer.spec import TaskSpec
-from derelay.trainer.steps import score_weights
 from derelay.trainer.store import ContentStore
 
 
@@ -111,6 +108,11 @@ def publish_task(
 ) -> PublishedTask:
     """Put the spec and seeded genesis weights on the store, score the genesis on the reference
     held-out split, and create the task on chain."""
+    # torch and the datasets load here, not at import: every CLI command imports this module.
+    from derelay.trainer.models import init_weights, save_weights
+    from derelay.trainer.shards import split_dataset
+    from derelay.trainer.steps import score_weights
+
     genesis = save_weights(init_weights(spec, genesis_seed))
     _, holdout = split_dataset(spec, data_seed, data_path)
     genesis_score = score_weights(spec, genesis, holdout)
