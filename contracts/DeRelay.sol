@@ -127,6 +127,17 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         uint256 missed; // bit i: seat i could have committed and did not
     }
 
+    /// @dev What a review decided, worked out by `finalize`'s steps: the verdict, the lower medians it
+    /// rests on (all zero when void) and the relayer's reward.
+    struct Outcome {
+        Status verdict;
+        uint256 childScore;
+        uint256 championScore;
+        int256 delta; // child - champion, which decides
+        int256 progress; // child - parent
+        uint256 reward;
+    }
+
     /// @dev A validator's stake and seat number plus one (0: no seat).
     struct Validator {
         uint96 stake;
@@ -406,7 +417,7 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
             codec: childCodec
         });
         s.phase = Phase.Review;
-        s.phaseEnd = uint32(block.timestamp + _configs[taskId].commitWindow);
+        s.phaseEnd = uint32(_commitEnd(block.timestamp, _configs[taskId].commitWindow));
         _states[taskId] = s;
         emit RelaySubmitted(taskId, round, msg.sender, parentDigest, childCid, metadataCid, dataCommitment, samples);
     }
@@ -493,7 +504,7 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
         uint256 commitEnd = s.phaseEnd;
         if (block.timestamp <= commitEnd) revert DeRelay__RevealNotOpen(taskId, commitEnd);
-        uint256 revealEnd = commitEnd + _configs[taskId].revealWindow;
+        uint256 revealEnd = _revealEnd(commitEnd, _configs[taskId].revealWindow);
         if (block.timestamp > revealEnd) revert DeRelay__RevealClosed(taskId, revealEnd);
         if (childScore > BP) revert DeRelay__ScoreOutOfRange(childScore);
         if (championScore > BP) revert DeRelay__ScoreOutOfRange(championScore);
@@ -520,56 +531,27 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
     // ------------------------------------------------------------------ verdict
 
     /// @inheritdoc IDeRelay
+    /// @dev Reads as the protocol: tally the ballots, decide the verdict, settle with the relayer,
+    /// record and announce it, pay the validators and the keeper of a decided review, charge the
+    /// validators that failed it, and end the turn. No step sends ether (every credit is a pull
+    /// payment), so nothing here can re-enter.
     function finalize(uint256 taskId) external {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
         Config storage config = _configs[taskId];
         Tally memory t = _tally(taskId, s, config.maxValidators);
-        {
-            uint256 commitEnd = s.phaseEnd;
-            uint256 revealEnd = commitEnd + config.revealWindow;
-            if (block.timestamp <= revealEnd && (t.silent != 0 || block.timestamp <= commitEnd)) {
-                revert DeRelay__ReviewOpen(taskId, revealEnd);
-            }
-        }
+        _requireReviewOver(taskId, s, config, t);
 
         Ledger memory ledger = _ledgers[taskId];
         if (s.fresh) ledger.submissionCount += 1;
         bytes32 child = _latestDigests[taskId];
-        Status verdict = Status.Void;
-        uint256 childScore;
-        uint256 championScore;
-        int256 delta;
-        int256 progress;
-        uint256 reward;
-        if (t.reveals >= config.quorum) {
-            childScore = uint256(_lowerMedian(t.child, t.reveals));
-            championScore = uint256(_lowerMedian(t.champion, t.reveals));
-            delta = _lowerMedian(t.delta, t.reveals);
-            progress = _lowerMedian(t.progress, t.reveals);
-            verdict = _verdict(config, childScore, delta);
-            ledger.championScore = uint16(championScore);
-            if (verdict == Status.Accepted) {
-                reward = _advance(taskId, s, ledger, config, child, childScore, delta, progress);
-            } else if (verdict == Status.Rejected) {
-                _slashRelayer(taskId, s, ledger, config.slashRejectBp, SlashReason.Rejected);
-            }
-        }
-        Record storage record = _records[taskId][child];
-        record.status = verdict;
-        record.score = uint16(childScore);
-        emit RoundFinalized(
-            taskId, s.round, s.holder, verdict, uint16(childScore), uint16(championScore), int16(delta),
-            int16(progress), uint8(t.reveals), reward
-        );
-
-        if (verdict != Status.Void) {
-            _payValidators(taskId, s.round, config, ledger, t, childScore, delta);
-            _payKeeper(taskId, s.round, config, ledger);
-        }
+        Outcome memory o = _decide(config, t);
+        if (o.verdict != Status.Void) _settleRelayer(taskId, s, ledger, config, child, o);
+        _recordVerdict(taskId, s, child, o, t.reveals);
+        if (o.verdict != Status.Void) _payReview(taskId, s.round, config, ledger, t, o);
         _chargeValidators(taskId, s.round, config, ledger, t);
         _ledgers[taskId] = ledger;
-        _endTurn(taskId, s, config, verdict == Status.Void);
+        _endTurn(taskId, s, config, o.verdict == Status.Void);
     }
 
     // ------------------------------------------------------------------ money out
@@ -651,11 +633,11 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         v.phaseStart = s.phaseEnd;
         if (s.phase == Phase.Turn) {
             v.deadline = s.phaseEnd;
-            v.phaseStart = s.phaseEnd - c.turnDuration;
+            v.phaseStart = uint64(_windowStart(s.phaseEnd, c.turnDuration));
         } else if (s.phase == Phase.Review) {
             v.deadline = s.phaseEnd;
-            v.phaseStart = s.phaseEnd - c.commitWindow;
-            v.revealEnd = v.deadline + c.revealWindow;
+            v.phaseStart = uint64(_windowStart(s.phaseEnd, c.commitWindow));
+            v.revealEnd = uint64(_revealEnd(s.phaseEnd, c.revealWindow));
         }
         v.pool = ledger.pool;
         v.queueLength = ledger.queueLength;
@@ -788,6 +770,73 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
                 t.silent |= 1 << i;
             }
         }
+    }
+
+    /// @dev Revert unless the review is over: the reveal window has ended, or the commit window has
+    /// and every validator that committed has revealed.
+    function _requireReviewOver(uint256 taskId, State memory s, Config storage config, Tally memory t) private view {
+        uint256 commitEnd = s.phaseEnd;
+        uint256 revealEnd = _revealEnd(commitEnd, config.revealWindow);
+        if (block.timestamp <= revealEnd && (t.silent != 0 || block.timestamp <= commitEnd)) {
+            revert DeRelay__ReviewOpen(taskId, revealEnd);
+        }
+    }
+
+    /// @dev The review's outcome from its reveals: void below quorum, else the lower medians and their verdict.
+    function _decide(Config storage config, Tally memory t) private view returns (Outcome memory o) {
+        if (t.reveals < config.quorum) {
+            o.verdict = Status.Void;
+            return o;
+        }
+        o.childScore = uint256(_lowerMedian(t.child, t.reveals));
+        o.championScore = uint256(_lowerMedian(t.champion, t.reveals));
+        o.delta = _lowerMedian(t.delta, t.reveals);
+        o.progress = _lowerMedian(t.progress, t.reveals);
+        o.verdict = _verdict(config, o.childScore, o.delta);
+    }
+
+    /// @dev Settle a decided review with the relayer: record the champion's new median, then advance
+    /// the head (and reward a crowned child, into `o.reward`) or slash a rejected child's relayer.
+    function _settleRelayer(
+        uint256 taskId,
+        State memory s,
+        Ledger memory ledger,
+        Config storage config,
+        bytes32 child,
+        Outcome memory o
+    ) private {
+        ledger.championScore = uint16(o.championScore);
+        if (o.verdict == Status.Accepted) {
+            o.reward = _advance(taskId, s, ledger, config, child, o.childScore, o.delta, o.progress);
+        } else if (o.verdict == Status.Rejected) {
+            _slashRelayer(taskId, s, ledger, config.slashRejectBp, SlashReason.Rejected);
+        }
+    }
+
+    /// @dev Record the child's verdict and median score, and announce the round's outcome.
+    function _recordVerdict(uint256 taskId, State memory s, bytes32 child, Outcome memory o, uint256 reveals)
+        private
+    {
+        Record storage record = _records[taskId][child];
+        record.status = o.verdict;
+        record.score = uint16(o.childScore);
+        emit RoundFinalized(
+            taskId, s.round, s.holder, o.verdict, uint16(o.childScore), uint16(o.championScore), int16(o.delta),
+            int16(o.progress), uint8(reveals), o.reward
+        );
+    }
+
+    /// @dev Pay a decided review's in-band validators their fees, then its keeper the finalize bounty.
+    function _payReview(
+        uint256 taskId,
+        uint32 round,
+        Config storage config,
+        Ledger memory ledger,
+        Tally memory t,
+        Outcome memory o
+    ) private {
+        _payValidators(taskId, round, config, ledger, t, o.childScore, o.delta);
+        _payKeeper(taskId, round, config, ledger);
     }
 
     /// @dev The verdict of a decided review from the child's median score and the median delta.
@@ -958,11 +1007,35 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
             _states[taskId] = s;
             return;
         }
+        uint256 deadline = _turnDeadline(block.timestamp, turnDuration);
         s.round += 1;
         s.phase = Phase.Turn;
-        s.phaseEnd = uint32(block.timestamp + turnDuration);
+        s.phaseEnd = uint32(deadline);
         _states[taskId] = s;
-        emit TurnStarted(taskId, s.round, s.holder, uint64(block.timestamp + turnDuration));
+        emit TurnStarted(taskId, s.round, s.holder, uint64(deadline));
+    }
+
+    // The deadlines. The state slot keeps the current phase's end (`State.phaseEnd`): a turn's
+    // deadline, or a review's commit end; these are the only places that work one out.
+
+    /// @dev The deadline of a turn that starts at `start`: the holder may submit until then.
+    function _turnDeadline(uint256 start, uint256 turnDuration) private pure returns (uint256) {
+        return start + turnDuration;
+    }
+
+    /// @dev The end of the commit window of a review that starts with a submission at `submittedAt`.
+    function _commitEnd(uint256 submittedAt, uint256 commitWindow) private pure returns (uint256) {
+        return submittedAt + commitWindow;
+    }
+
+    /// @dev The end of the reveal window, which opens when the commit window ends.
+    function _revealEnd(uint256 commitEnd, uint256 revealWindow) private pure returns (uint256) {
+        return commitEnd + revealWindow;
+    }
+
+    /// @dev When a phase of length `window` that ends at `end` began (the inverse of the above).
+    function _windowStart(uint256 end, uint256 window) private pure returns (uint256) {
+        return end - window;
     }
 
     /// @dev Remove `account` from the circular queue. The caller makes sure it is queued.
