@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IDeRelay} from "./IDeRelay.sol";
 
 /// @title DeRelay: decentralized relay learning
 /// @notice Participants take turns training one model. The front of a task's relay queue holds the
@@ -22,14 +23,15 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 /// Balance invariant: address(this).balance == sum(pools) + sum(relayer stakes) +
 /// sum(validator stakes) + sum(withdrawable) + sum(unsettled royalties) + dust, where dust comes
 /// only from flooring each account's `shares * accPerShare / 1e18` and never leaves the contract.
-contract DeRelay is ReentrancyGuard {
+/// The external types, events, errors and functions are declared, and documented, in IDeRelay.
+contract DeRelay is IDeRelay, ReentrancyGuard {
     // ------------------------------------------------------------------ constants
 
-    /// @notice Denominator of every basis-point parameter and of scores (accuracy in bp).
+    /// @inheritdoc IDeRelay
     uint256 public constant BP = 10_000;
-    /// @notice The largest `maxValidators` a task may ask for; bounds the one loop in `finalize`.
+    /// @inheritdoc IDeRelay
     uint256 public constant MAX_VALIDATORS = 16;
-    /// @notice Longest turn, commit or reveal window: 30 days.
+    /// @inheritdoc IDeRelay
     uint256 public constant MAX_WINDOW = 30 days;
     /// @dev Scale of `accPerShare` (royalty wei per share wei).
     uint256 private constant ACC_SCALE = 1e18;
@@ -40,61 +42,6 @@ contract DeRelay is ReentrancyGuard {
     uint256 private constant CID_LENGTH = 36;
 
     // ------------------------------------------------------------------ types
-
-    /// @notice Where a task's relay stands.
-    enum Phase {
-        Idle, // queue empty: nobody holds a turn
-        Turn, // the holder trains; it may submit until `phaseEnd` (its start + turnDuration)
-        Review // a child is under review: commits until commitEnd, reveals until revealEnd
-    }
-
-    /// @notice What became of a submitted model.
-    enum Status {
-        None,
-        Genesis,
-        Pending,
-        Accepted,
-        Rejected,
-        Void,
-        Held // scored within the slash band but outside the advance band: no reward, no slash, head unchanged
-    }
-
-    /// @notice Why a relayer lost stake.
-    enum SlashReason {
-        Timeout,
-        Rejected
-    }
-
-    /// @notice Every parameter of a task, fixed at creation. Amounts in wei, scores in bp of
-    /// accuracy (0..10000), durations in seconds.
-    struct TaskParams {
-        uint80 minStake; // least stake to join the relay queue; below it a holder leaves
-        uint80 validatorStake; // stake to hold a validator seat
-        uint32 turnDuration; // time the holder has to submit
-        uint32 commitWindow; // time validators have to commit, from the submission
-        uint32 revealWindow; // time validators have to reveal, after the commit window
-        uint8 quorum; // least reveals for a verdict; fewer make the submission void
-        uint8 maxValidators; // seats per task (quorum..16)
-        uint32 maxQueue; // longest relay queue
-        uint16 slashBand; // reject (and slash) a child whose median delta to the champion is below -slashBand
-        uint16 advanceBand; // the child becomes the head when its median delta is >= -advanceBand (<= slashBand)
-        uint8 maxMisses; // consecutive missed commits that cost a validator its seat (>= 1)
-        uint16 minGain; // least gain over the champion that crowns a child, and earns baseReward (>= 1)
-        uint96 baseReward; // paid for a crowned child whose gain over its parent is >= minGain too
-        uint96 rewardPerPoint; // paid per bp of gain over the champion
-        uint16 slashTimeoutBp; // share of stake lost by a holder that lets its turn expire
-        uint16 slashRejectBp; // share of stake lost by a relayer whose child is rejected
-        uint16 slashNoRevealBp; // share of validator stake lost by committing and not revealing
-        uint16 slashMissBp; // share of validator stake lost per review it could have committed to and did not
-        uint16 bandBp; // a reveal within this many bp of both medians earns validatorFee
-        uint96 validatorFee; // paid from the pool per in-band reveal
-        uint16 keeperBountyBp; // keeper's share of a timeout slash; finalize pays this share of validatorFee
-        uint16 royaltyBp; // share of a usage fee paid to contributors by shares
-        uint96 usageFee; // least payment accepted by payForModel
-        uint16 genesisScore; // the genesis model's score as its publisher measured it (display)
-        bytes specCid; // binary CIDv1 of the task spec JSON
-        bytes genesisCid; // binary CIDv1 of the genesis weights
-    }
 
     /// @dev Immutable task parameters, packed into five slots by how they are read together (the
     /// consumer terms live beside the royalty shares, in `Royalty`).
@@ -161,39 +108,11 @@ contract DeRelay is ReentrancyGuard {
         uint16 royaltyBp; // share of a usage fee paid to contributors by shares
     }
 
-    /// @notice One submitted model (or the genesis), keyed by its CID digest; one slot.
-    struct Record {
-        address relayer;
-        uint32 round;
-        uint32 submittedAt;
-        Status status;
-        uint16 score; // median of the reveals, once finalized (0 when void)
-        uint8 codec;
-    }
-
     /// @dev A relayer's place in the circular, doubly linked queue and its stake.
     struct Relayer {
         address next; // zero when not queued; itself when alone
         uint96 stake;
         address prev;
-    }
-
-    /// @notice Where a seat's ballot stands for `Seat.round`.
-    enum Ballot {
-        None, // no ballot; with `round` equal to the review's round: seated during that review, excused
-        Committed,
-        Revealed
-    }
-
-    /// @dev A validator seat and this round's ballot, one slot.
-    struct Seat {
-        address validator;
-        uint32 round; // the round of the ballot below
-        uint16 childScore; // revealed score of the child under review
-        uint16 championScore; // revealed score of the champion, on the same held-out data
-        Ballot ballot;
-        uint16 parentScore; // revealed score of the child's parent (the head it was trained from)
-        uint8 misses; // consecutive reviews it could have committed to and did not
     }
 
     /// @dev The revealed ballots of one review, gathered by `_tally`.
@@ -208,6 +127,17 @@ contract DeRelay is ReentrancyGuard {
         uint256 missed; // bit i: seat i could have committed and did not
     }
 
+    /// @dev What a review decided, worked out by `finalize`'s steps: the verdict, the lower medians it
+    /// rests on (all zero when void) and the relayer's reward.
+    struct Outcome {
+        Status verdict;
+        uint256 childScore;
+        uint256 championScore;
+        int256 delta; // child - champion, which decides
+        int256 progress; // child - parent
+        uint256 reward;
+    }
+
     /// @dev A validator's stake and seat number plus one (0: no seat).
     struct Validator {
         uint96 stake;
@@ -220,43 +150,11 @@ contract DeRelay is ReentrancyGuard {
         uint256 accPaid; // accPerShare when last settled
     }
 
-    /// @notice A task's state as views return it.
-    struct TaskView {
-        Phase phase;
-        uint32 round;
-        address holder;
-        uint64 phaseStart;
-        uint64 deadline; // turn deadline (Turn) or commit end (Review)
-        uint64 revealEnd; // Review only
-        uint128 pool;
-        uint32 queueLength;
-        uint32 submissionCount;
-        uint32 acceptedCount;
-        uint16 championScore;
-        uint16 headScore;
-        bytes headCid;
-        bytes championCid;
-        uint8 validatorCount;
-        uint256 totalShares;
-        uint256 accPerShare;
-    }
-
-    /// @notice An address's position in one task as views return it.
-    struct AccountView {
-        uint256 withdrawable; // across all tasks
-        uint256 relayerStake;
-        bool queued;
-        uint256 validatorStake;
-        int16 seat; // -1 when no seat
-        uint256 shares;
-        uint256 pendingRoyalties;
-    }
-
     // ------------------------------------------------------------------ storage
 
-    /// @notice Number of tasks created; task ids run from 1.
+    /// @inheritdoc IDeRelay
     uint256 public taskCount;
-    /// @notice Withdrawable balance of each address, across tasks.
+    /// @inheritdoc IDeRelay
     mapping(address => uint256) public withdrawable;
 
     mapping(uint256 => Config) private _configs;
@@ -277,124 +175,6 @@ contract DeRelay is ReentrancyGuard {
     mapping(uint256 => mapping(address => Validator)) private _validators;
     mapping(uint256 => mapping(address => Contributor)) private _contributors;
 
-    // ------------------------------------------------------------------ events
-
-    /// @notice A task was created with its spec, genesis model and pool.
-    event TaskCreated(
-        uint256 indexed taskId, address indexed publisher, bytes specCid, bytes genesisCid, uint16 genesisScore, uint256 pool
-    );
-    /// @notice Someone added ether to a task's pool.
-    event PoolFunded(uint256 indexed taskId, address indexed funder, uint256 amount, uint256 pool);
-    /// @notice A relayer staked and joined the queue's tail.
-    event RelayerJoined(uint256 indexed taskId, address indexed relayer, uint256 stake, uint32 queueLength);
-    /// @notice A queued relayer added stake.
-    event StakeAdded(uint256 indexed taskId, address indexed relayer, uint256 amount, uint256 stake);
-    /// @notice A relayer left the queue; `refund` became withdrawable. `forced` when its stake fell below minStake.
-    event RelayerLeft(uint256 indexed taskId, address indexed relayer, uint256 refund, bool forced);
-    /// @notice A turn began: `holder` may submit for `round` until `deadline`.
-    event TurnStarted(uint256 indexed taskId, uint32 indexed round, address indexed holder, uint64 deadline);
-    /// @notice The holder submitted a child of `parentDigest`; review begins.
-    event RelaySubmitted(
-        uint256 indexed taskId,
-        uint32 indexed round,
-        address indexed relayer,
-        bytes32 parentDigest,
-        bytes childCid,
-        bytes metadataCid,
-        bytes32 dataCommitment,
-        uint64 samples
-    );
-    /// @notice A validator took a seat.
-    event ValidatorRegistered(uint256 indexed taskId, address indexed validator, uint8 seat, uint256 stake);
-    /// @notice A validator gave up its seat; `refund` became withdrawable. `forced` when slashed below validatorStake.
-    event ValidatorLeft(uint256 indexed taskId, address indexed validator, uint256 refund, bool forced);
-    /// @notice A validator committed to hidden scores.
-    event ScoreCommitted(uint256 indexed taskId, uint32 indexed round, address indexed validator, bytes32 commitment);
-    /// @notice A validator revealed its scores of the child, of the champion and of the child's parent.
-    event ScoreRevealed(
-        uint256 indexed taskId,
-        uint32 indexed round,
-        address indexed validator,
-        uint16 childScore,
-        uint16 championScore,
-        uint16 parentScore
-    );
-    /// @notice A review ended: the lower medians of the child's scores, of the champion's, and of the
-    /// paired differences with the champion (`delta`, which decides) and with the parent (`progress`).
-    /// `reward` went to the relayer.
-    event RoundFinalized(
-        uint256 indexed taskId,
-        uint32 indexed round,
-        address indexed relayer,
-        Status verdict,
-        uint16 childScore,
-        uint16 championScore,
-        int16 delta,
-        int16 progress,
-        uint8 reveals,
-        uint256 reward
-    );
-    /// @notice The child of `round` beat the champion by `gain` bp and became the champion.
-    event ChampionCrowned(
-        uint256 indexed taskId, uint32 indexed round, address indexed relayer, bytes32 digest, uint16 score, uint16 gain
-    );
-    /// @notice A seated validator did not commit to a review it could have committed to, and lost stake.
-    event ValidatorMissed(
-        uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount, uint8 misses
-    );
-    /// @notice A validator earned its fee for an in-band reveal.
-    event ValidatorPaid(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 fee);
-    /// @notice A validator committed and did not reveal, and lost stake to the pool.
-    event ValidatorSlashed(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount);
-    /// @notice A relayer lost stake: to the pool, less any keeper bounty.
-    event RelayerSlashed(
-        uint256 indexed taskId, uint32 indexed round, address indexed relayer, uint256 amount, SlashReason reason
-    );
-    /// @notice A keeper earned a bounty for moving the relay on.
-    event KeeperPaid(uint256 indexed taskId, uint32 indexed round, address indexed keeper, uint256 bounty);
-    /// @notice A consumer paid for the model; `toContributors` is shared by royalty shares, the rest refilled the pool.
-    event ModelPaid(uint256 indexed taskId, address indexed payer, uint256 amount, uint256 toContributors);
-    /// @notice Royalties owed to `account` became withdrawable.
-    event RoyaltiesSettled(uint256 indexed taskId, address indexed account, uint256 amount);
-    /// @notice `account` was sent its withdrawable balance.
-    event Withdrawn(address indexed account, uint256 amount);
-
-    // ------------------------------------------------------------------ errors
-
-    error DeRelay__InvalidParameter(string name, uint256 value);
-    error DeRelay__InvalidCid(bytes cid);
-    error DeRelay__UnknownTask(uint256 taskId);
-    error DeRelay__ZeroAmount();
-    error DeRelay__StakeTooLow(uint256 sent, uint256 required);
-    error DeRelay__FeeTooLow(uint256 sent, uint256 required);
-    error DeRelay__AlreadyQueued(uint256 taskId, address relayer);
-    error DeRelay__NotQueued(uint256 taskId, address relayer);
-    error DeRelay__QueueFull(uint256 taskId, uint256 maxQueue);
-    error DeRelay__HolderCannotLeave(uint256 taskId, address holder);
-    error DeRelay__WrongPhase(uint256 taskId, Phase phase, Phase required);
-    error DeRelay__NotHolder(uint256 taskId, address caller, address holder);
-    error DeRelay__WrongRound(uint256 taskId, uint256 given, uint256 current);
-    error DeRelay__TurnExpired(uint256 taskId, uint256 deadline);
-    error DeRelay__TurnNotExpired(uint256 taskId, uint256 deadline);
-    error DeRelay__StaleParent(uint256 taskId, bytes32 given, bytes32 head);
-    error DeRelay__ChildSeen(uint256 taskId, bytes32 digest);
-    error DeRelay__ZeroSamples();
-    error DeRelay__AlreadyValidator(uint256 taskId, address validator);
-    error DeRelay__NotValidator(uint256 taskId, address caller);
-    error DeRelay__SeatsFull(uint256 taskId, uint256 maxValidators);
-    error DeRelay__BallotOpen(uint256 taskId, uint256 round);
-    error DeRelay__SelfReview(uint256 taskId, address relayer);
-    error DeRelay__CommitClosed(uint256 taskId, uint256 commitEnd);
-    error DeRelay__AlreadyCommitted(uint256 taskId, uint256 round);
-    error DeRelay__RevealNotOpen(uint256 taskId, uint256 commitEnd);
-    error DeRelay__RevealClosed(uint256 taskId, uint256 revealEnd);
-    error DeRelay__NotCommitted(uint256 taskId, uint256 round);
-    error DeRelay__AlreadyRevealed(uint256 taskId, uint256 round);
-    error DeRelay__ScoreOutOfRange(uint256 score);
-    error DeRelay__RevealMismatch(uint256 taskId, uint256 round);
-    error DeRelay__ReviewOpen(uint256 taskId, uint256 revealEnd);
-    error DeRelay__NothingToWithdraw(address account);
-
     // ------------------------------------------------------------------ modifiers
 
     modifier taskExists(uint256 taskId) {
@@ -404,9 +184,7 @@ contract DeRelay is ReentrancyGuard {
 
     // ------------------------------------------------------------------ tasks and pool
 
-    /// @notice Create a task: its parameters, spec and genesis model. `msg.value` seeds its pool.
-    /// @param p Every parameter of the task; each is range-checked.
-    /// @return taskId The new task's id.
+    /// @inheritdoc IDeRelay
     function createTask(TaskParams calldata p) external payable returns (uint256 taskId) {
         _checkParams(p);
         (bytes32 specDigest, uint8 specCodec) = _parseCid(p.specCid);
@@ -467,8 +245,7 @@ contract DeRelay is ReentrancyGuard {
         emit TaskCreated(taskId, msg.sender, p.specCid, p.genesisCid, p.genesisScore, msg.value);
     }
 
-    /// @notice Add `msg.value` to a task's pool.
-    /// @param taskId The task to fund.
+    /// @inheritdoc IDeRelay
     function fund(uint256 taskId) external payable {
         Ledger storage ledger = _ledgers[taskId];
         // Every task's lineage counts its genesis: a zero count is a task that does not exist.
@@ -479,13 +256,11 @@ contract DeRelay is ReentrancyGuard {
         emit PoolFunded(taskId, msg.sender, msg.value, pool);
     }
 
-    /// @notice Pay for a task's model (a recorded licence; the weights themselves are public on
-    /// IPFS). `royaltyBp` of the payment goes to contributors by shares, the rest to the pool.
+    /// @inheritdoc IDeRelay
     /// @dev Rounding: the whole royalty share is set aside for contributors and accPerShare grows
     /// by floor(royalty * 1e18 / totalShares). What contributors can claim, each account's floor of
     /// shares * accPerShare / 1e18, never exceeds what was set aside; the difference is dust that
     /// stays in the contract.
-    /// @param taskId The task whose model is paid for.
     function payForModel(uint256 taskId) external payable {
         Ledger storage ledger = _ledgers[taskId];
         // Every task's lineage counts its genesis: a zero count is a task that does not exist.
@@ -505,9 +280,7 @@ contract DeRelay is ReentrancyGuard {
 
     // ------------------------------------------------------------------ relay queue
 
-    /// @notice Stake `msg.value` (>= minStake) and join the tail of a task's relay queue. If the
-    /// relay is idle, the caller's turn starts at once.
-    /// @param taskId The task to join.
+    /// @inheritdoc IDeRelay
     function joinRelay(uint256 taskId) external payable {
         Config storage config = _configs[taskId];
         if (config.turnDuration == 0) revert DeRelay__UnknownTask(taskId);
@@ -542,8 +315,7 @@ contract DeRelay is ReentrancyGuard {
         }
     }
 
-    /// @notice Add `msg.value` to the caller's stake in a task's queue.
-    /// @param taskId The task.
+    /// @inheritdoc IDeRelay
     function addStake(uint256 taskId) external payable taskExists(taskId) {
         if (msg.value == 0) revert DeRelay__ZeroAmount();
         Relayer storage me = _relayers[taskId][msg.sender];
@@ -553,11 +325,7 @@ contract DeRelay is ReentrancyGuard {
         emit StakeAdded(taskId, msg.sender, msg.value, stake);
     }
 
-    /// @notice Leave a task's queue; the stake becomes withdrawable. The holder may give up a turn
-    /// it has not used, before its deadline (the next turn starts at once), losing the timeout
-    /// slash when others wait behind it (nothing when alone); a holder under review or past its
-    /// deadline must wait for the verdict or the skip.
-    /// @param taskId The task.
+    /// @inheritdoc IDeRelay
     function leaveRelay(uint256 taskId) external taskExists(taskId) {
         Relayer storage me = _relayers[taskId][msg.sender];
         if (me.next == address(0)) revert DeRelay__NotQueued(taskId, msg.sender);
@@ -586,10 +354,7 @@ contract DeRelay is ReentrancyGuard {
         }
     }
 
-    /// @notice After the holder's deadline passes with no submission, anyone may skip its turn:
-    /// the holder loses `slashTimeoutBp` of its stake, the caller earns `keeperBountyBp` of that,
-    /// the rest goes to the pool, and the next turn starts.
-    /// @param taskId The task.
+    /// @inheritdoc IDeRelay
     function skipTurn(uint256 taskId) external {
         State memory s = _states[taskId];
         if (s.phase != Phase.Turn) _revertWrongPhase(taskId, s.phase, Phase.Turn);
@@ -613,18 +378,7 @@ contract DeRelay is ReentrancyGuard {
 
     // ------------------------------------------------------------------ submission
 
-    /// @notice The holder submits the child it trained from the head, for review. After a void
-    /// review the holder keeps the turn for one more round and may submit the same child again
-    /// (as long as it is the latest submission): nobody else can take a child whose review
-    /// decided nothing while its relayer retries.
-    /// @param taskId The task.
-    /// @param round The current round (a submission for another round reverts).
-    /// @param parentDigest sha2-256 digest of the parent's CID: must be the head's.
-    /// @param childCid Binary CIDv1 (raw or dag-pb, sha2-256) of the child weights; never seen before
-    /// in this task, except the caller's own child of the latest, void review.
-    /// @param metadataCid Binary CIDv1 of the relay card (training config, metrics, timings, version).
-    /// @param dataCommitment Hash over the hashes of the samples trained on.
-    /// @param samples Number of samples trained on (> 0).
+    /// @inheritdoc IDeRelay
     function submitRelay(
         uint256 taskId,
         uint32 round,
@@ -663,17 +417,14 @@ contract DeRelay is ReentrancyGuard {
             codec: childCodec
         });
         s.phase = Phase.Review;
-        s.phaseEnd = uint32(block.timestamp + _configs[taskId].commitWindow);
+        s.phaseEnd = uint32(_commitEnd(block.timestamp, _configs[taskId].commitWindow));
         _states[taskId] = s;
         emit RelaySubmitted(taskId, round, msg.sender, parentDigest, childCid, metadataCid, dataCommitment, samples);
     }
 
     // ------------------------------------------------------------------ validators
 
-    /// @notice Stake `msg.value` (>= validatorStake) and take a free validator seat. A validator
-    /// seated while a review's commit window is open is expected to commit to it; one seated after
-    /// the window closed is excused from that review.
-    /// @param taskId The task.
+    /// @inheritdoc IDeRelay
     function registerValidator(uint256 taskId) external payable {
         Config storage config = _configs[taskId];
         if (config.turnDuration == 0) revert DeRelay__UnknownTask(taskId);
@@ -701,11 +452,7 @@ contract DeRelay is ReentrancyGuard {
         revert DeRelay__SeatsFull(taskId, seats);
     }
 
-    /// @notice Give up the caller's validator seat; its stake becomes withdrawable. During a review
-    /// only the holder and a validator seated after its commit window closed may leave: one with a ballot would withdraw a
-    /// vote after seeing the other reveals, one without would dodge the charge for its missed commit
-    /// (and could squat every seat between reviews).
-    /// @param taskId The task.
+    /// @inheritdoc IDeRelay
     function leaveValidator(uint256 taskId) external taskExists(taskId) {
         Validator memory me = _validators[taskId][msg.sender];
         if (me.seatPlusOne == 0) revert DeRelay__NotValidator(taskId, msg.sender);
@@ -720,12 +467,7 @@ contract DeRelay is ReentrancyGuard {
         _removeValidator(taskId, msg.sender, me, false);
     }
 
-    /// @notice Commit to hidden scores of the child under review and of the champion, before the
-    /// commit window ends. A commit clears the seat's missed-commit count.
-    /// @param taskId The task.
-    /// @param round The round under review.
-    /// @param commitment keccak256(abi.encode(taskId, round, childScore, championScore, salt,
-    /// validator)); see `commitmentFor`.
+    /// @inheritdoc IDeRelay
     function commitScore(uint256 taskId, uint32 round, bytes32 commitment) external {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
@@ -748,13 +490,7 @@ contract DeRelay is ReentrancyGuard {
         emit ScoreCommitted(taskId, round, msg.sender, commitment);
     }
 
-    /// @notice Reveal the committed scores, after the commit window and before the reveal window ends.
-    /// @param taskId The task.
-    /// @param round The round under review.
-    /// @param childScore Accuracy of the child on the validator's held-out data, in bp (0..10000).
-    /// @param championScore Accuracy of the champion on the same data, in bp (0..10000).
-    /// @param parentScore Accuracy of the child's parent (the head) on the same data, in bp (0..10000).
-    /// @param salt The secret the commitment was made with.
+    /// @inheritdoc IDeRelay
     function revealScore(
         uint256 taskId,
         uint32 round,
@@ -768,7 +504,7 @@ contract DeRelay is ReentrancyGuard {
         if (round != s.round) revert DeRelay__WrongRound(taskId, round, s.round);
         uint256 commitEnd = s.phaseEnd;
         if (block.timestamp <= commitEnd) revert DeRelay__RevealNotOpen(taskId, commitEnd);
-        uint256 revealEnd = commitEnd + _configs[taskId].revealWindow;
+        uint256 revealEnd = _revealEnd(commitEnd, _configs[taskId].revealWindow);
         if (block.timestamp > revealEnd) revert DeRelay__RevealClosed(taskId, revealEnd);
         if (childScore > BP) revert DeRelay__ScoreOutOfRange(childScore);
         if (championScore > BP) revert DeRelay__ScoreOutOfRange(championScore);
@@ -794,85 +530,38 @@ contract DeRelay is ReentrancyGuard {
 
     // ------------------------------------------------------------------ verdict
 
-    /// @notice End the review of the submission: after the reveal window, or early once the commit
-    /// window has passed and every committed validator has revealed. With `delta` the lower median
-    /// of the validators' paired differences (child score - champion score, each on its own data):
-    /// - fewer than `quorum` reveals: void. Nothing is paid from the pool; the holder keeps the turn
-    ///   for one more round (once in a row) to have the same child reviewed again.
-    /// - a child median of 0 (weights that do not load, do not fit the spec or hold NaN score 0) or
-    ///   `delta < -slashBand`: rejected, the relayer loses `slashRejectBp` of its stake.
-    /// - `delta < -advanceBand`: held. No reward, no slash, the head stays.
-    /// - otherwise accepted: the child becomes the head; when `delta >= minGain` it also becomes the
-    ///   champion and its relayer earns, for `gain = min(delta, progress)` (`progress` the median of
-    ///   child score - parent score), `(gain >= minGain ? baseReward : 0) + rewardPerPoint * gain`
-    ///   from the pool when `progress > 0`, and as many royalty shares.
-    /// In a decided review each reveal within `bandBp` of both the child's median and `delta` earns
-    /// `validatorFee`, and the caller `validatorFee * keeperBountyBp / 10000`, from the pool. In every
-    /// review a validator that committed and did not reveal loses `slashNoRevealBp` of its stake, and
-    /// one that could have committed and did not loses `slashMissBp` and, after `maxMisses` such
-    /// reviews in a row, its seat.
-    /// @param taskId The task.
+    /// @inheritdoc IDeRelay
+    /// @dev Reads as the protocol: tally the ballots, decide the verdict, settle with the relayer,
+    /// record and announce it, pay the validators and the keeper of a decided review, charge the
+    /// validators that failed it, and end the turn. No step sends ether (every credit is a pull
+    /// payment), so nothing here can re-enter.
     function finalize(uint256 taskId) external {
         State memory s = _states[taskId];
         if (s.phase != Phase.Review) _revertWrongPhase(taskId, s.phase, Phase.Review);
         Config storage config = _configs[taskId];
         Tally memory t = _tally(taskId, s, config.maxValidators);
-        {
-            uint256 commitEnd = s.phaseEnd;
-            uint256 revealEnd = commitEnd + config.revealWindow;
-            if (block.timestamp <= revealEnd && (t.silent != 0 || block.timestamp <= commitEnd)) {
-                revert DeRelay__ReviewOpen(taskId, revealEnd);
-            }
-        }
+        _requireReviewOver(taskId, s, config, t);
 
         Ledger memory ledger = _ledgers[taskId];
         if (s.fresh) ledger.submissionCount += 1;
         bytes32 child = _latestDigests[taskId];
-        Status verdict = Status.Void;
-        uint256 childScore;
-        uint256 championScore;
-        int256 delta;
-        int256 progress;
-        uint256 reward;
-        if (t.reveals >= config.quorum) {
-            childScore = uint256(_lowerMedian(t.child, t.reveals));
-            championScore = uint256(_lowerMedian(t.champion, t.reveals));
-            delta = _lowerMedian(t.delta, t.reveals);
-            progress = _lowerMedian(t.progress, t.reveals);
-            verdict = _verdict(config, childScore, delta);
-            ledger.championScore = uint16(championScore);
-            if (verdict == Status.Accepted) {
-                reward = _advance(taskId, s, ledger, config, child, childScore, delta, progress);
-            } else if (verdict == Status.Rejected) {
-                _slashRelayer(taskId, s, ledger, config.slashRejectBp, SlashReason.Rejected);
-            }
-        }
-        Record storage record = _records[taskId][child];
-        record.status = verdict;
-        record.score = uint16(childScore);
-        emit RoundFinalized(
-            taskId, s.round, s.holder, verdict, uint16(childScore), uint16(championScore), int16(delta),
-            int16(progress), uint8(t.reveals), reward
-        );
-
-        if (verdict != Status.Void) {
-            _payValidators(taskId, s.round, config, ledger, t, childScore, delta);
-            _payKeeper(taskId, s.round, config, ledger);
-        }
+        Outcome memory o = _decide(config, t);
+        if (o.verdict != Status.Void) _settleRelayer(taskId, s, ledger, config, child, o);
+        _recordVerdict(taskId, s, child, o, t.reveals);
+        if (o.verdict != Status.Void) _payReview(taskId, s.round, config, ledger, t, o);
         _chargeValidators(taskId, s.round, config, ledger, t);
         _ledgers[taskId] = ledger;
-        _endTurn(taskId, s, config, verdict == Status.Void);
+        _endTurn(taskId, s, config, o.verdict == Status.Void);
     }
 
     // ------------------------------------------------------------------ money out
 
-    /// @notice Move the caller's royalties from a task into its withdrawable balance.
-    /// @param taskId The task.
+    /// @inheritdoc IDeRelay
     function claimRoyalties(uint256 taskId) external taskExists(taskId) {
         _settle(taskId, msg.sender, _royalties[taskId].accPerShare);
     }
 
-    /// @notice Send the caller its whole withdrawable balance.
+    /// @inheritdoc IDeRelay
     function withdraw() external nonReentrant {
         uint256 amount = withdrawable[msg.sender];
         if (amount == 0) revert DeRelay__NothingToWithdraw(msg.sender);
@@ -883,9 +572,7 @@ contract DeRelay is ReentrancyGuard {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The commitment a validator must submit for its scores and `salt`.
-    /// @return The keccak256 of abi.encode(taskId, round, childScore, championScore, parentScore, salt,
-    /// validator).
+    /// @inheritdoc IDeRelay
     function commitmentFor(
         uint256 taskId,
         uint32 round,
@@ -898,9 +585,7 @@ contract DeRelay is ReentrancyGuard {
         return keccak256(abi.encode(taskId, round, childScore, championScore, parentScore, salt, validator));
     }
 
-    /// @notice A task's parameters, as given at creation.
-    /// @param taskId The task.
-    /// @return p The parameters.
+    /// @inheritdoc IDeRelay
     function taskParams(uint256 taskId) external view taskExists(taskId) returns (TaskParams memory p) {
         Config storage c = _configs[taskId];
         p.minStake = c.minStake;
@@ -932,16 +617,12 @@ contract DeRelay is ReentrancyGuard {
         p.genesisCid = _encodeCid(genesis, _records[taskId][genesis].codec);
     }
 
-    /// @notice The publisher of a task.
-    /// @param taskId The task.
-    /// @return The address that created it.
+    /// @inheritdoc IDeRelay
     function publisherOf(uint256 taskId) external view taskExists(taskId) returns (address) {
         return _configs[taskId].publisher;
     }
 
-    /// @notice A task's relay state, pool, head and royalty accumulator.
-    /// @param taskId The task.
-    /// @return v The state.
+    /// @inheritdoc IDeRelay
     function taskState(uint256 taskId) external view taskExists(taskId) returns (TaskView memory v) {
         State memory s = _states[taskId];
         Ledger memory ledger = _ledgers[taskId];
@@ -952,11 +633,11 @@ contract DeRelay is ReentrancyGuard {
         v.phaseStart = s.phaseEnd;
         if (s.phase == Phase.Turn) {
             v.deadline = s.phaseEnd;
-            v.phaseStart = s.phaseEnd - c.turnDuration;
+            v.phaseStart = uint64(_windowStart(s.phaseEnd, c.turnDuration));
         } else if (s.phase == Phase.Review) {
             v.deadline = s.phaseEnd;
-            v.phaseStart = s.phaseEnd - c.commitWindow;
-            v.revealEnd = v.deadline + c.revealWindow;
+            v.phaseStart = uint64(_windowStart(s.phaseEnd, c.commitWindow));
+            v.revealEnd = uint64(_revealEnd(s.phaseEnd, c.revealWindow));
         }
         v.pool = ledger.pool;
         v.queueLength = ledger.queueLength;
@@ -974,31 +655,18 @@ contract DeRelay is ReentrancyGuard {
         v.accPerShare = _royalties[taskId].accPerShare;
     }
 
-    /// @notice The head model: the newest accepted child, or the genesis.
-    /// @param taskId The task.
-    /// @return cid Binary CIDv1 of the head weights.
-    /// @return score Its median score in bp.
+    /// @inheritdoc IDeRelay
     function head(uint256 taskId) external view taskExists(taskId) returns (bytes memory cid, uint16 score) {
         return (_encodeCid(_headDigests[taskId], _states[taskId].headCodec), _ledgers[taskId].headScore);
     }
 
-    /// @notice The champion: the best model accepted so far (the genesis until a child beats it),
-    /// which is what consumers license and what each review measures children against.
-    /// @param taskId The task.
-    /// @return cid Binary CIDv1 of the champion's weights.
-    /// @return score Its median score in the last decided review (or when it was crowned).
+    /// @inheritdoc IDeRelay
     function champion(uint256 taskId) external view taskExists(taskId) returns (bytes memory cid, uint16 score) {
         bytes32 digest = _championDigests[taskId];
         return (_encodeCid(digest, _records[taskId][digest].codec), _ledgers[taskId].championScore);
     }
 
-    /// @notice A page of the relay queue in turn order, from `cursor` (zero: from the holder).
-    /// @param taskId The task.
-    /// @param cursor The member to start at, or zero for the front.
-    /// @param limit The most members to return.
-    /// @return members Members in queue order with their stakes.
-    /// @return stakes Their stakes.
-    /// @return nextCursor The member after the page, or zero at the end.
+    /// @inheritdoc IDeRelay
     function queuePage(uint256 taskId, address cursor, uint256 limit)
         external
         view
@@ -1027,12 +695,7 @@ contract DeRelay is ReentrancyGuard {
         nextCursor = at;
     }
 
-    /// @notice The newest entry of the lineage: the child under review during a review, else the
-    /// latest submission decided, or the genesis before any. Earlier entries are in the
-    /// TaskCreated and RelaySubmitted events, and each one's verdict in `recordOf`.
-    /// @param taskId The task.
-    /// @return cid Binary CIDv1 of the model.
-    /// @return record Its record.
+    /// @inheritdoc IDeRelay
     function latestSubmission(uint256 taskId)
         external
         view
@@ -1045,17 +708,12 @@ contract DeRelay is ReentrancyGuard {
         cid = _encodeCid(digest, record.codec);
     }
 
-    /// @notice The record of a model by its CID digest (status None when never submitted).
-    /// @param taskId The task.
-    /// @param digest The sha2-256 digest of the model's CID.
-    /// @return The record.
+    /// @inheritdoc IDeRelay
     function recordOf(uint256 taskId, bytes32 digest) external view taskExists(taskId) returns (Record memory) {
         return _records[taskId][digest];
     }
 
-    /// @notice The validator seats of a task and their ballots.
-    /// @param taskId The task.
-    /// @return seats One entry per seat (validator zero when free).
+    /// @inheritdoc IDeRelay
     function seatsOf(uint256 taskId) external view taskExists(taskId) returns (Seat[] memory seats) {
         uint256 n = _configs[taskId].maxValidators;
         seats = new Seat[](n);
@@ -1064,11 +722,7 @@ contract DeRelay is ReentrancyGuard {
         }
     }
 
-    /// @notice What an address holds in a task: stakes, shares, pending royalties, and its
-    /// withdrawable balance (across all tasks).
-    /// @param taskId The task.
-    /// @param account The address.
-    /// @return v The position.
+    /// @inheritdoc IDeRelay
     function accountOf(uint256 taskId, address account) external view taskExists(taskId) returns (AccountView memory v) {
         Relayer storage r = _relayers[taskId][account];
         Validator memory val = _validators[taskId][account];
@@ -1116,6 +770,73 @@ contract DeRelay is ReentrancyGuard {
                 t.silent |= 1 << i;
             }
         }
+    }
+
+    /// @dev Revert unless the review is over: the reveal window has ended, or the commit window has
+    /// and every validator that committed has revealed.
+    function _requireReviewOver(uint256 taskId, State memory s, Config storage config, Tally memory t) private view {
+        uint256 commitEnd = s.phaseEnd;
+        uint256 revealEnd = _revealEnd(commitEnd, config.revealWindow);
+        if (block.timestamp <= revealEnd && (t.silent != 0 || block.timestamp <= commitEnd)) {
+            revert DeRelay__ReviewOpen(taskId, revealEnd);
+        }
+    }
+
+    /// @dev The review's outcome from its reveals: void below quorum, else the lower medians and their verdict.
+    function _decide(Config storage config, Tally memory t) private view returns (Outcome memory o) {
+        if (t.reveals < config.quorum) {
+            o.verdict = Status.Void;
+            return o;
+        }
+        o.childScore = uint256(_lowerMedian(t.child, t.reveals));
+        o.championScore = uint256(_lowerMedian(t.champion, t.reveals));
+        o.delta = _lowerMedian(t.delta, t.reveals);
+        o.progress = _lowerMedian(t.progress, t.reveals);
+        o.verdict = _verdict(config, o.childScore, o.delta);
+    }
+
+    /// @dev Settle a decided review with the relayer: record the champion's new median, then advance
+    /// the head (and reward a crowned child, into `o.reward`) or slash a rejected child's relayer.
+    function _settleRelayer(
+        uint256 taskId,
+        State memory s,
+        Ledger memory ledger,
+        Config storage config,
+        bytes32 child,
+        Outcome memory o
+    ) private {
+        ledger.championScore = uint16(o.championScore);
+        if (o.verdict == Status.Accepted) {
+            o.reward = _advance(taskId, s, ledger, config, child, o.childScore, o.delta, o.progress);
+        } else if (o.verdict == Status.Rejected) {
+            _slashRelayer(taskId, s, ledger, config.slashRejectBp, SlashReason.Rejected);
+        }
+    }
+
+    /// @dev Record the child's verdict and median score, and announce the round's outcome.
+    function _recordVerdict(uint256 taskId, State memory s, bytes32 child, Outcome memory o, uint256 reveals)
+        private
+    {
+        Record storage record = _records[taskId][child];
+        record.status = o.verdict;
+        record.score = uint16(o.childScore);
+        emit RoundFinalized(
+            taskId, s.round, s.holder, o.verdict, uint16(o.childScore), uint16(o.championScore), int16(o.delta),
+            int16(o.progress), uint8(reveals), o.reward
+        );
+    }
+
+    /// @dev Pay a decided review's in-band validators their fees, then its keeper the finalize bounty.
+    function _payReview(
+        uint256 taskId,
+        uint32 round,
+        Config storage config,
+        Ledger memory ledger,
+        Tally memory t,
+        Outcome memory o
+    ) private {
+        _payValidators(taskId, round, config, ledger, t, o.childScore, o.delta);
+        _payKeeper(taskId, round, config, ledger);
     }
 
     /// @dev The verdict of a decided review from the child's median score and the median delta.
@@ -1286,11 +1007,35 @@ contract DeRelay is ReentrancyGuard {
             _states[taskId] = s;
             return;
         }
+        uint256 deadline = _turnDeadline(block.timestamp, turnDuration);
         s.round += 1;
         s.phase = Phase.Turn;
-        s.phaseEnd = uint32(block.timestamp + turnDuration);
+        s.phaseEnd = uint32(deadline);
         _states[taskId] = s;
-        emit TurnStarted(taskId, s.round, s.holder, uint64(block.timestamp + turnDuration));
+        emit TurnStarted(taskId, s.round, s.holder, uint64(deadline));
+    }
+
+    // The deadlines. The state slot keeps the current phase's end (`State.phaseEnd`): a turn's
+    // deadline, or a review's commit end; these are the only places that work one out.
+
+    /// @dev The deadline of a turn that starts at `start`: the holder may submit until then.
+    function _turnDeadline(uint256 start, uint256 turnDuration) private pure returns (uint256) {
+        return start + turnDuration;
+    }
+
+    /// @dev The end of the commit window of a review that starts with a submission at `submittedAt`.
+    function _commitEnd(uint256 submittedAt, uint256 commitWindow) private pure returns (uint256) {
+        return submittedAt + commitWindow;
+    }
+
+    /// @dev The end of the reveal window, which opens when the commit window ends.
+    function _revealEnd(uint256 commitEnd, uint256 revealWindow) private pure returns (uint256) {
+        return commitEnd + revealWindow;
+    }
+
+    /// @dev When a phase of length `window` that ends at `end` began (the inverse of the above).
+    function _windowStart(uint256 end, uint256 window) private pure returns (uint256) {
+        return end - window;
     }
 
     /// @dev Remove `account` from the circular queue. The caller makes sure it is queued.

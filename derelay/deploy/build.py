@@ -31,7 +31,12 @@ SOLC_SHIM = ROOT / "ganache" / "solc-shim.js"
 SOLC_VERSION = "0.8.28"
 EVM_VERSION = "shanghai"  # the newest fork ganache 7.9 runs
 OPTIMIZER_RUNS = 200  # the size limit (24 KiB of runtime code) rules out higher values
-SOURCES = ("DeRelay.sol", "test/ReentrantWithdrawer.sol", "test/RevertingReceiver.sol")
+SOURCES = (
+    "DeRelay.sol",
+    "IDeRelay.sol",
+    "test/ReentrantWithdrawer.sol",
+    "test/RevertingReceiver.sol",
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ def standard_input() -> dict[str, Any]:
         sources[f"contracts/{rel}"] = {"content": (CONTRACTS_DIR / rel).read_text()}
     for dep in _openzeppelin_imports(sources):
         sources[dep] = {"content": (NODE_MODULES / dep).read_text()}
+    for dep in _project_imports(sources):
+        sources[dep] = {"content": (ROOT / dep).read_text()}
     return {
         "language": "Solidity",
         "sources": dict(sorted(sources.items())),
@@ -86,6 +93,27 @@ def _openzeppelin_imports(sources: dict[str, dict[str, str]]) -> list[str]:
             if unit not in found:
                 found.add(unit)
                 pending.append((unit, (NODE_MODULES / unit).read_text()))
+    return sorted(found)
+
+
+def _project_imports(sources: dict[str, dict[str, str]]) -> list[str]:
+    """Every file under contracts/ that the project's sources import by a relative path (such as
+    `./IDeRelay.sol`) and SOURCES does not already list, transitively, as source unit names."""
+    found: set[str] = set()
+    pending = [
+        (name, text["content"]) for name, text in sources.items() if name.startswith("contracts/")
+    ]
+    while pending:
+        origin, content = pending.pop()
+        for target in _import_targets(content):
+            if not target.startswith("."):
+                continue  # a remapped library import: OpenZeppelin's are resolved above
+            unit = posixpath.normpath(posixpath.join(posixpath.dirname(origin), target))
+            if not unit.startswith("contracts/"):
+                raise ConfigError(f"{origin} imports {target}, outside contracts/")
+            if unit not in sources and unit not in found:
+                found.add(unit)
+                pending.append((unit, (ROOT / unit).read_text()))
     return sorted(found)
 
 

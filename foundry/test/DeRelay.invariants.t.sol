@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IDeRelay} from "./utils/IDeRelay.sol";
+import {IDeRelay} from "derelay/IDeRelay.sol";
 import {RelayHandler} from "./RelayHandler.sol";
 import {InvariantTargets, Vm, VM_ADDRESS} from "./utils/Vm.sol";
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IDeRelay} from "./IDeRelay.sol";
+import {IDeRelay} from "derelay/IDeRelay.sol";
 
 /// @title What the invariant handler and the gas test both build: task parameters and CIDs
 library Fixtures {
