@@ -1,9 +1,9 @@
 """`derelay dashboard`: a live web page of one task, rebuilt from the chain's events and views.
 
-Nothing is stored off chain: every refresh reads the task's events (one `eth_getLogs` filtered by
-the contract and the task id) and its views (state, parameters, queue, seats, accounts, and each
-lineage entry's record; the lineage's order comes from the submission events), so two dashboards
-on the same chain show the same numbers, to the wei. The pool's history is derived from the
+Nothing is stored off chain: every refresh reads the task's events (`eth_getLogs` filtered by the
+contract and the task id, folded by `derelay.trainer.ledger`) and its views (state, parameters,
+queue, seats, accounts, and each lineage entry's record; the lineage's order comes from the
+submission events), so two dashboards on the same chain show the same numbers, to the wei. The pool's history is derived from the
 events alone (creation, funding, model payments, rewards, fees, bounties, slashes and
 missed-commit charges), because a node need not keep the state of past blocks; its last value is
 checked against the pool the contract holds now.
@@ -37,13 +37,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic
+from hexbytes import HexBytes
 
 from derelay.trainer.chain import chain_id, describe_endpoint, with_retries
 from derelay.trainer.cid import Cid
 from derelay.trainer.contract import DeRelayContract, Phase, Status, TaskState
 from derelay.trainer.errors import ConfigError, DeRelayError
-from derelay.trainer.payouts import task_payouts
+from derelay.trainer.ledger import Ledger, MoneyKind, RoundFacts, TaskLogs, fold_events
+from derelay.trainer.payouts import ledger_payouts
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,6 @@ STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
-SLASH_REASONS = {0: "timeout", 1: "rejected"}
-# Events whose first indexed argument is the task id: everything but Withdrawn.
-TASK_EVENTS = (
-    "TaskCreated",
-    "PoolFunded",
-    "RelayerJoined",
-    "StakeAdded",
-    "RelayerLeft",
-    "TurnStarted",
-    "RelaySubmitted",
-    "ValidatorRegistered",
-    "ValidatorLeft",
-    "ScoreCommitted",
-    "ScoreRevealed",
-    "RoundFinalized",
-    "ChampionCrowned",
-    "ValidatorMissed",
-    "ValidatorPaid",
-    "ValidatorSlashed",
-    "RelayerSlashed",
-    "KeeperPaid",
-    "ModelPaid",
-    "RoyaltiesSettled",
-)
 _SNAPSHOT_TRIES = 3
 
 
@@ -98,11 +75,7 @@ class TaskDashboard:
         self.task_id = task_id
         self.lock = lock if lock is not None else threading.RLock()
         self._w3 = relay.client.w3
-        self._topics = {
-            event_abi_to_log_topic(item): item["name"]  # type: ignore[arg-type]
-            for item in relay.abi
-            if item.get("type") == "event" and item["name"] in TASK_EVENTS
-        }
+        self._logs = TaskLogs(relay)
         self._chain_id: int | None = None
         self._created_block: dict[int, int] = {}
         self._timestamps: dict[bytes, int] = {}
@@ -151,19 +124,20 @@ class TaskDashboard:
         now = int(head["timestamp"])
         self._timestamps[bytes(head["hash"])] = now
         from_block = self._creation_block(task_id)
-        events = self._task_events(task_id, from_block, block_number)
+        events = self._logs.fetch(task_id, from_block, block_number)
+        ledger = fold_events(events)
         params = relay.task_params(task_id)
         lineage = relay.full_lineage(task_id)
         queue = relay.queue(task_id)
         seats = relay.seats(task_id)
-        payouts = task_payouts(relay, task_id, from_block)
+        payouts = ledger_payouts(relay, task_id, ledger)
         publisher = relay.publisher_of(task_id)
         after = relay.task_state(task_id)
         if self._chain_id is None:
             self._chain_id = chain_id(self._w3)
 
-        rounds = _rounds(events, self._time_of)
-        pool_history = _pool_history(events, self._time_of)
+        rounds = {n: _round_json(facts, self._time_of) for n, facts in ledger.rounds.items()}
+        pool_history = _pool_history(ledger, self._time_of)
         derived_pool = pool_history[-1]["pool"] if pool_history else 0
         state = before
         data: dict[str, Any] = {
@@ -217,34 +191,11 @@ class TaskDashboard:
             self._created_block[task_id] = int(created[0]["blockNumber"]) if created else 0
         return self._created_block[task_id]
 
-    def _task_events(self, task_id: int, from_block: int, to_block: int) -> list[Any]:
-        """Every event of the task in [from_block, to_block], decoded, in chain order."""
-        task_topic = "0x" + task_id.to_bytes(32, "big").hex()
-        logs = with_retries(
-            lambda: self._w3.eth.get_logs(
-                {
-                    "address": self.relay.address,
-                    "fromBlock": from_block,
-                    "toBlock": to_block,
-                    "topics": [None, task_topic],
-                }
-            )
-        )
-        decoded = []
-        for entry in logs:
-            topics = entry["topics"]
-            name = self._topics.get(bytes(topics[0])) if topics else None
-            if name is None:
-                continue
-            decoded.append(getattr(self.relay.contract.events, name)().process_log(entry))
-        decoded.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
-        return decoded
-
-    def _time_of(self, event: Any) -> int:
-        """The timestamp of the block holding `event` (cached by block hash)."""
-        key = bytes(event["blockHash"])
+    def _time_of(self, block_hash: bytes) -> int:
+        """The timestamp of the block `block_hash` (cached)."""
+        key = bytes(block_hash)
         if key not in self._timestamps:
-            block = with_retries(lambda: self._w3.eth.get_block(event["blockHash"]))
+            block = with_retries(lambda: self._w3.eth.get_block(HexBytes(key)))
             self._timestamps[key] = int(block["timestamp"])
         return self._timestamps[key]
 
@@ -334,7 +285,7 @@ def _curve(
                     "score": args["childScore"],
                     "cid": children.get(round_, ""),
                     "relayer": args["relayer"],
-                    "time": time_of(event),
+                    "time": time_of(event["blockHash"]),
                 }
             )
         else:
@@ -417,148 +368,85 @@ def _lineage_json(
                 row["delta"] = fin["args"]["delta"]
             row["reveals"] = fin["args"]["reveals"]
             row["reward"] = str(fin["args"]["reward"])
-            row["finalized_at"] = time_of(fin)
+            row["finalized_at"] = time_of(fin["blockHash"])
         rows.append(row)
     return rows
 
 
-def _rounds(events: list[Any], time_of: Callable[[Any], int]) -> dict[int, dict[str, Any]]:
-    """Each round: its turn, submission, commits, paired reveals, verdict, the money it moved
-    and the validators that missed its commit."""
-    rounds: dict[int, dict[str, Any]] = {}
-
-    def get(number: int) -> dict[str, Any]:
-        if number not in rounds:
-            rounds[number] = {
-                "round": number,
-                "holder": None,
-                "turn_deadline": None,
-                "started_at": None,
-                "submission": None,
-                "commits": [],
-                "reveals": [],
-                "outcome": "turn",
-                "child_score": None,
-                "champion_score": None,
-                "delta": None,
-                "progress": None,
-                "reveal_count": None,
-                "crowned": False,
-                "reward": None,
-                "validator_fees": [],
-                "slashes": [],
-                "misses": [],
-                "keeper_bounties": [],
+def _round_json(facts: RoundFacts, time_of: Callable[[bytes], int]) -> dict[str, Any]:
+    """A round: its turn, submission, commits, paired reveals, verdict, the money it moved and
+    the validators that missed its commit."""
+    verdict, sub = facts.verdict, facts.submission
+    if facts.timed_out:
+        outcome = "timed out"
+    elif verdict is not None:
+        outcome = verdict.status.name.lower()
+    else:
+        outcome = "review" if sub is not None else "turn"
+    scored = verdict if verdict is not None and verdict.status != Status.VOID else None
+    return {
+        "round": facts.round,
+        "holder": facts.holder,
+        "turn_deadline": facts.turn_deadline,
+        "started_at": time_of(facts.started.block_hash) if facts.started else None,
+        "submission": None
+        if sub is None
+        else {
+            "cid": cid_text(sub.child_cid),
+            "metadata_cid": cid_text(sub.metadata_cid),
+            "samples": sub.samples,
+            "at": time_of(sub.place.block_hash),
+        },
+        "commits": [
+            {
+                "validator": c.validator,
+                "commitment": "0x" + c.commitment.hex(),
+                "at": time_of(c.place.block_hash),
             }
-        return rounds[number]
-
-    for event in events:
-        name = event["event"]
-        args = event["args"]
-        if "round" not in args:
-            continue
-        r = get(int(args["round"]))
-        if name == "TurnStarted":
-            r["holder"] = args["holder"]
-            r["turn_deadline"] = args["deadline"]
-            r["started_at"] = time_of(event)
-        elif name == "RelaySubmitted":
-            r["holder"] = args["relayer"]
-            r["submission"] = {
-                "cid": cid_text(args["childCid"]),
-                "metadata_cid": cid_text(args["metadataCid"]),
-                "samples": args["samples"],
-                "at": time_of(event),
+            for c in facts.commits
+        ],
+        "reveals": [
+            {
+                "validator": r.validator,
+                "child": r.child,
+                "champion": r.champion,
+                "parent": r.parent,
+                "delta": r.delta,
+                "progress": r.progress,
+                "at": time_of(r.place.block_hash),
             }
-            r["outcome"] = "review"
-        elif name == "ScoreCommitted":
-            r["commits"].append(
-                {
-                    "validator": args["validator"],
-                    "commitment": "0x" + bytes(args["commitment"]).hex(),
-                    "at": time_of(event),
-                }
-            )
-        elif name == "ScoreRevealed":
-            r["reveals"].append(
-                {
-                    "validator": args["validator"],
-                    "child": args["childScore"],
-                    "champion": args["championScore"],
-                    "parent": args["parentScore"],
-                    "delta": args["childScore"] - args["championScore"],
-                    "progress": args["childScore"] - args["parentScore"],
-                    "at": time_of(event),
-                }
-            )
-        elif name == "ChampionCrowned":
-            r["crowned"] = True
-        elif name == "RoundFinalized":
-            verdict = Status(args["verdict"])
-            r["holder"] = args["relayer"]
-            r["outcome"] = verdict.name.lower()
-            r["reveal_count"] = args["reveals"]
-            r["reward"] = str(args["reward"])
-            if verdict != Status.VOID:
-                r["child_score"] = args["childScore"]
-                r["champion_score"] = args["championScore"]
-                r["delta"] = args["delta"]
-                r["progress"] = args["progress"]
-        elif name == "ValidatorPaid":
-            r["validator_fees"].append({"validator": args["validator"], "fee": str(args["fee"])})
-        elif name == "ValidatorSlashed":
-            r["slashes"].append(
-                {"address": args["validator"], "amount": str(args["amount"]), "why": "no reveal"}
-            )
-        elif name == "ValidatorMissed":
-            r["misses"].append(
-                {
-                    "validator": args["validator"],
-                    "amount": str(args["amount"]),
-                    "misses": args["misses"],
-                }
-            )
-        elif name == "RelayerSlashed":
-            reason = SLASH_REASONS.get(args["reason"], str(args["reason"]))
-            r["slashes"].append(
-                {"address": args["relayer"], "amount": str(args["amount"]), "why": reason}
-            )
-            if reason == "timeout":
-                r["outcome"] = "timed out"
-        elif name == "KeeperPaid":
-            r["keeper_bounties"].append({"keeper": args["keeper"], "bounty": str(args["bounty"])})
-    return rounds
+            for r in facts.reveals
+        ],
+        "outcome": outcome,
+        "child_score": scored.child_score if scored else None,
+        "champion_score": scored.champion_score if scored else None,
+        "delta": scored.delta if scored else None,
+        "progress": scored.progress if scored else None,
+        "reveal_count": verdict.reveals if verdict is not None else None,
+        "crowned": facts.crowned,
+        "reward": str(verdict.reward) if verdict is not None else None,
+        "validator_fees": [
+            {"validator": m.account, "fee": str(m.amount)} for m in facts.paid(MoneyKind.FEE)
+        ],
+        "slashes": [
+            {"address": m.account, "amount": str(m.amount), "why": m.kind.value}
+            for m in facts.movements
+            if m.kind in _SLASHES
+        ],
+        "misses": [
+            {"validator": m.validator, "amount": str(m.amount), "misses": m.misses}
+            for m in facts.misses
+        ],
+        "keeper_bounties": [
+            {"keeper": m.account, "bounty": str(m.amount)} for m in facts.paid(MoneyKind.BOUNTY)
+        ],
+    }
 
 
-def pool_deltas(event: Any) -> tuple[int, str] | None:
-    """How `event` moved the task's pool (wei) and why, or None when it did not touch it."""
-    name = event["event"]
-    args = event["args"]
-    if name == "TaskCreated":
-        return int(args["pool"]), "task created"
-    if name == "PoolFunded":
-        return int(args["amount"]), "funded"
-    if name == "ModelPaid":
-        return int(args["amount"]) - int(args["toContributors"]), "model paid"
-    if name == "RoundFinalized":
-        verdict = Status(args["verdict"]).name.lower()
-        return -int(args["reward"]), f"round {args['round']} {verdict}"
-    if name == "ValidatorPaid":
-        return -int(args["fee"]), f"round {args['round']} validator fee"
-    if name == "KeeperPaid":
-        return -int(args["bounty"]), f"round {args['round']} keeper bounty"
-    if name == "RelayerSlashed":
-        reason = SLASH_REASONS.get(args["reason"], "slash")
-        label = "timed out" if reason == "timeout" else "relayer slashed"
-        return int(args["amount"]), f"round {args['round']} {label}"
-    if name == "ValidatorSlashed":
-        return int(args["amount"]), f"round {args['round']} validator slashed"
-    if name == "ValidatorMissed":
-        return int(args["amount"]), f"round {args['round']} validator missed its commit"
-    return None
+_SLASHES = (MoneyKind.NO_REVEAL, MoneyKind.TIMEOUT, MoneyKind.REJECTED)
 
 
-def _pool_history(events: list[Any], time_of: Callable[[Any], int]) -> list[dict[str, Any]]:
+def _pool_history(ledger: Ledger, time_of: Callable[[bytes], int]) -> list[dict[str, Any]]:
     """The pool after each transaction that moved it, from the events alone.
 
     Each point names the transaction's main move (a verdict, a timeout, a funding) in `why` and
@@ -567,19 +455,17 @@ def _pool_history(events: list[Any], time_of: Callable[[Any], int]) -> list[dict
     history: list[dict[str, Any]] = []
     pool = 0
     last_tx: bytes | None = None
-    for event in events:
-        moved = pool_deltas(event)
-        if moved is None:
+    for movement in ledger.movements:
+        if movement.kind is MoneyKind.ROYALTY:
             continue
-        delta, why = moved
+        delta, why = movement.pool_delta, movement.reason
         pool += delta
-        tx = bytes(event["transactionHash"])
-        if not history or tx != last_tx:
-            last_tx = tx
+        if not history or movement.place.tx != last_tx:
+            last_tx = movement.place.tx
             history.append(
                 {
-                    "block": int(event["blockNumber"]),
-                    "time": time_of(event),
+                    "block": movement.place.block,
+                    "time": time_of(movement.place.block_hash),
                     "pool": 0,
                     "delta": 0,
                     "why": why,
@@ -591,7 +477,7 @@ def _pool_history(events: list[Any], time_of: Callable[[Any], int]) -> list[dict
         point["delta"] += delta
         if delta:
             point["parts"].append({"why": why, "delta": str(delta)})
-        if event["event"] in ("RoundFinalized", "TaskCreated") or why.endswith("timed out"):
+        if movement.headline:
             point["why"] = why
     return history
 
@@ -767,7 +653,6 @@ __all__ = [
     "TaskDashboard",
     "cid_text",
     "open_dashboard",
-    "pool_deltas",
     "run_dashboard",
     "serve_dashboard",
 ]

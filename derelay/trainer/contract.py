@@ -44,6 +44,13 @@ class Status(IntEnum):
     HELD = 6  # within the slash band, outside the advance band: no reward, no slash, head unchanged
 
 
+class SlashReason(IntEnum):
+    """Why a relayer lost stake (RelayerSlashed's `reason`)."""
+
+    TIMEOUT = 0
+    REJECTED = 1
+
+
 class Ballot(IntEnum):
     NONE = 0  # with the review's round: seated during that review, excused from it
     COMMITTED = 1

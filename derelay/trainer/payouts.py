@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 from derelay.trainer.contract import DeRelayContract, Status
+from derelay.trainer.ledger import Ledger, MoneyKind, task_ledger
 
 # Counts, not wei: sent as JSON numbers.
 COUNT_FIELDS = frozenset(
@@ -84,42 +85,31 @@ class Payout:
         return out
 
 
+AMOUNT_FIELDS = {
+    MoneyKind.REWARD: "relayer_rewards",
+    MoneyKind.FEE: "validator_fees",
+    MoneyKind.BOUNTY: "keeper_bounties",
+    MoneyKind.ROYALTY: "royalties_settled",
+    MoneyKind.TIMEOUT: "slashed",
+    MoneyKind.REJECTED: "slashed",
+    MoneyKind.NO_REVEAL: "slashed",
+    MoneyKind.MISSED: "missed_charges",
+}
+
+
 def task_payouts(relay: DeRelayContract, task_id: int, from_block: int = 0) -> list[Payout]:
     """The payout of every address that took part in `task_id`, biggest earner first."""
-    amounts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    return ledger_payouts(relay, task_id, task_ledger(relay, task_id, from_block))
 
-    for event in relay.events("RoundFinalized", from_block, taskId=task_id):
-        args = event["args"]
-        relayer = args["relayer"]
-        amounts[relayer]["relayer_rewards"] += args["reward"]
-        verdict = VERDICT_FIELDS.get(Status(args["verdict"]))
-        if verdict is not None:
-            counts[relayer][verdict] += 1
-    for event in relay.events("ChampionCrowned", from_block, taskId=task_id):
-        counts[event["args"]["relayer"]]["crowned_turns"] += 1
-    for event in relay.events("ValidatorMissed", from_block, taskId=task_id):
-        validator = event["args"]["validator"]
-        amounts[validator]["missed_charges"] += event["args"]["amount"]
-        counts[validator]["missed_reviews"] += 1
-    for name, field, key, amount in (
-        ("ValidatorPaid", "validator_fees", "validator", "fee"),
-        ("KeeperPaid", "keeper_bounties", "keeper", "bounty"),
-        ("RoyaltiesSettled", "royalties_settled", "account", "amount"),
-        ("RelayerSlashed", "slashed", "relayer", "amount"),
-        ("ValidatorSlashed", "slashed", "validator", "amount"),
-    ):
-        for event in relay.events(name, from_block, taskId=task_id):
-            amounts[event["args"][key]][field] += event["args"][amount]
-    seen = set(amounts) | set(counts)
-    for name, key in (("RelayerJoined", "relayer"), ("ValidatorRegistered", "validator")):
-        for event in relay.events(name, from_block, taskId=task_id):
-            seen.add(event["args"][key])
 
+def ledger_payouts(relay: DeRelayContract, task_id: int, ledger: Ledger) -> list[Payout]:
+    """The payouts of `ledger` (the fold of `task_id`'s events), with what each address holds now
+    read from the contract's views."""
+    amounts, counts = tally(ledger)
     payouts = []
-    for address in seen:
+    for address in set(amounts) | set(counts) | ledger.members:
         account = relay.account(task_id, address)
-        mine, tally = amounts[address], counts[address]
+        mine, tally_of = amounts[address], counts[address]
         payouts.append(
             Payout(
                 address=address,
@@ -133,7 +123,31 @@ def task_payouts(relay: DeRelayContract, task_id: int, from_block: int = 0) -> l
                 relayer_stake=account.relayer_stake,
                 validator_stake=account.validator_stake,
                 withdrawable=account.withdrawable,
-                **{name: tally[name] for name in sorted(COUNT_FIELDS)},
+                **{name: tally_of[name] for name in sorted(COUNT_FIELDS)},
             )
         )
     return sorted(payouts, key=lambda p: (-p.earned, p.address))
+
+
+def tally(ledger: Ledger) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """(wei, counts) per address and `Payout` field, from the events alone.
+
+    An address appears once an event names it: a relayer paid no reward still has a (zero) entry.
+    """
+    amounts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for movement in ledger.movements:
+        amount_field = AMOUNT_FIELDS.get(movement.kind)
+        if amount_field is not None:
+            amounts[movement.account][amount_field] += movement.amount
+        if movement.kind is MoneyKind.MISSED:
+            counts[movement.account]["missed_reviews"] += 1
+    for facts in ledger.rounds.values():
+        if facts.verdict is None:
+            continue
+        verdict_field = VERDICT_FIELDS.get(facts.verdict.status)
+        if verdict_field is not None:
+            counts[facts.verdict.relayer][verdict_field] += 1
+        if facts.crowned:
+            counts[facts.verdict.relayer]["crowned_turns"] += 1
+    return amounts, counts
