@@ -14,7 +14,6 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from derelay.deploy.tasks import publish_task
@@ -49,15 +48,14 @@ from derelay.trainer.chain import ChainClient, RevertDecoder
 from derelay.trainer.cid import Cid, unixfs_cid
 from derelay.trainer.contract import (
     ETHER,
-    DeRelayContract,
     Phase,
-    Status,
     TaskState,
     commitment_for,
 )
 from derelay.trainer.data import data_commitment
 from derelay.trainer.errors import ContractRevert, Revert
 from derelay.trainer.keys import dev_account
+from derelay.trainer.ledger import MoneyKind, Role, RoundFacts, TaskLogs, fold_events
 from derelay.trainer.payouts import Payout, task_payouts
 from derelay.trainer.spec import TaskSpec, digits_mlp_spec
 from derelay.trainer.steps import (
@@ -67,29 +65,16 @@ from derelay.trainer.steps import (
 )
 from derelay.trainer.store import LocalStore
 
-EVENT_NAMES = (
-    "RoundFinalized",
-    "ChampionCrowned",
-    "ValidatorPaid",
-    "ValidatorSlashed",
-    "ValidatorMissed",
-    "RelayerSlashed",
-    "KeeperPaid",
-    "RelayerLeft",
-    "ValidatorLeft",
-    "ModelPaid",
-)
-
-
-def _events(relay: DeRelayContract, receipt: TxReceipt) -> list[tuple[str, dict[str, Any]]]:
-    """The contract's events in a receipt, in log order."""
-    found: list[tuple[int, str, dict[str, Any]]] = []
-    for name in EVENT_NAMES:
-        for event in getattr(relay.contract.events, name)().process_receipt(
-            receipt, errors=DISCARD
-        ):
-            found.append((int(event["logIndex"]), name, dict(event["args"])))
-    return [(name, args) for _, name, args in sorted(found, key=lambda item: item[0])]
+# The fold's kinds as the simulation's flows; a missed commit is a slash to the books.
+FLOW_OF = {
+    MoneyKind.REWARD: "reward",
+    MoneyKind.FEE: "fee",
+    MoneyKind.BOUNTY: "bounty",
+    MoneyKind.TIMEOUT: "slashed",
+    MoneyKind.REJECTED: "slashed",
+    MoneyKind.NO_REVEAL: "slashed",
+    MoneyKind.MISSED: "slashed",
+}
 
 
 class Simulation:
@@ -134,6 +119,7 @@ class Simulation:
         embedded = start_relay(accounts, make=fixed_gas)
         self.chain, self.w3 = embedded.chain, embedded.w3
         clients, self.publisher = embedded.clients, embedded.relay
+        self.logs = TaskLogs(self.publisher)  # decodes each receipt's task events
         published = publish_task(
             self.publisher,
             self.store,
@@ -244,47 +230,33 @@ class Simulation:
         profit = profit_of((k, a) for _, who, k, a in self.flows if who == address).profit
         return profit - sum(w for _, who, w in self.gas if who == address)
 
-    def _apply_events(self, round_: int, receipt: TxReceipt) -> dict[str, Any]:
-        """Book the money a receipt moved; return the round's verdict facts."""
-        facts: dict[str, Any] = {}
-        for name, args in _events(self.publisher, receipt):
-            if name == "RoundFinalized":
-                facts.update(
-                    verdict=Status(args["verdict"]).name.lower(),
-                    child_score=args["childScore"],
-                    champion_score=args["championScore"],
-                    delta=args["delta"],
-                    progress=args["progress"],
-                    reveals=args["reveals"],
-                    reward=args["reward"],
-                )
-                self._flow(round_, args["relayer"], "reward", args["reward"])
-                self.book.add_shares(args["relayer"], args["reward"])
-            elif name == "ChampionCrowned":
-                facts["crowned"] = True
-            elif name == "ValidatorPaid":
-                self._flow(round_, args["validator"], "fee", args["fee"])
-            elif name == "KeeperPaid":
-                self._flow(round_, args["keeper"], "bounty", args["bounty"])
-            elif name in ("RelayerSlashed", "ValidatorSlashed", "ValidatorMissed"):
-                who = args["relayer"] if name == "RelayerSlashed" else args["validator"]
-                self._flow(round_, who, "slashed", args["amount"])
-                if name == "RelayerSlashed":
-                    facts["slashed"] = facts.get("slashed", 0) + args["amount"]
-            elif name == "RelayerLeft" and args["forced"]:
-                p = self.by_address[args["relayer"]]
+    def _apply_events(self, round_: int, receipt: TxReceipt) -> RoundFacts | None:
+        """Book the money a receipt moved (`derelay.trainer.ledger`'s fold); return the facts of
+        round `round_` it holds, if any."""
+        ledger = fold_events(self.logs.of_receipt(receipt))
+        for m in ledger.movements:
+            if m.kind is MoneyKind.REWARD:
+                self.book.add_shares(m.account, m.amount)
+            elif m.kind is MoneyKind.MODEL_PAID:
+                mirrored = self.book.pay(m.amount)
+                to_contributors = m.amount - m.pool_delta  # the rest refilled the pool
+                if mirrored != to_contributors:
+                    raise AssertionError(
+                        f"royalty mirror disagrees with the chain: {mirrored} != {to_contributors}"
+                    )
+            if m.kind in FLOW_OF:
+                self._flow(round_, m.account, FLOW_OF[m.kind], m.amount)
+        for d in ledger.departures:
+            if not d.forced:
+                continue
+            if d.role is Role.RELAYER:
+                p = self.by_address[d.account]
                 p.queued, p.left_round, p.left_reason = False, round_, "stake below minStake"
-            elif name == "ValidatorLeft" and args["forced"]:
-                v = self.by_address[args["validator"]]
+            else:
+                v = self.by_address[d.account]
                 v.seated = False
                 v.seats_lost += 1
-            elif name == "ModelPaid":
-                mirrored = self.book.pay(args["amount"])
-                if mirrored != args["toContributors"]:
-                    raise AssertionError(
-                        f"royalty mirror disagrees with the chain: {mirrored} != {args['toContributors']}"
-                    )
-        return facts
+        return ledger.rounds.get(round_)
 
     def _book_royalties(self, round_: int) -> None:
         for p in self.everyone:
@@ -459,7 +431,7 @@ class Simulation:
             self.chain.advance_to(state.deadline + 1)
             facts = self._apply_events(round_, self.keeper.relay.skip_turn(self.task_id))
             holder.skipped += 1
-            row.slashed = facts.get("slashed", 0)
+            row.slashed = facts.relayer_slashed if facts is not None else 0
         else:
             self._review(holder, state, row)
         row.gas = sum(w for _, who, w in self.gas[gas_mark:] if who == holder.address)
@@ -534,13 +506,16 @@ class Simulation:
         if any(lazy for *_, lazy in ballots):
             self.chain.advance_to(commit_end + self.params.reveal_window + 1)
         facts = self._apply_events(round_, self.keeper.relay.finalize(self.task_id))
-        row.verdict = facts["verdict"]
-        row.crowned = facts.get("crowned", False)
-        row.child_score, row.champion_score = facts["child_score"], facts["champion_score"]
-        row.delta, row.progress = facts["delta"], facts["progress"]
-        row.reveals, row.reward = facts["reveals"], facts["reward"]
+        if facts is None or facts.verdict is None:
+            raise AssertionError(f"finalize of round {round_} emitted no verdict")
+        verdict = facts.verdict
+        row.verdict = verdict.status.name.lower()
+        row.crowned = facts.crowned
+        row.child_score, row.champion_score = verdict.child_score, verdict.champion_score
+        row.delta, row.progress = verdict.delta, verdict.progress
+        row.reveals, row.reward = verdict.reveals, verdict.reward
         row.ballots = ";".join("/".join(map(str, s)) for _, s, _, lazy in ballots if not lazy)
-        row.slashed = facts.get("slashed", 0)
+        row.slashed = facts.relayer_slashed
         row.child_accuracy = self._test_accuracy(child)
         if row.verdict == "accepted":
             holder.accepted += 1
