@@ -77,7 +77,7 @@ contract RelayHandler {
     }
 
     /// @dev A finalize's verdict as the ballots on chain decide it (the rules of DeRelay.finalize
-    /// and deploy/metrics.py::review, written again here).
+    /// and derelay/lab/metrics.py::review, written again here).
     struct Review {
         IDeRelay.Status verdict;
         int256 delta;

@@ -70,7 +70,7 @@ def test_every_fixed_gas_limit_leaves_room_over_the_baseline():
 
 
 def test_every_operation_costs_the_same_on_its_path_at_10_and_100_participants():
-    # Issue 13 item 3, quick version (`derelay bench --full` runs 10 vs 1000): each operation on
+    # Issue 13 item 3, quick version (`python -m bench --full` runs 10 vs 1000): each operation on
     # the same verdict path in a relay of 10 and of 100 queued relayers, share holders, lineage
     # entries and validators over its life.
     data = gas_paths.collect((10, 100))

@@ -5,7 +5,7 @@ Relayers, validators (one relayer validates too), a keeper and a consumer do eve
 random order, with random arguments (fresh, stale, repeated, re-encoded and malformed submissions;
 right and wrong reveals; stakes below, at and above the minimum), and the clock jumps to just
 before, on and just after each window's edge. A Python model of the contract (DESIGN.md sections 2
-and 2.1, with the verdict and reward arithmetic of deploy/metrics.py) predicts every outcome:
+and 2.1, with the verdict and reward arithmetic of derelay/lab/metrics.py) predicts every outcome:
 
 - an action the model says must succeed succeeds, with exactly the model's effects and events
   (the verdict, the champion crowned, validator fees, the keeper bounty, no-reveal and

@@ -104,7 +104,9 @@ def test_a_reply_over_the_limit_is_refused_unread(lab):
 
     # act, check: the chain id fits, a block does not
     assert w3.eth.chain_id == 1337
-    with pytest.raises(ChainError, match="more than 100 bytes, the limit: raise --max-rpc"):
+    with pytest.raises(
+        ChainError, match="more than 100 bytes, the limit: raise the rpc_reply_bytes limit"
+    ):
         w3.eth.get_block("latest")
 
 

@@ -1,4 +1,4 @@
-"""The fuzz campaign of bench/fuzz.py in every run: `CASES` cases of each target, each target a
+"""The fuzz campaign of tests/support/fuzz.py in every run: `CASES` cases of each target, each target a
 test of its own (xdist spreads them), on a fresh seed each run, or on DERELAY_FUZZ_SEED to replay
 one. The seed and the command that replays a target's cases are printed in the "campaign sizes"
 section of the run, and with any crash."""

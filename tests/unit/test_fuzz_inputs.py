@@ -1,7 +1,7 @@
 """Bad input, fuzzed: every reader of bytes from others accepts them or raises its own error in
 one clear line; nothing else escapes.
 
-The cases come from the generators of the campaign (bench/fuzz.py), drawn by Hypothesis with a
+The cases come from the generators of the campaign (tests/support/fuzz.py), drawn by Hypothesis with a
 fixed seed, so every run tries the same cases; `python -m tests.support.fuzz` runs thousands more.
 """
 

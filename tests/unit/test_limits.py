@@ -89,7 +89,7 @@ def test_the_rpc_reply_limit_set_on_the_command_line_is_honoured(node):
     assert status == 1
     assert stderr == (
         "error: the RPC endpoint answered eth_chainId with more than 10 bytes, the limit: "
-        "raise the rpc_reply_bytes limit only for a node you trust\n"
+        "raise the rpc_reply_bytes limit only for a node you trust (option --max-rpc-reply-bytes)\n"
     )
 
 
