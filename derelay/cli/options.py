@@ -169,7 +169,7 @@ def open_contract(
     else:
         client, _ = signer(rpc, keystore, dev_account)
     record = load_deployment(client.w3, deployments)
-    return DeRelayContract(client, record.address)
+    return DeRelayContract(client, record.address, deployed_block=record.block)
 
 
 def _env_key() -> bool:

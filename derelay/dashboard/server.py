@@ -187,8 +187,10 @@ class TaskDashboard:
 
     def _creation_block(self, task_id: int) -> int:
         if task_id not in self._created_block:
-            created = self.relay.events("TaskCreated", 0, taskId=task_id)
-            self._created_block[task_id] = int(created[0]["blockNumber"]) if created else 0
+            created = self.relay.events("TaskCreated", taskId=task_id)
+            self._created_block[task_id] = (
+                int(created[0]["blockNumber"]) if created else self.relay.deployed_block
+            )
         return self._created_block[task_id]
 
     def _time_of(self, block_hash: bytes) -> int:
@@ -612,7 +614,7 @@ def open_dashboard(
     # The dashboard signs nothing: a throwaway account only fills `from` in calls.
     client = ChainClient(w3, Account.create(), decoder_for())
     record = load_deployment(w3, deployments)
-    relay = DeRelayContract(client, record.address)
+    relay = DeRelayContract(client, record.address, deployed_block=record.block)
     count = relay.task_count()
     if task is not None and not 1 <= task <= count:
         raise ConfigError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from enum import IntEnum
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -278,13 +279,22 @@ def commitment_for(
     return keccak(encoded)
 
 
+LOG_PAGE = 10_000  # blocks per eth_getLogs call: the range many public endpoints accept
+
+
 class DeRelayContract:
     """The deployed DeRelay contract, seen through one account's `ChainClient`."""
 
     def __init__(
-        self, client: ChainClient, address: str, abi: list[dict[str, Any]] | None = None
+        self,
+        client: ChainClient,
+        address: str,
+        abi: list[dict[str, Any]] | None = None,
+        deployed_block: int = 0,
     ) -> None:
         self.client = client
+        # No event of the contract is older: log scans start here (a deployment record has it).
+        self.deployed_block = deployed_block
         self.abi = abi if abi is not None else load_abi()
         self.address = to_checksum_address(address)
         self.contract = client.w3.eth.contract(address=self.address, abi=self.abi)
@@ -301,13 +311,13 @@ class DeRelayContract:
         """Deploy a new DeRelay contract from the committed artifact."""
         artifact = json.loads((ARTIFACTS_DIR / "DeRelay.json").read_text())
         address, receipt = client.deploy(artifact["abi"], artifact["bytecode"])
-        contract = cls(client, address, artifact["abi"])
+        contract = cls(client, address, artifact["abi"], int(receipt["blockNumber"]))
         contract.deploy_receipt = receipt
         return contract
 
     def as_account(self, client: ChainClient) -> DeRelayContract:
         """The same contract seen through another account."""
-        return DeRelayContract(client, self.address, self.abi)
+        return DeRelayContract(client, self.address, self.abi, self.deployed_block)
 
     # -------------------------------------------------------------- transactions
 
@@ -543,19 +553,30 @@ class DeRelayContract:
 
     # -------------------------------------------------------------- events
 
+    def latest_block(self) -> int:
+        """The chain's newest block number."""
+        return rpc_read(lambda: self.client.w3.eth.block_number, "block number")
+
     def events(
-        self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any
+        self, name: str, from_block: int | None = None, to_block: int | None = None, **filters: Any
     ) -> list[Any]:
-        """Decoded logs of event `name`, optionally filtered by indexed arguments."""
+        """Decoded logs of event `name` in [from_block (default: the deployment's block), to_block
+        (default: the latest)], optionally filtered by indexed arguments."""
         event = getattr(self.contract.events, name)()
-        return rpc_read(
-            lambda: list(
-                event.get_logs(
-                    from_block=from_block, to_block=to_block, argument_filters=filters or None
-                )
-            ),
-            f"{name} events",
-        )
+        start = self.deployed_block if from_block is None else from_block
+        end = self.latest_block() if to_block is None else to_block
+        found: list[Any] = []
+        for first, last in block_pages(start, end):
+            query = partial(
+                event.get_logs, from_block=first, to_block=last, argument_filters=filters or None
+            )
+            found += rpc_read(lambda q=query: list(q()), f"{name} events")
+        return found
+
+
+def block_pages(first: int, last: int, page: int = LOG_PAGE) -> list[tuple[int, int]]:
+    """[first, last] cut into ranges of at most `page` blocks, one `eth_getLogs` call each."""
+    return [(start, min(start + page - 1, last)) for start in range(first, last + 1, page)]
 
 
 def decoder_for(abi: list[dict[str, Any]] | None = None) -> RevertDecoder:

@@ -20,7 +20,7 @@ from eth_utils import event_abi_to_log_topic
 from web3.types import FilterParams, TxReceipt
 
 from derelay.trainer.chain import rpc_read
-from derelay.trainer.contract import DeRelayContract, SlashReason, Status
+from derelay.trainer.contract import LOG_PAGE, DeRelayContract, SlashReason, Status, block_pages
 
 # Events whose first indexed argument is the task id: everything but Withdrawn.
 TASK_EVENTS = (
@@ -45,7 +45,6 @@ TASK_EVENTS = (
     "ModelPaid",
     "RoyaltiesSettled",
 )
-LOG_PAGE = 10_000  # blocks per eth_getLogs call: the range many public endpoints accept
 
 
 class MoneyKind(Enum):
@@ -397,11 +396,11 @@ class TaskLogs:
         w3 = self.relay.client.w3
         task_topic = "0x" + task_id.to_bytes(32, "big").hex()
         logs: list[Any] = []
-        for start in range(from_block, to_block + 1, page):
+        for first, last in block_pages(from_block, to_block, page):
             query: FilterParams = {
                 "address": self.relay.address,
-                "fromBlock": start,
-                "toBlock": min(start + page - 1, to_block),
+                "fromBlock": first,
+                "toBlock": last,
                 "topics": [None, task_topic],
             }
             logs.extend(rpc_read(partial(w3.eth.get_logs, query), "task events"))
@@ -409,16 +408,16 @@ class TaskLogs:
 
 
 def task_ledger(
-    relay: DeRelayContract, task_id: int, from_block: int = 0, to_block: int | None = None
+    relay: DeRelayContract, task_id: int, from_block: int | None = None, to_block: int | None = None
 ) -> Ledger:
-    """The fold of every event of `task_id` in [from_block, to_block] (default: the latest block)."""
-    latest = rpc_read(lambda: relay.client.w3.eth.block_number, "block number")
-    end = latest if to_block is None else to_block
-    return fold_events(TaskLogs(relay).fetch(task_id, from_block, end))
+    """The fold of every event of `task_id` in [from_block, to_block] (default: from the
+    contract's deployment to the latest block)."""
+    start = relay.deployed_block if from_block is None else from_block
+    end = relay.latest_block() if to_block is None else to_block
+    return fold_events(TaskLogs(relay).fetch(task_id, start, end))
 
 
 __all__ = [
-    "LOG_PAGE",
     "TASK_EVENTS",
     "Commit",
     "Departure",

@@ -97,7 +97,9 @@ AMOUNT_FIELDS = {
 }
 
 
-def task_payouts(relay: DeRelayContract, task_id: int, from_block: int = 0) -> list[Payout]:
+def task_payouts(
+    relay: DeRelayContract, task_id: int, from_block: int | None = None
+) -> list[Payout]:
     """The payout of every address that took part in `task_id`, biggest earner first."""
     return ledger_payouts(relay, task_id, task_ledger(relay, task_id, from_block))
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from derelay.trainer.contract import DeRelayContract, Status
+from derelay.trainer.contract import DeRelayContract, Status, block_pages
 from derelay.trainer.ledger import MoneyKind, Role, TaskLogs, fold_events, task_ledger
 from derelay.trainer.payouts import task_payouts
 from tests.conftest import Chain
@@ -144,3 +144,36 @@ def test_fetching_pages_the_block_range(relay: DeRelayContract, played: int, pag
     # check: the same events in the same order whatever the page, one call per page
     assert calls["get_logs"] == -(-(latest + 1) // page)
     assert fold_events(events) == task_ledger(relay, played)
+
+
+def test_block_pages_cover_the_range_once():
+    # check: consecutive, inclusive, at most `page` blocks each, nothing past the end
+    assert block_pages(5, 5, 3) == [(5, 5)]
+    assert block_pages(0, 9, 4) == [(0, 3), (4, 7), (8, 9)]
+    assert block_pages(10, 9, 4) == []
+
+
+def test_event_scans_start_at_the_deployment(relay: DeRelayContract, played: int):
+    # prepare: the same contract as a reader who knows its deployment block (a deployment record)
+    deployed = int(relay.deploy_receipt["blockNumber"])
+    reader = DeRelayContract(relay.client, relay.address, relay.abi, deployed_block=deployed)
+    starts: list[int] = []
+    get_logs = relay.client.w3.eth.get_logs
+
+    def recorded(query):  # type: ignore[no-untyped-def]
+        starts.append(int(query["fromBlock"]))
+        return get_logs(query)
+
+    relay.client.w3.eth.get_logs = recorded  # type: ignore[method-assign]
+
+    # act
+    try:
+        created = reader.events("TaskCreated", taskId=played)
+        ledger = task_ledger(reader, played)
+    finally:
+        relay.client.w3.eth.get_logs = get_logs  # type: ignore[method-assign]
+
+    # check: nothing before the deployment is asked for, and nothing is missed
+    assert deployed > 0 and min(starts) == deployed
+    assert len(created) == 1
+    assert ledger == task_ledger(relay, played, from_block=0)
