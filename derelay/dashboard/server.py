@@ -149,7 +149,7 @@ class TaskDashboard:
             "publisher": publisher,
             "params": _params_json(params),
             "state": _state_json(state),
-            "clock": _clock(state, params.commit_window, params.reveal_window, now),
+            "clock": _clock(state, now),
             "curve": _curve(params.genesis_score, lineage, events, self._time_of),
             "lineage": _lineage_json(lineage, events, self._time_of, state),
             "queue": [
@@ -234,16 +234,16 @@ def _state_json(state: TaskState) -> dict[str, Any]:
     }
 
 
-def _clock(state: TaskState, commit_window: int, reveal_window: int, now: int) -> dict[str, Any]:
-    """What the relay waits for and how long is left, in chain time (the latest block's)."""
+def _clock(state: TaskState, now: int) -> dict[str, Any]:
+    """What the relay waits for and how long is left, in chain time (the latest block's), from
+    the deadlines the contract's view reports (in a review, `deadline` ends the commit window)."""
     if state.phase == Phase.TURN:
         what, ends = "turn of the holder", state.deadline
     elif state.phase == Phase.REVIEW:
-        commit_end = state.phase_start + commit_window
-        if now <= commit_end:
-            what, ends = "commit window", commit_end
+        if now <= state.deadline:
+            what, ends = "commit window", state.deadline
         else:
-            what, ends = "reveal window", state.phase_start + commit_window + reveal_window
+            what, ends = "reveal window", state.reveal_end
     else:
         what, ends = "idle: the queue is empty", None
     return {

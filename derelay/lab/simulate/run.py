@@ -467,7 +467,7 @@ class Simulation:
         row.samples = trained
         child_cid = self.store.add(child)
         card_cid = self.store.add(card_bytes)
-        receipt = holder.relay.submit_relay(
+        holder.relay.submit_relay(
             self.task_id,
             round_,
             Cid.from_bytes(state.head_cid).digest,
@@ -476,10 +476,7 @@ class Simulation:
             holder.commitment,
             max(1, claimed),
         )
-        commit_end = (
-            int(self.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
-            + self.params.commit_window
-        )
+        review = self.publisher.task_state(self.task_id)  # its deadlines, as the contract counts
         ballots = []
         for v in self.validators:
             if not v.seated or v.behaviour == "squatter":
@@ -499,12 +496,12 @@ class Simulation:
             )
             v.reviews += 1
             ballots.append((v, scores, salt, lazy))
-        self.chain.advance_to(commit_end + 1)
+        self.chain.advance_to(review.deadline + 1)
         for v, scores, salt, lazy in ballots:
             if not lazy:
                 v.relay.reveal_score(self.task_id, round_, *scores, salt)
         if any(lazy for *_, lazy in ballots):
-            self.chain.advance_to(commit_end + self.params.reveal_window + 1)
+            self.chain.advance_to(review.reveal_end + 1)
         facts = self._apply_events(round_, self.keeper.relay.finalize(self.task_id))
         if facts is None or facts.verdict is None:
             raise AssertionError(f"finalize of round {round_} emitted no verdict")
