@@ -75,7 +75,7 @@ class Revert(StrEnum):
     """The contract's custom errors, by their ABI names (in the order DeRelay.sol declares them).
 
     A `ContractRevert`'s `name` equals one of these when the contract raised it; tests check that
-    this list is exactly the errors of the ABI in contracts/artifacts/DeRelay.json.
+    this list is exactly the errors of the ABI in derelay/trainer/artifacts/DeRelay.json.
     """
 
     INVALID_PARAMETER = "DeRelay__InvalidParameter"
