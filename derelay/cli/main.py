@@ -57,6 +57,7 @@ for command in (
 # The core's errors name the setting to check (`DeRelayError.setting`); this is its option here.
 OPTION_OF_SETTING = {
     "rpc": "--rpc",
+    "deployments": "--deployments; `derelay deploy` writes the record",
     "rpc_reply_bytes": "--max-rpc-reply-bytes",
     "train_data": "--shard or --data",
     "holdout": "--holdout-shard",

@@ -206,7 +206,7 @@ def load_artifact(name: str = "DeRelay") -> Artifact:
     """The committed artifact of contract `name`."""
     path = ARTIFACTS_DIR / f"{name}.json"
     if not path.exists():
-        raise ConfigError(f"no compiled artifact {path}: run `derelay compile`")
+        raise ConfigError(f"no compiled artifact {path}: compile the contracts first")
     document = json.loads(path.read_text())
     return Artifact(
         name=name,

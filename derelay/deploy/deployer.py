@@ -71,11 +71,14 @@ def load_deployment(w3: Web3, directory: Path = DEPLOYMENTS_DIR) -> Deployment:
         record = Deployment(**loads_json(read_prefix(path, _MAX_RECORD_BYTES)))
     except (FileNotFoundError, NotADirectoryError):
         raise DeploymentError(
-            f"no deployment for chain {cid} in {directory}/: run `derelay deploy` against this chain"
+            f"no deployment for chain {cid} in {directory}/: deploy the contract on this chain "
+            "first, or point to the folder that holds its record",
+            setting="deployments",
         ) from None
     except OSError as exc:  # a name too long, a folder where the record should be, ...
         raise DeploymentError(
-            f"cannot read {one_line(str(path), 160)}: {exc.strerror}; check --deployments"
+            f"cannot read {one_line(str(path), 160)}: {exc.strerror}; check the deployments folder",
+            setting="deployments",
         ) from None
     except (ValueError, TypeError) as exc:
         raise DeploymentError(f"{path} is not a valid deployment record: deploy again") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from enum import IntEnum
 from functools import partial
@@ -13,7 +14,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 from web3.types import TxReceipt
 
-from derelay.trainer.chain import ChainClient, RevertDecoder, rpc_read
+from derelay.trainer.chain import ChainClient, RevertDecoder, rpc_int, rpc_read
 from derelay.trainer.cid import Cid
 from derelay.trainer.errors import ChainError
 
@@ -280,6 +281,7 @@ def commitment_for(
 
 
 LOG_PAGE = 10_000  # blocks per eth_getLogs call: the range many public endpoints accept
+MAX_SCAN_BLOCKS = 10**9  # an event scan's longest span: beyond any real chain's age in blocks
 
 
 class DeRelayContract:
@@ -555,7 +557,7 @@ class DeRelayContract:
 
     def latest_block(self) -> int:
         """The chain's newest block number."""
-        return rpc_read(lambda: self.client.w3.eth.block_number, "block number")
+        return rpc_int(lambda: self.client.w3.eth.block_number, "block number")
 
     def events(
         self, name: str, from_block: int | None = None, to_block: int | None = None, **filters: Any
@@ -574,9 +576,18 @@ class DeRelayContract:
         return found
 
 
-def block_pages(first: int, last: int, page: int = LOG_PAGE) -> list[tuple[int, int]]:
-    """[first, last] cut into ranges of at most `page` blocks, one `eth_getLogs` call each."""
-    return [(start, min(start + page - 1, last)) for start in range(first, last + 1, page)]
+def block_pages(first: int, last: int, page: int = LOG_PAGE) -> Iterator[tuple[int, int]]:
+    """[first, last] cut into ranges of at most `page` blocks, one `eth_getLogs` call each.
+
+    The span comes from the node (its latest block), so it is bounded before any call is made: a
+    node that claims an absurd height is refused, not scanned."""
+    if last - first >= MAX_SCAN_BLOCKS:
+        raise ChainError(
+            f"the node's latest block is more than {MAX_SCAN_BLOCKS} blocks past {first}, too many "
+            "to scan for events: check the RPC endpoint"
+        )
+    for start in range(first, last + 1, page):
+        yield start, min(start + page - 1, last)
 
 
 def decoder_for(abi: list[dict[str, Any]] | None = None) -> RevertDecoder:

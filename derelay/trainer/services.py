@@ -40,12 +40,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _needs_checkout(what: str, instead: str) -> ConfigError:
-    """The error for a dev service run from an installed derelay, which has no ganache/ folder."""
+def _needs_checkout(what: str, instead: str, setting: str) -> ConfigError:
+    """The error for a dev service run from an installed derelay, which has no ganache/ folder;
+    `setting` names where the running service's URL goes instead."""
     return ConfigError(
         f"{what} comes from the repository's ganache/ folder (npm packages and scripts), which "
         f"an installed derelay does not have: clone the DeRelayL repository and run `make install` "
-        f"in it, or {instead}"
+        f"in it, or {instead}",
+        setting=setting,
     )
 
 
@@ -190,7 +192,7 @@ def start_ipfs(
     """
     if not GANACHE_DIR.is_dir():
         raise _needs_checkout(
-            "the dev IPFS node", "run a Kubo node (ipfs daemon) and pass its API URL with --ipfs"
+            "the dev IPFS node", "run a Kubo node (ipfs daemon) and use its API URL", "ipfs"
         )
     if not IPFS_SCRIPT.is_file():
         raise ConfigError(f"{IPFS_SCRIPT} is missing: the checkout is incomplete")
@@ -230,9 +232,7 @@ def start_ganache(
     eth_chainId answers with `chain_id`.
     """
     if not GANACHE_DIR.is_dir():
-        raise _needs_checkout(
-            "the ganache dev chain", "pass --rpc the URL of a running chain to the other commands"
-        )
+        raise _needs_checkout("the ganache dev chain", "use the URL of a running chain", "rpc")
     if not GANACHE_CLI.is_file():
         raise ConfigError(f"ganache is not installed: run `npm ci` in {GANACHE_DIR}")
     port = free_port() if port is None else port
@@ -296,9 +296,7 @@ def start_anvil(
     from derelay.trainer.keys import DEV_MNEMONIC
 
     if not GANACHE_DIR.is_dir():
-        raise _needs_checkout(
-            "the anvil dev chain", "pass --rpc the URL of a running chain to the other commands"
-        )
+        raise _needs_checkout("the anvil dev chain", "use the URL of a running chain", "rpc")
     if not ANVIL_BIN.is_file():
         raise ConfigError(f"anvil is not installed: run `npm ci` in {GANACHE_DIR}")
     if block_time < 0:

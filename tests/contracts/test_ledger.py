@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from derelay.trainer.contract import DeRelayContract, Status, block_pages
+from derelay.trainer.errors import ChainError
 from derelay.trainer.ledger import MoneyKind, Role, TaskLogs, fold_events, task_ledger
 from derelay.trainer.payouts import task_payouts
 from tests.conftest import Chain
@@ -148,9 +149,15 @@ def test_fetching_pages_the_block_range(relay: DeRelayContract, played: int, pag
 
 def test_block_pages_cover_the_range_once():
     # check: consecutive, inclusive, at most `page` blocks each, nothing past the end
-    assert block_pages(5, 5, 3) == [(5, 5)]
-    assert block_pages(0, 9, 4) == [(0, 3), (4, 7), (8, 9)]
-    assert block_pages(10, 9, 4) == []
+    assert list(block_pages(5, 5, 3)) == [(5, 5)]
+    assert list(block_pages(0, 9, 4)) == [(0, 3), (4, 7), (8, 9)]
+    assert list(block_pages(10, 9, 4)) == []
+
+
+def test_an_absurd_height_is_refused_before_any_call():
+    # act, check: a node claiming block 2**70 is not scanned page by page (nor listed in memory)
+    with pytest.raises(ChainError, match=r"blocks past 0, too many to scan for events: check the RPC endpoint"):
+        next(block_pages(0, 2**70))
 
 
 def test_event_scans_start_at_the_deployment(relay: DeRelayContract, played: int):

@@ -50,5 +50,5 @@ def test_a_bad_record_is_a_deployment_error(chain, record, tmp_path, content, fr
 def test_an_unreadable_deployments_path_is_a_deployment_error(chain, record, tmp_path, name):
     # A name over the system's limit used to escape as OSError from Path.exists().
     (tmp_path / "folder" / f"{record.chain_id}.json").mkdir(parents=True)
-    with pytest.raises(DeploymentError, match="cannot read .*; check --deployments"):
+    with pytest.raises(DeploymentError, match="cannot read .*; check the deployments folder"):
         load_deployment(chain.w3, tmp_path / name)
