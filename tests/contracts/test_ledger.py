@@ -156,7 +156,9 @@ def test_block_pages_cover_the_range_once():
 
 def test_an_absurd_height_is_refused_before_any_call():
     # act, check: a node claiming block 2**70 is not scanned page by page (nor listed in memory)
-    with pytest.raises(ChainError, match=r"blocks past 0, too many to scan for events: check the RPC endpoint"):
+    with pytest.raises(
+        ChainError, match=r"blocks past 0, too many to scan for events: check the RPC endpoint"
+    ):
         next(block_pages(0, 2**70))
 
 
