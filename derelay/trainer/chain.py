@@ -796,8 +796,12 @@ class ChainClient:
 
         return rpc_read(ask, "transaction")
 
+    def latest_block(self) -> int:
+        """The node's newest block number, a checked quantity."""
+        return rpc_int(lambda: self.w3.eth.block_number, "block number")
+
     def _judge(self, tx: SentTx, receipt: TxReceipt) -> TxStatus:
-        latest = rpc_int(lambda: self.w3.eth.block_number, "block number")
+        latest = self.latest_block()
         # A receipt is in a block: one behind the node's latest (a load-balanced endpoint) is 1.
         depth = max(1, latest - receipt["blockNumber"] + 1)
         if depth < self.confirmations:

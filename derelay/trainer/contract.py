@@ -14,7 +14,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 from web3.types import TxReceipt
 
-from derelay.trainer.chain import ChainClient, RevertDecoder, rpc_int, rpc_read
+from derelay.trainer.chain import ChainClient, RevertDecoder, rpc_read
 from derelay.trainer.cid import Cid
 from derelay.trainer.errors import ChainError
 
@@ -555,10 +555,6 @@ class DeRelayContract:
 
     # -------------------------------------------------------------- events
 
-    def latest_block(self) -> int:
-        """The chain's newest block number."""
-        return rpc_int(lambda: self.client.w3.eth.block_number, "block number")
-
     def events(
         self, name: str, from_block: int | None = None, to_block: int | None = None, **filters: Any
     ) -> list[Any]:
@@ -566,7 +562,7 @@ class DeRelayContract:
         (default: the latest)], optionally filtered by indexed arguments."""
         event = getattr(self.contract.events, name)()
         start = self.deployed_block if from_block is None else from_block
-        end = self.latest_block() if to_block is None else to_block
+        end = self.client.latest_block() if to_block is None else to_block
         found: list[Any] = []
         for first, last in block_pages(start, end):
             query = partial(

@@ -413,7 +413,7 @@ def task_ledger(
     """The fold of every event of `task_id` in [from_block, to_block] (default: from the
     contract's deployment to the latest block)."""
     start = relay.deployed_block if from_block is None else from_block
-    end = relay.latest_block() if to_block is None else to_block
+    end = relay.client.latest_block() if to_block is None else to_block
     return fold_events(TaskLogs(relay).fetch(task_id, start, end))
 
 
