@@ -19,9 +19,10 @@ from pathlib import Path
 from derelay.deploy.tasks import publish_task
 from derelay.lab.harness import EmbeddedChain, start_relay
 from derelay.trainer.cid import Cid
-from derelay.trainer.contract import ETHER, DeRelayContract, Phase, Status
+from derelay.trainer.contract import ETHER, DeRelayContract, Phase
 from derelay.trainer.journal import Journal
 from derelay.trainer.keys import dev_account
+from derelay.trainer.ledger import task_ledger
 from derelay.trainer.payouts import Payout, task_payouts
 from derelay.trainer.shards import ShardPlan, relayer_shards, validator_shards
 from derelay.trainer.spec import digits_mlp_spec
@@ -138,24 +139,24 @@ def run_demo(
         acted = False
         for worker in workers:
             acted = bool(worker.tick()) or acted
-        crowned = {
-            e["args"]["round"]
-            for e in publisher.events("ChampionCrowned", seen_block, taskId=task_id)
-        }
-        for event in publisher.events("RoundFinalized", seen_block, taskId=task_id):
-            args = event["args"]
+        latest = publisher.client.latest_block()
+        ledger = task_ledger(publisher, task_id, from_block=seen_block, to_block=latest)
+        for facts in sorted(ledger.rounds.values(), key=lambda f: f.round):
+            if facts.verdict is None:
+                continue
+            verdict = facts.verdict
             state = publisher.task_state(task_id)
             row = FinalizedRound(
-                round=args["round"],
-                relayer=args["relayer"],
-                verdict=Status(args["verdict"]).name.lower(),
-                child_score=args["childScore"],
-                champion_measured=args["championScore"],
-                delta=args["delta"],
+                round=facts.round,
+                relayer=verdict.relayer,
+                verdict=verdict.status.name.lower(),
+                child_score=verdict.child_score,
+                champion_measured=verdict.champion_score,
+                delta=verdict.delta,
                 head_score=state.head_score,
                 champion_score=state.champion_score,
-                crowned=args["round"] in crowned,
-                reward=args["reward"],
+                crowned=facts.crowned,
+                reward=verdict.reward,
                 pool=state.pool,
             )
             rows.append(row)
@@ -165,7 +166,7 @@ def run_demo(
                 f"{row.champion_score:6}{' *' if row.crowned else '  '} "
                 f"{row.reward / ETHER:10.6f} E  {row.pool / ETHER:8.4f} E"
             )
-        seen_block = chain.w3.eth.block_number + 1
+        seen_block = latest + 1
         if not acted:
             _jump_to_next_deadline(chain, publisher, task_id)
 
