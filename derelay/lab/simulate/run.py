@@ -70,11 +70,7 @@ FLOW_OF = {
     MoneyKind.REWARD: "reward",
     MoneyKind.FEE: "fee",
     MoneyKind.BOUNTY: "bounty",
-    MoneyKind.TIMEOUT: "slashed",
-    MoneyKind.REJECTED: "slashed",
-    MoneyKind.NO_REVEAL: "slashed",
-    MoneyKind.MISSED: "slashed",
-}
+} | {kind: "slashed" for kind in MoneyKind if kind.stake_lost}
 
 
 class Simulation:
