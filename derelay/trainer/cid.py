@@ -325,6 +325,15 @@ def unixfs_parents(leaves: Sequence[tuple[Cid, int]]) -> Iterator[tuple[Cid, byt
         level = parents
 
 
+def unixfs_root(leaves: Sequence[tuple[Cid, int]]) -> Cid:
+    """The root CID of the balanced DAG over raw `leaves` (CID, bytes): the leaf itself if there
+    is one, else the last node `unixfs_parents` builds."""
+    if len(leaves) == 1:
+        return leaves[0][0]
+    ((root, _),) = deque(unixfs_parents(leaves), maxlen=1)
+    return root
+
+
 def unixfs_dag(data: bytes | memoryview) -> tuple[Cid, dict[Cid, bytes]]:
     """The root CID of `data` and all blocks of its DAG, keyed by CID."""
     blocks: dict[Cid, bytes] = {}
