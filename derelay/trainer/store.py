@@ -1,6 +1,6 @@
 """The content store: where weights and task specs live, named by their CIDs.
 
-Two backends share one interface. `LocalStore` keeps blocks in a directory; `KuboStore` talks to
+Two backends share one interface. `LocalStore` keeps files in a directory; `KuboStore` talks to
 an IPFS node over the Kubo RPC API. Both name content exactly as `ipfs add --cid-version=1` does
 (see `derelay.trainer.cid`), and both re-hash what they return: bytes that do not produce the CID asked
 for raise `CidError`, so nothing downstream ever sees content the chain did not name.
@@ -9,6 +9,7 @@ for raise `CidError`, so nothing downstream ever sees content the chain did not 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import os
 import re
@@ -18,7 +19,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from derelay.trainer.cid import (
     Cid,
     decode_file_node,
     unixfs_cid,
-    unixfs_parents,
+    unixfs_root,
 )
 from derelay.trainer.errors import CidError, ConfigError, StoreError, one_line
 from derelay.trainer.failpoints import failpoint
@@ -47,6 +48,7 @@ _TRANSFER_CHUNK = 1024 * 1024
 _HAS_TIMEOUT = 5.0  # seconds
 _REPLY_BYTES = 64 * 1024  # most a node may say in answer to anything but `cat`
 _TMP_PREFIX = ".tmp-"
+_SYNC_FILE_RANGE_WRITE = 2
 # Kubo's defaults for `ipfs add --cid-version=1`, spelled out so that any node (js-ipfs too)
 # builds the same DAG; `cid-base` only changes how the node writes the CID back.
 _ADD_PARAMS = {
@@ -111,14 +113,9 @@ class ContentStore(ABC):
 
 # --- LocalStore ---------------------------------------------------------------------------------
 
-# Threads that hash, write and sync the leaves of an add, and read and re-hash those of a get.
-# hashlib and file I/O release the GIL, so hashing (on as many cores as are free), copying into
-# the page cache and waiting on the disk overlap, and concurrent fdatasyncs share the file
-# system's journal commits instead of waiting for one each. Most of a thread's time in an add is
-# spent waiting on its fdatasync, hence more threads than cores (flatfs once allowed 16 syncs).
-_THREADS = 16
-# A get of fewer leaves reads them on the caller's thread: handing them out costs more than it saves.
-_PARALLEL_LEAVES = 8
+# Threads that write and hash the leaves of an add, or hash those of a get: one run of leaves a
+# usable core, the first on the caller's thread. hashlib and file I/O release the GIL.
+_THREADS = len(os.sched_getaffinity(0))
 _serial = itertools.count()
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -176,32 +173,110 @@ def _alive(pid: int) -> bool:
 
 
 def _settle(futures: Iterable[Future[Any]]) -> None:
-    """Cancel what has not started and wait for the rest, so no thread writes after we return."""
+    """Cancel what has not started and wait for the rest, so no thread runs on after we return."""
     running = [f for f in futures if not f.cancel()]
     wait(running)
 
 
-class LocalStore(ContentStore):
-    """Blocks as files under `root/blocks`, one per block, named by CID; pins under `root/pins`.
+def _writeback() -> Callable[[int, int, int], object]:
+    """Linux's sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE): start writing a range
+    to disk without waiting for it. Where libc lacks it, nothing: the fdatasync that ends an add
+    makes the pack durable either way, only later."""
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except AttributeError:
+        return lambda fd, offset, count: None
+    call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    return lambda fd, offset, count: call(fd, offset, count, _SYNC_FILE_RANGE_WRITE)
 
-    An add writes each new block to its own file under `root/tmp` and fdatasyncs it, then renames
-    the files into `blocks`, children first and the root last, and fsyncs that directory once.
-    A block's name therefore appears only over bytes that are already on disk: after a kill -9 or
-    a power cut at any point, each block file is whole or absent, a root that is present has its
-    whole DAG present, and adding the content again fills in what is missing. Temp files of a
-    process that died are removed when the store is next opened.
+
+_start_writeback = _writeback()
+
+
+def _leaves(view: memoryview, fd: int | None, start: int, stop: int) -> list[tuple[Cid, int]]:
+    """The CIDs and sizes of the leaves of `view` that begin in [start, stop), hashed in place.
+    With `fd`, each leaf is first written there at its offset and its writeback started, so that
+    it is hashed while still in the cache and the disk works while the rest is hashed."""
+    leaves = []
+    for offset in range(start, stop, CHUNK_SIZE):
+        leaf = view[offset : offset + CHUNK_SIZE]
+        if fd is not None:
+            written = 0
+            while written < len(leaf):
+                written += os.pwrite(fd, leaf[written:], offset + written)
+            _start_writeback(fd, offset, len(leaf))
+            failpoint(f"store-wrote:{offset // CHUNK_SIZE}")
+        leaves.append((Cid.of(RAW, leaf), len(leaf)))
+    return leaves
+
+
+def _root(view: memoryview, fd: int | None = None) -> Cid:
+    """The UnixFS root CID of `view` (writing it to `fd` if given, see `_leaves`), its leaves
+    split into one run a usable core: the first on the caller's thread, the rest on the pool."""
+    count = max(1, -(-len(view) // CHUNK_SIZE))  # an empty file is one empty leaf
+    runs = min(_THREADS, count)
+    bounds = [count * run // runs * CHUNK_SIZE for run in range(runs)] + [max(len(view), 1)]
+    first, *rest = itertools.pairwise(bounds)
+    futures = [_threads().submit(_leaves, view, fd, *span) for span in rest]
+    try:
+        leaves = _leaves(view, fd, *first)
+        return unixfs_root(leaves + [leaf for future in futures for leaf in future.result()])
+    finally:
+        _settle(futures)
+
+
+def _read_pack(path: Path, cid: Cid, limit: int) -> bytes:
+    """The whole of the pack at `path` as one bytes object (one read: no join, no copy), unless
+    it holds more than `limit` bytes."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise _too_large(cid, size, limit)
+        data = os.read(fd, size)
+        while len(data) < size and (more := os.read(fd, size - len(data))):
+            data += more  # only past 2 GiB, which Linux reads in pieces
+        return data
+    finally:
+        os.close(fd)
+
+
+class LocalStore(ContentStore):
+    """Each file added as one pack, `root/packs/<root CID>`, holding exactly the file's bytes;
+    pins as empty files under `root/pins`.
+
+    The leaves of a UnixFS DAG are raw, so a file's bytes are its leaves end to end, and its
+    inner nodes follow from the leaves' CIDs: a pack needs no index. `get` reads a pack in one
+    piece, hashes its leaves in place and rebuilds the DAG up to the root CID it is named by.
+    Only roots are names here: the leaves and inner nodes of a pack are not served on their own,
+    and two files that share leaves each keep a whole pack.
+
+    An add writes the bytes to a new file under `root/tmp`, each leaf hashed just after it is
+    written and its writeback started (on every core, see `_root`), then fdatasyncs the file,
+    renames it to its root CID under `packs` and fsyncs that directory: one data sync, one
+    rename and one directory sync a file, whatever its size. A pack's name only ever
+    points at synced bytes, so after a kill -9 or a power cut at any point each pack is whole or
+    absent, and once add returns both the bytes and the name are on disk. Adding the content
+    again writes the pack anew, which repairs a damaged one. Temp files of a process that died
+    are removed when the store is next opened.
+
+    Stores from before packs kept each block as a file under `root/blocks`; `get` and `has`
+    still read those, verifying every block, but nothing new is written there.
     """
 
     def __init__(self, root: str | Path, *, max_bytes: int = DEFAULT_LIMITS.content_bytes) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self._packs = self.root / "packs"
         self._blocks = self.root / "blocks"
         self._pins = self.root / "pins"
         self._tmp = self.root / "tmp"
         try:
-            self._blocks.mkdir(parents=True, exist_ok=True)
-            self._pins.mkdir(exist_ok=True)
-            self._tmp.mkdir(exist_ok=True)
+            new = not self._packs.is_dir()
+            for folder in (self._packs, self._pins, self._tmp):
+                folder.mkdir(parents=True, exist_ok=True)
+            if new:
+                _fsync_dir(self.root)  # a pack's name is only as durable as its folder's
             self._sweep()
         except OSError as exc:
             raise StoreError(
@@ -213,20 +288,24 @@ class LocalStore(ContentStore):
         return f"LocalStore({str(self.root)!r})"
 
     def add(self, data: bytes) -> Cid:
-        """Store `data` as a UnixFS DAG of blocks, durably; return the root CID."""
-        temps: list[Path] = []
+        """Store `data` as one pack, durably; return its root CID."""
+        temp = self._tmp / f"{os.getpid()}.{next(_serial)}"
         try:
             try:
-                root, staged = self._stage_all(memoryview(data).cast("B"), temps)
-                failpoint("store-staged")
-                for count, (temp, cid) in enumerate(staged, 1):
-                    os.replace(temp, self._path(cid))
-                    failpoint(f"store-renamed:{count}")
-                _fsync_dir(self._blocks)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    failpoint("store-open")
+                    root = _root(memoryview(data).cast("B"), fd)
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+                failpoint("store-synced")
+                os.replace(temp, self._pack(root))
+                failpoint("store-renamed")
+                _fsync_dir(self._packs)
             except BaseException:
-                for temp in temps:
-                    with contextlib.suppress(OSError):
-                        temp.unlink()
+                with contextlib.suppress(OSError):
+                    temp.unlink()
                 raise
         except OSError as exc:
             raise StoreError(
@@ -236,26 +315,31 @@ class LocalStore(ContentStore):
         return root
 
     def get(self, cid: Cid | str, max_bytes: int | None = None) -> bytes:
-        """Reassemble the file named by `cid`, verifying every block and its sizes."""
+        """The file named by `cid`: its pack, verified, or else its blocks from an older store."""
         root = as_cid(cid)
         limit = self.max_bytes if max_bytes is None else max_bytes
-        pieces: list[bytes | tuple[Cid, int]] = []
-        self._plan(root, root, None, limit, pieces, 0, 0)
-        wanted = [piece for piece in pieces if isinstance(piece, tuple)]
-        if len(wanted) < _PARALLEL_LEAVES:
-            leaves = iter([self._leaf(*leaf, root) for leaf in wanted])
-        else:
-            futures = [_threads().submit(self._leaf, *leaf, root) for leaf in wanted]
-            try:
-                leaves = iter([future.result() for future in futures])
-            finally:
-                _settle(futures)
-        return b"".join(piece if isinstance(piece, bytes) else next(leaves) for piece in pieces)
+        path = self._pack(root)
+        try:
+            data = _read_pack(path, root, limit)
+        except FileNotFoundError:
+            return self._get_blocks(root, limit)
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        if _root(memoryview(data)) != root:
+            raise CidError(
+                f"pack {path} does not hash to its CID: the file was altered on disk; "
+                "add or fetch the content again to replace it"
+            )
+        return data
 
     def has(self, cid: Cid | str) -> bool:
-        """Whether every block of the DAG is on disk (inner blocks are verified, leaves not)."""
+        """Whether the content is here, without reading it whole: its pack, or every block of an
+        older store's DAG (inner blocks verified, leaves not)."""
+        cid = as_cid(cid)
+        if self._pack(cid).is_file():
+            return True
         try:
-            return self._complete(as_cid(cid), 0)
+            return self._complete(cid, 0)
         except (CidError, OSError):
             return False
 
@@ -281,7 +365,10 @@ class LocalStore(ContentStore):
         names = sorted(p.name for p in self._pins.iterdir() if not p.name.startswith(_TMP_PREFIX))
         return [Cid.parse(name) for name in names]
 
-    def _path(self, cid: Cid) -> Path:
+    def _pack(self, cid: Cid) -> Path:
+        return self._packs / str(cid)
+
+    def _block(self, cid: Cid) -> Path:
         return self._blocks / str(cid)
 
     def _sweep(self) -> None:
@@ -293,72 +380,14 @@ class LocalStore(ContentStore):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
-    def _stage_all(self, data: memoryview, temps: list[Path]) -> tuple[Cid, list[tuple[Path, Cid]]]:
-        """Write the new blocks of `data`'s DAG to synced temp files; return the root CID and the
-        (temp file, CID) pairs to rename, children before parents.
-
-        The DAG is `derelay.trainer.cid.unixfs_blocks`'s (its inner nodes come from the same
-        `unixfs_parents`); the pool hashes and writes the leaves in place, several at once, with
-        no copy of the data. Each leaf task names its leaf before writing it, so the inner nodes are
-        built and queued while the leaves are still being written and synced.
-        """
-        pool = _threads()
-        leaves: list[tuple[Future[Cid], int]] = []
-        blocks: list[tuple[Future[Path | None], Future[Cid]]] = []
-        try:
-            for index, offset in enumerate(range(0, max(len(data), 1), CHUNK_SIZE)):
-                leaf = data[offset : offset + CHUNK_SIZE]
-                named: Future[Cid] = Future()
-                blocks.append((pool.submit(self._stage_leaf, index, leaf, named, temps), named))
-                leaves.append((named, len(leaf)))
-            root = leaves[0][0].result()  # the root itself when the data is one leaf
-            for root, node in unixfs_parents([(named.result(), size) for named, size in leaves]):
-                named = Future()
-                named.set_result(root)
-                blocks.append((pool.submit(self._stage, len(blocks), root, node, temps), named))
-            staged = [(temp, name.result()) for task, name in blocks if (temp := task.result())]
-        finally:
-            _settle(task for task, _ in blocks)
-        return root, staged
-
-    def _stage_leaf(
-        self, index: int, leaf: memoryview, named: Future[Cid], temps: list[Path]
-    ) -> Path | None:
-        """Name one leaf, resolving `named` at once for the inner nodes (with the error if
-        naming fails, so the caller never waits forever), then stage it."""
-        try:
-            cid = Cid.of(RAW, leaf)
-        except BaseException as exc:
-            named.set_exception(exc)
-            raise
-        named.set_result(cid)
-        return self._stage(index, cid, leaf, temps)
-
-    def _stage(
-        self, index: int, cid: Cid, block: bytes | memoryview, temps: list[Path]
-    ) -> Path | None:
-        """Write `block` to a new temp file (listed in `temps`) and sync its data; None if the
-        store already holds the block intact (a damaged or missing copy is written again: that
-        is how adding the content again repairs it)."""
-        with contextlib.suppress(FileNotFoundError):
-            path = self._path(cid)
-            if path.stat().st_size == len(block) and path.read_bytes() == block:
-                return None
-        temp = self._tmp / f"{os.getpid()}.{next(_serial)}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        temps.append(temp)
-        try:
-            failpoint(f"store-open:{index}")
-            view = memoryview(block)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
-        return temp
+    def _get_blocks(self, root: Cid, limit: int) -> bytes:
+        """Reassemble the file named by `root` from an older store's blocks, verifying each."""
+        pieces: list[bytes] = []
+        self._plan(root, root, None, limit, pieces, 0, 0)
+        return b"".join(pieces)
 
     def _read(self, cid: Cid, root: Cid) -> bytes:
-        path = self._path(cid)
+        path = self._block(cid)
         try:
             block = path.read_bytes()
         except FileNotFoundError:
@@ -376,33 +405,30 @@ class LocalStore(ContentStore):
             )
         return block
 
-    def _leaf(self, cid: Cid, size: int, root: Cid) -> bytes:
-        """A raw leaf, verified, that its parent says holds `size` bytes."""
-        block = self._read(cid, root)
-        if len(block) != size:
-            raise CidError(f"{root}: leaf {cid} holds {len(block)} bytes, its parent says {size}")
-        return block
-
     def _plan(
         self,
         cid: Cid,
         root: Cid,
         size: int | None,
         limit: int,
-        pieces: list[bytes | tuple[Cid, int]],
+        pieces: list[bytes],
         depth: int,
         total: int,
     ) -> int:
-        """Append to `pieces` the file data under `cid`, in order: bytes read and verified now
-        (inner nodes, or a root that is one raw block) or (leaf, size) to read later, on the
-        pool. `size` is what the parent says `cid` holds, `total` the bytes before it; return
-        the bytes up to the end of `cid`, refusing the DAG once that passes `limit`."""
+        """Append to `pieces` the file data under `cid`, in order, each block read and verified.
+        `size` is what the parent says `cid` holds, `total` the bytes before it; return the
+        bytes up to the end of `cid`, refusing the DAG before a block that passes `limit`."""
         if depth > _MAX_DEPTH:
             raise CidError(f"{root} is a DAG deeper than {_MAX_DEPTH} levels; refusing it")
         if cid.codec == RAW and size is not None:
             if total + size > limit:
                 raise _too_large(root, total + size, limit)
-            pieces.append((cid, size))
+            block = self._read(cid, root)
+            if len(block) != size:
+                raise CidError(
+                    f"{root}: leaf {cid} holds {len(block)} bytes, its parent says {size}"
+                )
+            pieces.append(block)
             return total + size
         block = self._read(cid, root)
         if cid.codec == RAW:
@@ -428,10 +454,10 @@ class LocalStore(ContentStore):
 
     def _complete(self, cid: Cid, depth: int) -> bool:
         if cid.codec == RAW:
-            return self._path(cid).is_file()
+            return self._block(cid).is_file()
         if depth > _MAX_DEPTH:
             return False
-        block = self._path(cid).read_bytes()
+        block = self._block(cid).read_bytes()
         if Cid.of(DAG_PB, block) != cid:
             return False
         return all(self._complete(link.cid, depth + 1) for link in decode_file_node(block).links)

@@ -9,7 +9,8 @@ Each target draws N random cases and runs them through the code that reads such 
 - weights: safetensors files (header fields mutated, wrong dtype or shape, NaN, truncated,
   oversize) into `load_weights`;
 - cid: CID text (valid CIDs mutated, other bases, random binary) into `Cid.parse`;
-- store: a LocalStore whose blocks were flipped, cut, deleted or replaced by crafted DAG nodes;
+- store: a LocalStore whose packs, or an older store's blocks, were flipped, cut, deleted or
+  replaced by crafted DAG nodes;
 - journal: a worker's journal file mutated on disk, then reopened and written;
 - cli: random argument lists into the `derelay` entry point;
 - rpc: a JSON-RPC node that answers garbage (not JSON, wrong id, results of the wrong type, error
@@ -62,7 +63,15 @@ from web3 import Web3
 from bench.common import table
 from derelay.cli.main import cli, main
 from derelay.trainer.chain import BoundedHTTPProvider, ChainClient, TxOptions, connect
-from derelay.trainer.cid import CHUNK_SIZE, DAG_PB, RAW, Cid, Link, encode_file_node
+from derelay.trainer.cid import (
+    CHUNK_SIZE,
+    DAG_PB,
+    RAW,
+    Cid,
+    Link,
+    encode_file_node,
+    unixfs_dag,
+)
 from derelay.trainer.contract import DeRelayContract, decoder_for, load_abi
 from derelay.trainer.data import Dataset
 from derelay.trainer.errors import (
@@ -449,14 +458,35 @@ def _crafted_node(rng: random.Random, blocks: dict[Cid, bytes]) -> bytes:
     return mutate_bytes(node, rng) if rng.random() < 0.5 else node
 
 
-def spoil_store(store: LocalStore, root: Cid, rng: random.Random) -> Cid:
-    """Alter the blocks of `root` on disk (they are files under `store.root / "blocks"`), or
-    write a crafted DAG beside them; return the CID to get."""
-    folder = store.root / "blocks"
-    files = sorted(folder.iterdir())
-    blocks = {Cid.parse(path.name): path.read_bytes() for path in files}
-    victim = rng.choice(files)
-    action = rng.randrange(8)
+def spoil_store(store: LocalStore, root: Cid, data: bytes, rng: random.Random) -> Cid:
+    """Alter the pack of `root` on disk (a file under `store.root / "packs"`), or put `data` in its
+    place as an older store kept it (a file a block under `store.root / "blocks"`) and alter those
+    blocks or write a crafted DAG beside them; return the CID to get."""
+    pack = store.root / "packs" / str(root)
+    action = rng.randrange(10)
+    if action == 1:
+        pack.write_bytes(mutate_bytes(pack.read_bytes(), rng))
+    elif action == 2:
+        pack.unlink()
+    elif action == 3:
+        pack.unlink()
+        pack.mkdir()
+    elif action == 4:
+        root = Cid.of(RAW, rng.randbytes(4))
+    elif action >= 5:
+        pack.unlink()
+        root = _spoil_blocks(store.root / "blocks", root, unixfs_dag(data)[1], rng)
+    return root
+
+
+def _spoil_blocks(folder: Path, root: Cid, blocks: dict[Cid, bytes], rng: random.Random) -> Cid:
+    """Write `blocks` to `folder` as an older store did, then alter them or write a crafted DAG
+    beside them; return the CID to get."""
+    folder.mkdir()
+    for cid, block in blocks.items():
+        (folder / str(cid)).write_bytes(block)
+    victim = folder / str(rng.choice(sorted(blocks, key=str)))
+    action = rng.randrange(6)
     if action == 1:
         victim.write_bytes(mutate_bytes(victim.read_bytes(), rng))
     elif action == 2:
@@ -464,11 +494,13 @@ def spoil_store(store: LocalStore, root: Cid, rng: random.Random) -> Cid:
     elif action == 3:
         victim.unlink()
         victim.mkdir()
-    elif action in (4, 5):
-        node = _crafted_node(rng, blocks) if action == 4 else rng.randbytes(rng.randrange(0, 80))
+    elif action == 4:
+        node = (
+            _crafted_node(rng, blocks) if rng.random() < 0.5 else rng.randbytes(rng.randrange(80))
+        )
         root = Cid.of(DAG_PB, node)
         (folder / str(root)).write_bytes(node)
-    elif action == 6:  # a chain of nodes deeper than any real file
+    elif action == 5:  # a chain of nodes deeper than any real file
         child, size = Cid.of(RAW, b"x"), 1
         (folder / str(child)).write_bytes(b"x")
         for _ in range(rng.randrange(10, 24)):
@@ -476,8 +508,6 @@ def spoil_store(store: LocalStore, root: Cid, rng: random.Random) -> Cid:
             child, size = Cid.of(DAG_PB, node), size + len(node)
             (folder / str(child)).write_bytes(node)
         root = child
-    elif action == 7:
-        root = Cid.of(RAW, rng.randbytes(4))
     return root
 
 
@@ -490,7 +520,7 @@ def fuzz_store(rng: random.Random, scratch: Path) -> Verdict:
         )
         data = random.Random(rng.getrandbits(64)).randbytes(size)  # bulk bytes, drawn fast
         added = store.add(data)
-        cid = spoil_store(store, added, rng)
+        cid = spoil_store(store, added, data, rng)
         max_bytes = _limit(rng, DEFAULT_LIMITS.content_bytes, size)
         assert isinstance(store.has(cid), bool)
         try:

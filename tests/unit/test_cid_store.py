@@ -28,7 +28,7 @@ from derelay.trainer.cid import (
     unixfs_dag,
 )
 from derelay.trainer.errors import CidError, ConfigError, StoreError
-from derelay.trainer.store import _PARALLEL_LEAVES, KuboStore, LocalStore
+from derelay.trainer.store import KuboStore, LocalStore
 
 C = CHUNK_SIZE
 SIZES = [0, 1, C - 1, C, C + 1, 174 * C, 174 * C + 1, 175 * C + 7]
@@ -150,8 +150,17 @@ def test_single_chunk_is_one_raw_block():
 # --- LocalStore ---------------------------------------------------------------------------------
 
 
-def block_files(store: LocalStore) -> list[Path]:
-    return sorted((store.root / "blocks").iterdir())
+def pack_files(store: LocalStore) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in (store.root / "packs").iterdir()}
+
+
+def old_store(root: Path, data: bytes) -> Cid:
+    """Write `data` the way the store did before packs: each block of its DAG a file in `blocks`."""
+    (root / "blocks").mkdir(parents=True, exist_ok=True)
+    cid, blocks = unixfs_dag(data)
+    for name, block in blocks.items():
+        (root / "blocks" / str(name)).write_bytes(block)
+    return cid
 
 
 @pytest.mark.parametrize("size", [0, 1, C - 1, C, C + 1, 175 * C + 7])
@@ -186,38 +195,29 @@ def test_local_store_missing_content(tmp_path):
         store.get(missing)
     assert not isinstance(info.value, CidError)
     cid = store.add(data_of(2 * C))
-    leaf = next(c for c in unixfs_dag(data_of(2 * C))[1] if c.codec == RAW)
-    (tmp_path / "blocks" / str(leaf)).unlink()
+    (tmp_path / "packs" / str(cid)).unlink()
     assert not store.has(cid)
-    with pytest.raises(StoreError, match=f"its block {leaf} is not in the local store"):
+    with pytest.raises(StoreError, match=f"cannot get {cid}: it is not in the local store"):
         store.get(cid)
 
 
-def test_tampered_leaf_is_refused(tmp_path):
+@pytest.mark.parametrize("size", [1, C + 1, 3 * C])
+@pytest.mark.parametrize("damage", ["flip", "cut", "grow"])
+def test_a_damaged_pack_is_refused_and_adding_again_repairs_it(tmp_path, size, damage):
     store = LocalStore(tmp_path)
-    cid = store.add(data_of(3 * C))
-    leaf = (
-        tmp_path / "blocks" / str(next(c for c in unixfs_dag(data_of(3 * C))[1] if c.codec == RAW))
-    )
-    block = bytearray(leaf.read_bytes())
-    block[100] ^= 1
-    leaf.write_bytes(block)
+    data = data_of(size)
+    cid = store.add(data)
+    pack = tmp_path / "packs" / str(cid)
+    damaged = {
+        "flip": data[:-1] + bytes([data[-1] ^ 1]),
+        "cut": data[: size // 2],
+        "grow": data + b"!",
+    }
+    pack.write_bytes(damaged[damage])
     with pytest.raises(CidError, match="does not hash to its CID: the file was altered on disk"):
         store.get(cid)
-    store.add(data_of(3 * C))  # adding the content again repairs the block
-    assert store.get(cid) == data_of(3 * C)
-
-
-def test_tampered_root_is_refused(tmp_path):
-    store = LocalStore(tmp_path)
-    for data in (b"tiny", data_of(C + 1)):
-        cid = store.add(data)
-        path = tmp_path / "blocks" / str(cid)
-        path.write_bytes(path.read_bytes()[:-1] + b"!")
-        with pytest.raises(CidError, match="altered on disk"):
-            store.get(cid)
-        if cid.codec == DAG_PB:
-            assert not store.has(cid)
+    assert store.add(data) == cid
+    assert store.get(cid) == data and pack.read_bytes() == data
 
 
 def test_max_bytes_is_enforced(tmp_path):
@@ -236,28 +236,43 @@ def test_max_bytes_is_enforced(tmp_path):
 
 def test_writes_are_atomic(tmp_path, monkeypatch):
     store = LocalStore(tmp_path)
-    store.add(data_of(2 * C + 5))
-    store.pin(unixfs_cid(data_of(2 * C + 5)))
-    names = [p.name for d in ("blocks", "pins") for p in (tmp_path / d).iterdir()]
+    cid = store.add(data_of(2 * C + 5))
+    store.pin(cid)
+    names = [p.name for d in ("packs", "pins") for p in (tmp_path / d).iterdir()]
     assert names and not [n for n in names if n.startswith(".tmp-")]
     assert list((tmp_path / "tmp").iterdir()) == []
-    before = block_files(store)
-    synced = []
+    before = pack_files(store)
+    written = []
+    pwrite = os.pwrite
 
-    def disk_full_at_the_third_block(fd: int) -> None:
-        synced.append(fd)
-        if len(synced) == 3:
+    def disk_full_at_the_third_leaf(fd: int, data: memoryview, offset: int) -> int:
+        written.append(offset)
+        if len(written) == 3:
             raise OSError(28, "No space left on device")
+        return pwrite(fd, data, offset)
 
-    monkeypatch.setattr(os, "fdatasync", disk_full_at_the_third_block)
+    monkeypatch.setattr(os, "pwrite", disk_full_at_the_third_leaf)
     with pytest.raises(StoreError, match="No space left on device; free some disk space"):
         store.add(data_of(9 * C + 9))
-    assert len(synced) >= 3
-    assert block_files(store) == before  # no block of a failed add gets its name
-    assert list((tmp_path / "tmp").iterdir()) == []  # and its temp files are gone
+    assert len(written) >= 3
+    assert pack_files(store) == before  # a failed add names no pack
+    assert list((tmp_path / "tmp").iterdir()) == []  # and its temp file is gone
 
 
-def test_failed_directory_sync_leaves_only_whole_blocks(tmp_path, monkeypatch):
+def test_a_failed_data_sync_names_nothing(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path)
+
+    def io_error(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", io_error)
+    with pytest.raises(StoreError, match="Input/output error"):
+        store.add(data_of(3 * C))
+    assert pack_files(store) == {}
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_failed_directory_sync_leaves_only_whole_packs(tmp_path, monkeypatch):
     store = LocalStore(tmp_path)
 
     def io_error(fd: int) -> None:
@@ -266,51 +281,65 @@ def test_failed_directory_sync_leaves_only_whole_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", io_error)
     with pytest.raises(StoreError, match="Input/output error"):
         store.add(data_of(3 * C))
-    for path in block_files(store):
-        cid = Cid.parse(path.name)
-        assert Cid.of(cid.codec, path.read_bytes()) == cid
+    for name, pack in pack_files(store).items():
+        assert str(unixfs_cid(pack)) == name
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
 @pytest.mark.parametrize("size", [0, C, 3 * C + 1, 175 * C + 7])
-def test_add_writes_exactly_the_blocks_of_the_unixfs_dag(tmp_path, size):
+def test_add_writes_one_pack_holding_exactly_the_file(tmp_path, size):
     store = LocalStore(tmp_path)
-    root, blocks = unixfs_dag(data_of(size))
-    assert store.add(data_of(size)) == root
-    assert {p.name: p.read_bytes() for p in block_files(store)} == {
-        str(cid): block for cid, block in blocks.items()
-    }
+    assert store.add(data_of(size)) == unixfs_cid(data_of(size))
+    assert pack_files(store) == {str(unixfs_cid(data_of(size))): data_of(size)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["packs", "pins", "tmp"]
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_readding_rewrites_only_missing_or_damaged_blocks(tmp_path):
+def test_files_sharing_leaves_and_content_added_twice(tmp_path):
     store = LocalStore(tmp_path)
-    data = data_of(4 * C)
-    cid = store.add(data)
-    leaves = [c for c in unixfs_dag(data)[1] if c.codec == RAW]
-    kept, damaged, lost = (tmp_path / "blocks" / str(leaf) for leaf in leaves[:3])
-    inode = kept.stat().st_ino
-    damaged.write_bytes(damaged.read_bytes()[:-1])
-    lost.unlink()
-    with pytest.raises(StoreError):
-        store.get(cid)
-    assert store.add(data) == cid
-    assert kept.stat().st_ino == inode  # an intact block is verified, not written again
-    assert damaged.stat().st_size == C and lost.exists()
+    shared = data_of(3 * C)
+    first, second = shared + b"first", shared + b"second"
+    one, two = store.add(first), store.add(second)
+    assert store.add(first) == one  # the same content again
+    single = store.add(shared[:C])  # a leaf of both files, added on its own
+    assert len({one, two, single}) == 3 and len(pack_files(store)) == 3
+    assert (store.get(one), store.get(two), store.get(single)) == (first, second, shared[:C])
+    (tmp_path / "packs" / str(one)).unlink()
+    assert store.get(two) == second  # each file's pack stands alone
+
+
+def test_blocks_of_an_older_store_are_still_read(tmp_path):
+    data = data_of(175 * C + 7)
+    cid = old_store(tmp_path, data)
+    store = LocalStore(tmp_path)
+    assert store.has(cid) and store.get(cid) == data
+    store.pin(cid)
+    assert store.pinned() == [cid]
+    with pytest.raises(StoreError, match="more than the limit of 100"):
+        store.get(cid, max_bytes=100)
+    assert store.add(data) == cid and pack_files(store) == {str(cid): data}
     assert store.get(cid) == data
 
 
-def test_get_reports_the_first_bad_leaf_in_file_order(tmp_path):
-    store = LocalStore(tmp_path)
+def test_an_older_store_missing_or_damaged_block_is_refused(tmp_path):
     data = data_of(12 * C)
-    cid = store.add(data)
+    cid = old_store(tmp_path, data)
+    store = LocalStore(tmp_path)
     leaves = [c for c in unixfs_dag(data)[1] if c.codec == RAW]
-    assert len(leaves) >= _PARALLEL_LEAVES  # they are read on the pool's threads
     (tmp_path / "blocks" / str(leaves[7])).unlink()
+    assert not store.has(cid)
+    with pytest.raises(StoreError, match=f"its block {leaves[7]} is not in the local store"):
+        store.get(cid)
     second = tmp_path / "blocks" / str(leaves[1])
     second.write_bytes(b"x" + second.read_bytes()[1:])
-    for _ in range(5):  # leaves are read on several threads; the report must not depend on it
-        with pytest.raises(CidError, match=f"block {second} does not hash to its CID"):
-            store.get(cid)
+    with pytest.raises(CidError, match=f"block {second} does not hash to its CID"):
+        store.get(cid)  # the first bad leaf in file order
+    root = tmp_path / "blocks" / str(cid)
+    root.write_bytes(root.read_bytes()[:-1] + b"!")
+    assert not store.has(cid)
+    with pytest.raises(CidError, match="altered on disk"):
+        store.get(cid)
+    assert store.add(data) == cid and store.get(cid) == data  # adding again writes a pack
 
 
 def test_temp_files_of_dead_processes_are_swept(tmp_path):

@@ -1,6 +1,6 @@
-"""kill -9 in the middle of LocalStore.add, in a real child process: every block file left is
-whole (its bytes hash to its name) or absent, `get` returns the original bytes or refuses with a
-StoreError (never other bytes), and adding the content again repairs the store."""
+"""kill -9 in the middle of LocalStore.add, in a real child process: every pack left is whole (its
+bytes hash to its name) or absent, `get` returns the original bytes or refuses with a StoreError
+(never other bytes), and adding the content again repairs the store."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from derelay.trainer.cid import CHUNK_SIZE, Cid, unixfs_cid
+from derelay.trainer.cid import CHUNK_SIZE, unixfs_cid
 from derelay.trainer.errors import CidError, StoreError
 from derelay.trainer.store import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
 LEAVES = 48
-SIZE = LEAVES * CHUNK_SIZE + 1000  # 49 leaves and one root node: 50 blocks
+SIZE = LEAVES * CHUNK_SIZE + 1000  # 49 leaves, written by two threads on a machine of two cores
 SEED = 14
 CHILD = """
 import random, sys
@@ -48,21 +48,21 @@ def start_add(root: Path, failpoint: str | None = None) -> subprocess.Popen[str]
     return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
 
 
-def block_files(root: Path) -> list[Path]:
-    return sorted((root / "blocks").iterdir())
+def pack_files(root: Path) -> list[Path]:
+    return sorted((root / "packs").iterdir())
 
 
 def assert_whole_or_absent(root: Path, data: bytes) -> None:
-    """What every crash must leave: whole blocks only, and a get that is right or refuses."""
-    for path in block_files(root):
-        cid = Cid.parse(path.name)
-        assert Cid.of(cid.codec, path.read_bytes()) == cid, f"torn block {path.name}"
+    """What every crash must leave: whole packs only, and a get that is right or refuses."""
+    assert not (root / "blocks").exists()
+    for path in pack_files(root):
+        assert str(unixfs_cid(path.read_bytes())) == path.name, f"torn pack {path.name}"
     store = LocalStore(root)
     cid = unixfs_cid(data)
     try:
         got = store.get(cid)
-    except CidError as exc:  # a block that does not hash to its name: exactly what must not be
-        pytest.fail(f"get found a damaged block after the kill: {exc}")
+    except CidError as exc:  # a pack that does not hash to its name: exactly what must not be
+        pytest.fail(f"get found a damaged pack after the kill: {exc}")
     except StoreError as exc:
         assert "not in the local store" in str(exc)
         assert not store.has(cid)
@@ -79,13 +79,14 @@ def assert_repaired(root: Path, data: bytes) -> None:
     assert list((root / "tmp").iterdir()) == []
 
 
-# Each failpoint, and how many blocks have their names when the child dies there.
+# Each failpoint, and how many packs have their names when the child dies there.
 POINTS = {
-    "store-open:0": 0,  # the first leaf's temp file just created, still empty
-    f"store-open:{LEAVES // 2}": 0,  # halfway through writing the leaves
-    "store-staged": 0,  # every block written and synced, none renamed yet
-    "store-renamed:20": 20,  # 20 blocks renamed into place
-    f"store-renamed:{LEAVES + 1}": LEAVES + 1,  # every leaf in place, the root not yet
+    "store-open": 0,  # the temp file just created, still empty
+    "store-wrote:0": 0,  # the first leaf written, by the caller's thread
+    f"store-wrote:{LEAVES // 2}": 0,  # a leaf halfway through, by a pool thread on two cores
+    f"store-wrote:{LEAVES}": 0,  # the last leaf written, none synced
+    "store-synced": 0,  # the whole pack synced, not named yet
+    "store-renamed": 1,  # the pack named, its directory not synced yet
 }
 
 
@@ -97,15 +98,15 @@ def test_killed_at_each_failpoint_of_an_add(tmp_path):
         assert child.returncode == -signal.SIGKILL, f"{point} was never reached"
     for point, named in POINTS.items():
         root = tmp_path / point
-        # A block's name appears only once every block is synced, and the root's comes last.
-        assert len(block_files(root)) == named, point
+        # A pack's name appears only once its bytes are synced.
+        assert len(pack_files(root)) == named, point
         assert_whole_or_absent(root, data)
         assert_repaired(root, data)
 
 
 def test_killed_after_random_delays(tmp_path):
     data = content()
-    delays = [random.uniform(0, 0.05) for _ in range(4)]
+    delays = [random.uniform(0, 0.03) for _ in range(6)]  # an add of 12 MB takes ~20 ms
     print("kill delays after the add began (s):", delays)  # shown if the test fails
     children = [start_add(tmp_path / str(attempt)) for attempt in range(len(delays))]
     timers = []

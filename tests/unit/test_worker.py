@@ -332,10 +332,10 @@ def test_invalid_child_weights_score_zero_and_are_rejected(setup, make_bad):
 
 
 def test_a_tampered_head_is_never_trained_on(setup, monkeypatch):
-    # prepare: the genesis block on disk no longer matches its CID
+    # prepare: the genesis pack on disk no longer matches its CID
     relayer = setup.worker(1, RELAYER)
     relayer.tick()
-    block = setup.store.root / "blocks" / str(setup.published.genesis_cid)
+    block = setup.store.root / "packs" / str(setup.published.genesis_cid)
     data = bytearray(block.read_bytes())
     data[100] ^= 0xFF
     block.write_bytes(bytes(data))
