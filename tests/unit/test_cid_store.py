@@ -26,6 +26,7 @@ from derelay.trainer.cid import (
     decode_file_node,
     unixfs_cid,
     unixfs_dag,
+    unixfs_root,
 )
 from derelay.trainer.errors import CidError, ConfigError, StoreError
 from derelay.trainer.store import KuboStore, LocalStore
@@ -140,6 +141,14 @@ def test_dag_shape_and_blocks():
     assert len(first.links) == MAX_LINKS and len(second.links) == 2
     assert top.blocksizes == (MAX_LINKS * C, C + 7)
     assert top.links[0].tsize == len(blocks[top.links[0].cid]) + MAX_LINKS * C
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_root_of_the_leaves_is_the_cid_of_the_file(size):
+    data = data_of(size)
+    offsets = range(0, max(size, 1), C)
+    leaves = [(Cid.of(RAW, data[o : o + C]), len(data[o : o + C])) for o in offsets]
+    assert str(unixfs_root(leaves)) == VECTORS[size]
 
 
 def test_single_chunk_is_one_raw_block():
