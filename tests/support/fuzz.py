@@ -458,20 +458,25 @@ def _crafted_node(rng: random.Random, blocks: dict[Cid, bytes]) -> bytes:
     return mutate_bytes(node, rng) if rng.random() < 0.5 else node
 
 
+def _spoil_file(path: Path, action: int, rng: random.Random) -> None:
+    """Action 1 alters the file's bytes, 2 deletes it, 3 puts a folder in its place; others
+    leave it be."""
+    if action == 1:
+        path.write_bytes(mutate_bytes(path.read_bytes(), rng))
+    elif action in (2, 3):
+        path.unlink()
+        if action == 3:
+            path.mkdir()
+
+
 def spoil_store(store: LocalStore, root: Cid, data: bytes, rng: random.Random) -> Cid:
     """Alter the pack of `root` on disk (a file under `store.root / "packs"`), or put `data` in its
     place as an older store kept it (a file a block under `store.root / "blocks"`) and alter those
     blocks or write a crafted DAG beside them; return the CID to get."""
     pack = store.root / "packs" / str(root)
     action = rng.randrange(10)
-    if action == 1:
-        pack.write_bytes(mutate_bytes(pack.read_bytes(), rng))
-    elif action == 2:
-        pack.unlink()
-    elif action == 3:
-        pack.unlink()
-        pack.mkdir()
-    elif action == 4:
+    _spoil_file(pack, action, rng)
+    if action == 4:
         root = Cid.of(RAW, rng.randbytes(4))
     elif action >= 5:
         pack.unlink()
@@ -485,16 +490,9 @@ def _spoil_blocks(folder: Path, root: Cid, blocks: dict[Cid, bytes], rng: random
     folder.mkdir()
     for cid, block in blocks.items():
         (folder / str(cid)).write_bytes(block)
-    victim = folder / str(rng.choice(sorted(blocks, key=str)))
     action = rng.randrange(6)
-    if action == 1:
-        victim.write_bytes(mutate_bytes(victim.read_bytes(), rng))
-    elif action == 2:
-        victim.unlink()
-    elif action == 3:
-        victim.unlink()
-        victim.mkdir()
-    elif action == 4:
+    _spoil_file(folder / str(rng.choice(sorted(blocks, key=str))), action, rng)
+    if action == 4:
         node = (
             _crafted_node(rng, blocks) if rng.random() < 0.5 else rng.randbytes(rng.randrange(80))
         )
