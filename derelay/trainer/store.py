@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import itertools
 import os
 import re
@@ -49,6 +50,7 @@ _HAS_TIMEOUT = 5.0  # seconds
 _REPLY_BYTES = 64 * 1024  # most a node may say in answer to anything but `cat`
 _TMP_PREFIX = ".tmp-"
 _SYNC_FILE_RANGE_WRITE = 2
+_WRITEBACK_BYTES = 1024 * 1024
 # Kubo's defaults for `ipfs add --cid-version=1`, spelled out so that any node (js-ipfs too)
 # builds the same DAG; `cid-base` only changes how the node writes the CID back.
 _ADD_PARAMS = {
@@ -193,34 +195,53 @@ def _writeback() -> Callable[[int, int, int], object]:
 _start_writeback = _writeback()
 
 
-def _leaves(view: memoryview, fd: int | None, start: int, stop: int) -> list[tuple[Cid, int]]:
-    """The CIDs and sizes of the leaves of `view` that begin in [start, stop), hashed in place.
-    With `fd`, each leaf is first written there at its offset and its writeback started, so that
-    it is hashed while still in the cache and the disk works while the rest is hashed."""
+# Takes the leaves of a view that begin in [start, stop) and returns their CIDs and sizes.
+_Leaves = Callable[[memoryview, int, int], list[tuple[Cid, int]]]
+
+
+def _hash_leaves(view: memoryview, start: int, stop: int) -> list[tuple[Cid, int]]:
+    """The CIDs and sizes of the leaves of `view` that begin in [start, stop). Each is copied
+    into a scratch buffer the size of a leaf and hashed there: a copy and then a hash from the
+    cache beat a hash straight from memory (35 against 45 ms for 50 MB on the bench machine)."""
+    scratch = memoryview(bytearray(CHUNK_SIZE))
     leaves = []
     for offset in range(start, stop, CHUNK_SIZE):
-        leaf = view[offset : offset + CHUNK_SIZE]
-        if fd is not None:
-            written = 0
-            while written < len(leaf):
-                written += os.pwrite(fd, leaf[written:], offset + written)
-            _start_writeback(fd, offset, len(leaf))
-            failpoint(f"store-wrote:{offset // CHUNK_SIZE}")
-        leaves.append((Cid.of(RAW, leaf), len(leaf)))
+        size = len(leaf := view[offset : offset + CHUNK_SIZE])
+        scratch[:size] = leaf
+        leaves.append((Cid.of(RAW, scratch[:size]), size))
     return leaves
 
 
-def _root(view: memoryview, fd: int | None = None) -> Cid:
-    """The UnixFS root CID of `view` (writing it to `fd` if given, see `_leaves`), its leaves
-    split into one run a usable core: the first on the caller's thread, the rest on the pool."""
+def _write_leaves(fd: int, view: memoryview, start: int, stop: int) -> list[tuple[Cid, int]]:
+    """Write the leaves of `view` that begin in [start, stop) to `fd` at their offsets, starting
+    their writeback a MiB at a time so that the disk works while the rest is hashed, and return
+    their CIDs and sizes: each is hashed just after its write, which leaves it in the cache."""
+    leaves = []
+    unsent = start  # the first byte written whose writeback has not been started
+    for offset in range(start, stop, CHUNK_SIZE):
+        size = len(leaf := view[offset : offset + CHUNK_SIZE])
+        written = 0
+        while written < size:
+            written += os.pwrite(fd, leaf[written:], offset + written)
+        if offset + size - unsent >= _WRITEBACK_BYTES or offset + CHUNK_SIZE >= stop:
+            _start_writeback(fd, unsent, offset + size - unsent)
+            unsent = offset + size
+        failpoint(f"store-wrote:{offset // CHUNK_SIZE}")
+        leaves.append((Cid.of(RAW, leaf), size))
+    return leaves
+
+
+def _root(view: memoryview, leaves: _Leaves) -> Cid:
+    """The UnixFS root CID of `view`, whose `leaves` (`_hash_leaves` or `_write_leaves`) are
+    taken in one run a usable core: the first on the caller's thread, the rest on the pool."""
     count = max(1, -(-len(view) // CHUNK_SIZE))  # an empty file is one empty leaf
     runs = min(_THREADS, count)
     bounds = [count * run // runs * CHUNK_SIZE for run in range(runs)] + [max(len(view), 1)]
     first, *rest = itertools.pairwise(bounds)
-    futures = [_threads().submit(_leaves, view, fd, *span) for span in rest]
+    futures = [_threads().submit(leaves, view, *span) for span in rest]
     try:
-        leaves = _leaves(view, fd, *first)
-        return unixfs_root(leaves + [leaf for future in futures for leaf in future.result()])
+        named = leaves(view, *first)
+        return unixfs_root(named + [leaf for future in futures for leaf in future.result()])
     finally:
         _settle(futures)
 
@@ -295,7 +316,7 @@ class LocalStore(ContentStore):
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 try:
                     failpoint("store-open")
-                    root = _root(memoryview(data).cast("B"), fd)
+                    root = _root(memoryview(data).cast("B"), functools.partial(_write_leaves, fd))
                     os.fdatasync(fd)
                 finally:
                     os.close(fd)
@@ -325,7 +346,7 @@ class LocalStore(ContentStore):
             return self._get_blocks(root, limit)
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror}") from None
-        if _root(memoryview(data)) != root:
+        if _root(memoryview(data), _hash_leaves) != root:
             raise CidError(
                 f"pack {path} does not hash to its CID: the file was altered on disk; "
                 "add or fetch the content again to replace it"
