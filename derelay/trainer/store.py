@@ -268,7 +268,8 @@ class LocalStore(ContentStore):
 
     The leaves of a UnixFS DAG are raw, so a file's bytes are its leaves end to end, and its
     inner nodes follow from the leaves' CIDs: a pack needs no index. `get` reads a pack in one
-    piece, hashes its leaves in place and rebuilds the DAG up to the root CID it is named by.
+    piece, hashes its leaves on every core and rebuilds the DAG up to the root CID it is named
+    by; the bytes it returns are the ones it hashed.
     Only roots are names here: the leaves and inner nodes of a pack are not served on their own,
     and two files that share leaves each keep a whole pack.
 
