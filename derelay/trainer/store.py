@@ -117,7 +117,7 @@ class ContentStore(ABC):
 
 # Threads that write and hash the leaves of an add, or hash those of a get: one run of leaves a
 # usable core, the first on the caller's thread. hashlib and file I/O release the GIL.
-_THREADS = len(os.sched_getaffinity(0))
+_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _serial = itertools.count()
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
