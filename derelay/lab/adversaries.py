@@ -25,7 +25,8 @@ Behaviours (`make_adversary_child`):
   band, so it becomes the head); on even turns the champion's weights re-encoded under a new CID
   (`reencode`: same tensors, other bytes), to be paid for regaining the lost ground.
 
-Estimates are class-balanced (mean recall over the classes the estimate data holds), since the
+Estimates are the review's score (accuracy, or the `--score` of the review sweep: see
+`derelay.lab.scores`), class-balanced (mean over the classes the estimate data holds), since the
 validators' shards are IID while an attacker's own shard may be skewed.
 """
 
@@ -39,6 +40,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from derelay.lab.scores import SCORE_OF
 from derelay.trainer.data import Dataset
 from derelay.trainer.models import (
     apply_weights,
@@ -178,17 +180,16 @@ def split_own_data(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, 
     return data.subset(np.flatnonzero(~mask)), data.subset(np.flatnonzero(mask))
 
 
-@torch.no_grad()
 def _predict(spec: TaskSpec, tensors: Tensors, X: np.ndarray) -> np.ndarray:
+    return _logits(spec, tensors, X).argmax(dim=1).numpy()
+
+
+@torch.no_grad()
+def _logits(spec: TaskSpec, tensors: Tensors, X: np.ndarray) -> torch.Tensor:
     model = build_model(spec)
     apply_weights(model, tensors)
     model.eval()
-    return model(torch.as_tensor(X, dtype=torch.float32)).argmax(dim=1).numpy()
-
-
-def _balanced(predicted: np.ndarray, y: np.ndarray) -> int:
-    recalls = [float((predicted[y == c] == c).mean()) for c in np.unique(y)]
-    return int(10_000 * sum(recalls) / len(recalls))
+    return model(torch.as_tensor(X, dtype=torch.float32))
 
 
 def class_recall(spec: TaskSpec, weights: bytes, data: Dataset, cls: int) -> int | None:
@@ -257,6 +258,7 @@ def make_adversary_child(
     margin: int = DEFAULT_MARGIN,
     poison_epochs: int = 5,
     pair: tuple[int, int] | None = None,
+    score: str = "accuracy",
 ) -> AdversaryChild:
     """The child an adversary of `behaviour` submits in `round_`, its `turn`-th turn (from 1).
 
@@ -264,16 +266,22 @@ def make_adversary_child(
     part; the whole shard for the behaviours that train nothing). `seed` and `round_` fix every
     random draw. `advance_band` is the task's (on chain); `margin` is how far inside it the
     subtle, targeted and dipping children aim (the walker aims at the edge itself); `pair`
-    (targeted) is (source, dest), by default `target_pair(data)`.
+    (targeted) is (source, dest), by default `target_pair(data)`; `score` is the review's (one of
+    `derelay.lab.scores.SCORES`), which it estimates.
     """
     draw = seed * 100_003 + round_  # the simulation's training seed of this round
     cfg = TrainConfig.from_spec(spec, seed=draw)
     est = estimate_data
     champion = _tensors(spec, champion_weights)
-    champion_est = _balanced(_predict(spec, champion, est.X), est.y)
+    labels = torch.as_tensor(est.y, dtype=torch.int64)
+
+    def estimate(tensors: Tensors) -> int:
+        return SCORE_OF[score](_logits(spec, tensors, est.X), labels, True)
+
+    champion_est = estimate(champion)
 
     def paired(tensors: Tensors) -> int:
-        return _balanced(_predict(spec, tensors, est.X), est.y) - champion_est
+        return estimate(tensors) - champion_est
 
     if behaviour == "walker":
         # Right at the edge of the advance band, toward chance level: no margin, no poison needed.

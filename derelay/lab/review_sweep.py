@@ -39,6 +39,7 @@ import torch
 
 from derelay.lab.adversaries import ADVERSARIES, make_adversary_child, split_own_data, target_pair
 from derelay.lab.metrics import BP, first_reaching, lower_median, paid_in_band, relay_reward, review
+from derelay.lab.scores import SCORE_OF, SCORES
 from derelay.lab.simulate import (
     RELAYER_COUNTS,
     SimConfig,
@@ -97,8 +98,18 @@ class Lab:
     set share (a relayer that takes the same turn from the same head and champion makes the same
     child, so it is made once)."""
 
-    def __init__(self, spec: TaskSpec, alpha: float | None, seed: int, validators: int = 3):
+    def __init__(
+        self,
+        spec: TaskSpec,
+        alpha: float | None,
+        seed: int,
+        validators: int = 3,
+        score: str = "accuracy",
+    ):
         self.spec, self.alpha, self.seed, self.validators = spec, alpha, seed, validators
+        self.score = (
+            score  # what the validators commit (`derelay.lab.scores`); the chain's: accuracy
+        )
         self.test_fraction = SimConfig.__dataclass_fields__["test_fraction"].default
         self.genesis, self.genesis_score = genesis_of(spec, seed)
         # The validators' shards and the test split do not depend on the relayers.
@@ -146,7 +157,7 @@ class Lab:
             return Scores((0,) * len(self.holdouts), 0, (0,) * len(classes))
         model = build_model(self.spec)
         apply_weights(model, tensors)
-        holdouts = tuple(evaluate(model, h.X, h.y) for h in self.holdouts)
+        holdouts = tuple(self.review_score(model, h) for h in self.holdouts)
         with torch.no_grad():
             predicted = model(torch.as_tensor(self.test.X)).argmax(dim=1).numpy()
         y = self.test.y
@@ -155,6 +166,12 @@ class Lab:
             for c in classes
         )
         return Scores(holdouts, evaluate(model, self.test.X, y), recall)
+
+    @torch.no_grad()
+    def review_score(self, model: torch.nn.Module, data: Dataset) -> int:
+        """What a validator holding `data` commits for `model`: the lab's `score`."""
+        logits = model(torch.as_tensor(data.X, dtype=torch.float32))
+        return SCORE_OF[self.score](logits, torch.as_tensor(data.y, dtype=torch.int64), False)
 
     def child(
         self,
@@ -181,7 +198,7 @@ class Lab:
                 made = make_adversary_child(
                     who.behaviour, self.spec, head, champion, who.data, who.estimate, self.seed,
                     round_, turn, advance_band=advance_band, margin=config.margin,
-                    poison_epochs=config.poison_epochs, pair=who.pair,
+                    poison_epochs=config.poison_epochs, pair=who.pair, score=self.score,
                 )  # fmt: skip
                 self._children[key] = (made.weights, made.samples, made.mix)
             else:
@@ -641,12 +658,14 @@ def sweep(
     rounds_per_k: int,
     warmup_per_k: int,
     echo: Callable[[str], None] = print,
+    score: str = "accuracy",
 ) -> dict[str, list[CellResult]]:
-    """Every parameter set of `grid` on every cell, off-chain; (alpha, seed) outermost, so one
-    lab's caches serve the whole grid and both K, and are dropped before the next."""
+    """Every parameter set of `grid` on every cell, off-chain, the validators committing `score`;
+    (alpha, seed) outermost, so one lab's caches serve the whole grid and both K, and are dropped
+    before the next."""
     results: dict[str, list[CellResult]] = {param_name(p): [] for p in grid}
     for alpha, seed in itertools.product(alphas, seeds):
-        lab = Lab(spec, alpha, seed)
+        lab = Lab(spec, alpha, seed, score=score)
         for k in ks:
             started = time.perf_counter()
             target, central = central_target(lab, k)
@@ -658,13 +677,13 @@ def sweep(
 
 
 def make_grid(
-    slash_bands: Iterable[int], advance_bands: Iterable[int], min_gain: int
+    slash_bands: Iterable[int], advance_bands: Iterable[int], min_gains: Iterable[int]
 ) -> list[dict[str, int]]:
-    """Every (slash band, advance band) with advance <= slash; `min_gain` decides no verdict (only
-    crowns and pay), so one value serves the relays and `render_min_gain` weighs the others."""
+    """Every (slash band, advance band, minGain) with advance <= slash. minGain decides no verdict,
+    but it moves the champion, which the adversaries aim against, so each value runs its relays."""
     return [
-        {"slash_band": s, "advance_band": a, "min_gain": min_gain}
-        for s, a in itertools.product(slash_bands, advance_bands)
+        {"slash_band": s, "advance_band": a, "min_gain": g}
+        for s, a, g in itertools.product(slash_bands, advance_bands, min_gains)
         if a <= s
     ]
 
@@ -916,7 +935,7 @@ def lottery_deltas(
             for k, t in base.items()
         }
         apply_weights(model, noisy)
-        c = tuple(evaluate(model, v.X, v.y) for v in lab.holdouts)
+        c = tuple(lab.review_score(model, v) for v in lab.holdouts)
         out.append(lower_median([x - y for x, y in zip(c, h, strict=True)]))
     return out
 
@@ -1000,7 +1019,8 @@ def report(
         f"{args.seeds}; {args.rounds_per_k} passes (K rounds each), adversaries joining after "
         f"{args.warmup_per_k}; three honest validators, each scoring the child and the champion on "
         f"its own held-out shard of {len(Lab(digits_mlp_spec(), 0.5, args.seeds[0]).holdouts[0])} "
-        "digits (one sample moves a score by 167 bp). Every figure comes from `mirror_relay`, "
+        f"digits; the score they commit: {args.score} (`derelay.lab.scores`; with accuracy one "
+        "sample moves a score by 167 bp). Every figure comes from `mirror_relay`, "
         "which replays `derelay.lab.simulate` and the contract's `finalize` turn by turn (see the last "
         "table for its check against the chain). Scenario per cell: K honest relayers, or K-1 and "
         "one adversary of `derelay.lab.adversaries` (margin "
@@ -1023,9 +1043,9 @@ def report(
         "for K = 5 (reported for K = 10; '-' where a seed never reached it).",
         "",
         "Ranking: most targets met; then the set that slashes honest relayers least in any "
-        "relay, under attack too; then the least total shortfall (`rank`). minGain decides no "
-        "verdict, only which accepted children are crowned and paid: every set runs with the "
-        "current one and the minGain table weighs the others.",
+        "relay, under attack too; then the least total shortfall (`rank`). The minGain table "
+        "weighs other values of minGain on the best set's turns: which honest turns, adversaries' "
+        "turns and lottery tickets each would crown.",
         "",
         f"## Best: {best}" + (" (the current defaults)" if best == current else ""),
         "",
@@ -1081,11 +1101,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 10])
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.5, 100.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--slash-bands", type=int, nargs="+", default=[1500, 2000, 3000])
-    parser.add_argument("--advance-bands", type=int, nargs="+", default=[340, 500, 670, 1000])
+    parser.add_argument("--slash-bands", type=int, nargs="+", default=[1500, 3000])
+    parser.add_argument("--advance-bands", type=int, nargs="+", default=[340, 500, 670])
+    parser.add_argument("--grid-min-gains", type=int, nargs="+", default=[170, 340])
     parser.add_argument(
         "--min-gains", type=int, nargs="+", default=[1, 50, 167, 170, 250, 340, 500]
     )
+    parser.add_argument(
+        "--score", choices=SCORES, default="accuracy",
+        help="What the validators commit: accuracy (the worker's) or a Brier score (off-chain only).",
+    )  # fmt: skip
     parser.add_argument("--rounds-per-k", type=int, default=10)
     parser.add_argument("--warmup-per-k", type=int, default=2)
     parser.add_argument(
@@ -1095,14 +1120,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--chain-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--chain-scenarios", nargs="+", default=list(SCENARIOS))
     args = parser.parse_args(argv)
+    if args.chain and args.score != "accuracy":
+        parser.error("--chain replays the worker's validators, which commit accuracy: drop --score")
     torch.set_num_threads(1)  # small models: threads only contend on shared cores
     spec = digits_mlp_spec()
     args.out.mkdir(parents=True, exist_ok=True)
-    grid = make_grid(args.slash_bands, args.advance_bands, DEFAULTS["min_gain"])
+    grid = make_grid(args.slash_bands, args.advance_bands, args.grid_min_gains)
     started = time.perf_counter()
     results = sweep(
         spec, args.ks, args.alphas, args.seeds, grid, args.rounds_per_k, args.warmup_per_k,
-        echo=lambda line: print(line, flush=True),
+        echo=lambda line: print(line, flush=True), score=args.score,
     )  # fmt: skip
     raw = {name: [asdict(c) for c in cells] for name, cells in results.items()}
     (args.out / "sweep.json").write_text(json.dumps(raw) + "\n")

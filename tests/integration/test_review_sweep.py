@@ -107,7 +107,8 @@ def test_sweep_writes_the_report_with_the_targets_table(tmp_path):
     """The command end to end on a tiny grid: the report names its command and judges targets."""
     main([
         "--out", str(tmp_path), "--ks", "3", "--alphas", "0.5", "--seeds", "0",
-        "--slash-bands", "3000", "--advance-bands", "340", "--min-gains", "170",
+        "--slash-bands", "3000", "--advance-bands", "340", "--grid-min-gains", "170",
+        "--min-gains", "170",
         "--rounds-per-k", "3", "--warmup-per-k", "1",
     ])  # fmt: skip
 

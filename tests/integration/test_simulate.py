@@ -346,6 +346,44 @@ def test_a_reencoded_champion_is_the_same_model_under_another_cid(trained):
     assert all(np.array_equal(original[k].numpy(), loaded[k].numpy()) for k in original)
 
 
+def test_a_champion_made_only_more_confident_is_not_crowned(trained):
+    """Calibration farming: the champion's last layer multiplied, which changes no prediction.
+    The review's accuracy sees no change and the temperature-blind Brier score almost none; a
+    plain Brier score (the sweep's `--score brier-plain`) would measure it as a gain worth a crown
+    and a reward."""
+    import torch
+
+    from derelay.lab.metrics import lower_median
+    from derelay.lab.scores import SCORE_OF
+    from derelay.trainer.contract import TaskParams
+    from derelay.trainer.models import apply_weights, build_model, load_weights
+
+    spec, deal, head = trained
+    min_gain = TaskParams.__dataclass_fields__["min_gain"].default
+    tensors = load_weights(head, spec)
+
+    def deltas(scale: float) -> dict[str, int]:
+        """Lower median over the validators of (scaled - champion), for each score."""
+        model = build_model(spec)
+        apply_weights(model, tensors)
+        with torch.no_grad():
+            sharp = {k: t * scale if k.startswith("out.") else t for k, t in tensors.items()}
+            pairs = [(model(torch.as_tensor(h.X)), torch.as_tensor(h.y), h) for h in deal.holdouts]
+            apply_weights(model, sharp)
+            pairs = [(z, y, model(torch.as_tensor(h.X)), y) for z, y, h in pairs]
+        return {
+            name: lower_median([score(s, y, False) - score(z, y, False) for z, y, s, _ in pairs])
+            for name, score in SCORE_OF.items()
+        }
+
+    measured = {scale: deltas(scale) for scale in (2.0, 3.0, 4.0, 8.0)}
+
+    for scale, delta in measured.items():
+        assert delta["accuracy"] == 0, scale
+        assert abs(delta["brier"]) < min_gain // 10, scale
+    assert max(delta["brier-plain"] for delta in measured.values()) >= min_gain
+
+
 def test_adaptive_children_land_on_their_aim_by_their_own_estimate(trained):
     """Each adversary's child meets its aim on its own held-out data; the subtle one holds real
     poison (not the head), and the targeted one costs its source class more than the rest."""
