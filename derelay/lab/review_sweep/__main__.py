@@ -1,5 +1,6 @@
-"""`python -m derelay.lab.review_sweep`: the review sweep (see the package)."""
+"""`python -m derelay.lab.review_sweep`: the review sweep's command (`command.main`)."""
 
-from derelay.lab.review_sweep import main
+from derelay.lab.review_sweep.command import main
 
-main()
+if __name__ == "__main__":
+    main()
