@@ -160,7 +160,9 @@ def load_weights(
             raise WeightsError(
                 f"tensor {name} holds NaN or infinite values; such weights cannot be trained on"
             )
-    return tensors
+    # by name: safetensors' own order varies from run to run, and callers that draw noise tensor
+    # by tensor (a free-rider's child, the review sweep's lottery) must draw the same every time
+    return {name: tensors[name] for name in sorted(tensors)}
 
 
 def apply_weights(model: nn.Module, tensors: Mapping[str, Tensor]) -> None:

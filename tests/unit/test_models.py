@@ -64,6 +64,19 @@ def test_roundtrip(name):
     assert save_weights(other) == data
 
 
+def test_tensors_load_in_name_order_whatever_the_file_order():
+    """Callers that draw noise tensor by tensor (a free-rider's child, the review sweep's lottery)
+    must draw the same every run: safetensors' own order is not stable."""
+    spec = digits_mlp_spec()
+    tensors = load_weights(save_weights(init_weights(spec, 0)), spec)
+    reverse = safetensors.torch.save({k: tensors[k] for k in sorted(tensors, reverse=True)})
+
+    loaded = load_weights(reverse, spec)
+
+    assert list(loaded) == sorted(tensors)
+    assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+
+
 def test_bytes_are_deterministic_and_seed_dependent():
     spec = SPECS["mlp"]
     assert save_weights(init_weights(spec, 1)) == save_weights(init_weights(spec, 1))

@@ -213,6 +213,7 @@ def report(
     each adversary's row, the evidence behind each band and minGain, and the chain's check."""
     current = param_name({k: DEFAULTS[k] for k in SWEPT})
     best = rank(results)[0]
+    shard = len(Lab(digits_mlp_spec(), 0.5, args.seeds[0]).holdouts[0])
     lines = [
         "# Review v2 defaults: the review sweep",
         "",
@@ -221,9 +222,9 @@ def report(
         f"K in {args.ks}, Dirichlet alpha in {args.alphas} (100: IID in effect), seeds "
         f"{args.seeds}; {args.rounds_per_k} passes (K rounds each), adversaries joining after "
         f"{args.warmup_per_k}; three honest validators, each scoring the child and the champion on "
-        f"its own held-out shard of {len(Lab(digits_mlp_spec(), 0.5, args.seeds[0]).holdouts[0])} "
-        f"digits; the score they commit: {args.score} (`derelay.lab.scores`; with accuracy one "
-        "sample moves a score by 167 bp). Every figure comes from `mirror_relay`, "
+        f"its own held-out shard of {shard} digits; the score they commit: {args.score} "
+        f"(`derelay.lab.scores`; with accuracy one sample moves a score by {10_000 // shard} bp). "
+        "Every figure comes from `mirror_relay`, "
         "which replays `derelay.lab.simulate` and the contract's `finalize` turn by turn (see the last "
         "table for its check against the chain). Scenario per cell: K honest relayers, or K-1 and "
         "one adversary of `derelay.lab.adversaries` (margin "
