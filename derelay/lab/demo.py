@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,7 +101,10 @@ def run_demo(
     plan = ShardPlan(relayers=RELAYERS, validators=VALIDATORS, alpha=0.5, seed=seed)
     shards = relayer_shards(spec, plan)
     holdouts = validator_shards(spec, plan)
+    # A journal holds one chain's turns and ballots, and every demo runs a fresh chain whose task 1
+    # is not the last run's: its workers would resend that run's children and skip its ballots.
     journals = out_dir / "journals"
+    shutil.rmtree(journals, ignore_errors=True)
     workers: list[Worker] = []
     for i in range(RELAYERS):
         client = clients[2 + i]

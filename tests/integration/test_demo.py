@@ -59,3 +59,14 @@ def test_demo_outputs_agree_with_each_other(tmp_path):
     image = mpimg.imread(out / "accuracy.png")
     assert image.shape[0] >= 300 and image.shape[1] >= 500
     assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 10
+
+
+def test_a_second_demo_in_the_same_folder_decides_its_rounds(tmp_path):
+    """Each demo runs a fresh chain: the journals of the last run must not make this run's workers
+    resend its children or skip its ballots (every round came out void before)."""
+    run_demo(tmp_path / "demo", rounds=3, echo=lambda line: None)
+
+    again = run_demo(tmp_path / "demo", rounds=3, echo=lambda line: None)
+
+    rows = list(csv.DictReader((again.out_dir / "rounds.csv").open()))
+    assert rows and all(r["verdict"] != "void" for r in rows)
