@@ -16,6 +16,7 @@ from derelay.cli.options import (
     store_options,
 )
 from derelay.deploy.tasks import load_spec, parse_amount
+from derelay.trainer.contract import DeRelayContract
 from derelay.trainer.errors import ConfigError
 from derelay.trainer.store import open_store
 
@@ -46,7 +47,7 @@ from derelay.trainer.store import open_store
 @click.option(
     "--journal",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Journal file (default .derelay/journal-<address>.json).",
+    help="Journal file (default .derelay/journal-<chain id>-<contract>-<address>.json).",
 )
 @click.option(
     "--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "auto"])
@@ -104,7 +105,7 @@ def worker(
             index
         ]
     address = relay.client.address
-    journal_path = journal or Path(f".derelay/journal-{address}.json")
+    journal_path = journal or _default_journal(relay)
     config = WorkerConfig(
         task_id=task_id,
         roles=role_set,
@@ -122,3 +123,23 @@ def worker(
     )
     run_scheduled(runner)
     click.echo("worker stopped")
+
+
+def _default_journal(relay: DeRelayContract) -> Path:
+    """`.derelay/journal-<chain id>-<contract>-<address>.json`. A journal holds one deployment's
+    turns and ballots, and task 1 of another deployment (the other dev engine, a redeployed
+    contract) is not this one's: a shared journal made workers resend old children and skip
+    ballots, and validators were charged for the misses. A journal from before this naming is
+    not guessed at: its owner says which deployment it belongs to."""
+    from derelay.trainer.chain import chain_id
+
+    address = relay.client.address
+    path = Path(f".derelay/journal-{chain_id(relay.client.w3)}-{relay.address}-{address}.json")
+    legacy = Path(f".derelay/journal-{address}.json")
+    if legacy.exists() and not path.exists():
+        raise ConfigError(
+            f"{legacy} is a journal from an earlier version, named for no deployment: pass "
+            f"--journal {legacy} if it belongs to contract {relay.address} on this chain, or "
+            "else move it aside once none of its turns or commitments is in flight"
+        )
+    return path

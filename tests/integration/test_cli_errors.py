@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from derelay.trainer.chain import chain_id, connect
-from derelay.trainer.keys import create_keystore
+from derelay.trainer.keys import create_keystore, dev_account
 from derelay.trainer.services import free_port, start_ganache
 
 pytestmark = pytest.mark.integration
@@ -109,6 +109,18 @@ def test_missing_dataset_file_for_a_worker(chain_node, ipfs_node, tmp_path):
     )
     assert "nope.npz" in line
     assert not list(tmp_path.glob(".derelay/journal-*"))
+
+    # a journal named by an earlier version for no deployment is not taken for this one's
+    legacy = tmp_path / ".derelay" / f"journal-{dev_account(1).address}.json"
+    legacy.parent.mkdir(exist_ok=True)
+    legacy.write_text("{}")
+    line = fails(
+        ["worker", "--dev-account", "1", "--task", "1", "--roles", "relayer", "--shard", "1/3"],
+        tmp_path,
+        **env,
+    )
+    assert f"pass --journal .derelay/journal-{dev_account(1).address}.json if it belongs" in line
+    assert legacy.read_text() == "{}" and len(list(legacy.parent.glob("journal-*"))) == 1
 
 
 def test_bad_task_parameters(chain_node, tmp_path):
