@@ -7,7 +7,7 @@
   where B is the mean of sum_k (p_k - [k = y])^2 at the model's best temperature of
   `TEMPERATURES`: 0 for a model no better than guessing, 10000 for one certain and right.
 - `brier-plain`: the same at temperature 1. It pays for confidence alone: the champion's last
-  layer multiplied by 2-4 (no new prediction) measured 1,100-4,000 bp better in the digits relay
+  layer multiplied by 2-4 (no new prediction) measured 950-3,950 bp better in the digits relay
   (`tests/integration/test_simulate.py::test_a_champion_made_only_more_confident_is_not_crowned`).
 
 `balanced=True` weighs every class of the labels alike (each class's mean, then their mean): how
