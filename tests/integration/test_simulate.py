@@ -361,18 +361,27 @@ def test_a_champion_made_only_more_confident_is_not_crowned(trained):
     spec, deal, head = trained
     min_gain = TaskParams.__dataclass_fields__["min_gain"].default
     tensors = load_weights(head, spec)
+    labels = [torch.as_tensor(h.y) for h in deal.holdouts]
+
+    def logits(weights: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The model's logits on each validator's shard."""
+        model = build_model(spec)
+        apply_weights(model, weights)
+        with torch.no_grad():
+            return [model(torch.as_tensor(h.X)) for h in deal.holdouts]
+
+    champion = logits(tensors)
 
     def deltas(scale: float) -> dict[str, int]:
         """Lower median over the validators of (scaled - champion), for each score."""
-        model = build_model(spec)
-        apply_weights(model, tensors)
-        with torch.no_grad():
-            sharp = {k: t * scale if k.startswith("out.") else t for k, t in tensors.items()}
-            pairs = [(model(torch.as_tensor(h.X)), torch.as_tensor(h.y), h) for h in deal.holdouts]
-            apply_weights(model, sharp)
-            pairs = [(z, y, model(torch.as_tensor(h.X)), y) for z, y, h in pairs]
+        sharp = logits({k: t * scale if k.startswith("out.") else t for k, t in tensors.items()})
         return {
-            name: lower_median([score(s, y, False) - score(z, y, False) for z, y, s, _ in pairs])
+            name: lower_median(
+                [
+                    score(s, y, False) - score(z, y, False)
+                    for z, s, y in zip(champion, sharp, labels, strict=True)
+                ]
+            )
             for name, score in SCORE_OF.items()
         }
 
