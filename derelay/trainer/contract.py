@@ -317,6 +317,19 @@ class DeRelayContract:
         contract.deploy_receipt = receipt
         return contract
 
+    def deployment_id(self) -> str:
+        """The hash of the block the contract was deployed in (block 0 where that is not known),
+        as 0x and 64 hex digits: what tells this deployment from one at the same address on a
+        wiped chain of the same id, whose deployment transaction can be the very same bytes."""
+        block = rpc_read(lambda: self.client.w3.eth.get_block(self.deployed_block), "block")
+        digest = bytes(block["hash"])
+        if len(digest) != 32:
+            raise ChainError(
+                f"the RPC endpoint answered block {self.deployed_block} with a hash of "
+                f"{len(digest)} bytes: is it an Ethereum node?"
+            )
+        return "0x" + digest.hex()
+
     def as_account(self, client: ChainClient) -> DeRelayContract:
         """The same contract seen through another account."""
         return DeRelayContract(client, self.address, self.abi, self.deployed_block)

@@ -22,10 +22,11 @@ from derelay.trainer.chain import SENT_TX_FIELDS, SentTx
 from derelay.trainer.errors import JournalError, one_line
 from derelay.trainer.limits import loads_json
 
-# 2: a ballot holds paired scores (child, champion and parent); 3: transactions in flight. A
-# version-2 journal is read as one with no transaction in flight.
-JOURNAL_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+# 2: a ballot holds paired scores (child, champion and parent); 3: transactions in flight; 4: the
+# deployment it belongs to. A version-2 journal is read as one with no transaction in flight, and
+# one before version 4 as belonging to the first deployment it is bound to.
+JOURNAL_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 KEEP_ROUNDS = 64  # entries older than this many rounds are dropped on save
 
 
@@ -83,6 +84,7 @@ class Journal:
         self._turns: dict[str, dict[str, Any]] = {}
         self._ballots: dict[str, dict[str, Any]] = {}
         self._txs: dict[str, dict[str, Any]] = {}
+        self._deployment: str | None = None  # `bind`'s
         if path.exists():
             self._load()
 
@@ -96,12 +98,34 @@ class Journal:
             self._txs = _tx_table(
                 document.get("txs", {}) if document["version"] == 2 else document["txs"]
             )
+            self._deployment = _deployment(document.get("deployment"))
         except (OSError, ValueError, KeyError, RecursionError) as exc:
             raise JournalError(
                 f"journal {self.path} is unreadable ({one_line(str(exc), 120)}): move it aside "
                 "only if no turn or commitment is in flight, since it holds the salts of "
                 "unrevealed scores"
             ) from exc
+
+    def bind(self, deployment: str) -> Path | None:
+        """Tie the journal to `deployment` (`DeRelayContract.deployment_id`) and return None, or,
+        when it was written for another deployment, move it aside, start afresh, and return where
+        it went.
+
+        Another deployment at the same address and chain id is what a wiped dev chain gives when
+        the contract is deployed again (same account, same nonce, same bytes): its turns and
+        ballots are not this one's, and acting on them resends old children and skips ballots
+        that validators are then charged for. Nothing is deleted: the old journal keeps its salts.
+        A journal from before deployments were recorded is taken as this deployment's."""
+        if _deployment(deployment) == self._deployment:
+            return None
+        moved = None
+        if self._deployment is not None and self.path.exists():
+            moved = _free_name(self.path, f".{self._deployment[2:14]}.stale")
+            os.replace(self.path, moved)
+            self._turns, self._ballots, self._txs = {}, {}, {}
+        self._deployment = deployment
+        self._write()
+        return moved
 
     @staticmethod
     def _key(task_id: int, round_: int) -> str:
@@ -166,8 +190,12 @@ class Journal:
                 task, round_ = (int(part) for part in key.split(":"))
                 if task == task_id and round_ < current_round - KEEP_ROUNDS:
                     del table[key]
+        self._write()
+
+    def _write(self) -> None:
         document = {
             "version": JOURNAL_VERSION,
+            "deployment": self._deployment,
             "turns": self._turns,
             "ballots": self._ballots,
             "txs": self._txs,
@@ -187,6 +215,23 @@ class Journal:
             os.close(directory)
 
 
+def _free_name(path: Path, suffix: str) -> Path:
+    """`path` with `suffix` added, and a count after it if that name is taken."""
+    candidate, count = path.with_name(path.name + suffix), 1
+    while candidate.exists():
+        count += 1
+        candidate = path.with_name(f"{path.name}{suffix}{count}")
+    return candidate
+
+
+def _deployment(value: Any) -> str | None:
+    """A deployment id as `bind` records it: None, or a block hash as 0x and 64 hex digits."""
+    if value is not None and not (isinstance(value, str) and _BLOCK_HASH.fullmatch(value)):
+        raise ValueError(f"deployment {one_line(repr(value), 80)} is not a block hash")
+    return value
+
+
+_BLOCK_HASH = re.compile(r"0x[0-9a-f]{64}")
 _KEY = re.compile(r"\d{1,20}:\d{1,20}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
 _PHASES: dict[type, type[TurnPhase] | type[BallotPhase]] = {

@@ -193,6 +193,13 @@ class Worker:
         self.address = relay.client.address
         self.task_id = config.task_id
         self._params = relay.task_params(config.task_id)
+        moved = journal.bind(relay.deployment_id())
+        if moved is not None:
+            log.warning(
+                "journal %s was written for an earlier deployment at %s (was the chain wiped?): "
+                "moved it to %s and started a fresh one",
+                journal.path, relay.address, moved,
+            )  # fmt: skip
         self._round = 0  # the round whose transaction goes out next (`tx_key`)
         relay.client.tracker = self
 

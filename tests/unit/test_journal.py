@@ -18,6 +18,9 @@ from derelay.trainer.journal import (
     TurnPhase,
 )
 
+DEPLOYMENT = "0x" + "d1" * 32  # a deployment id: the deployment block's hash
+REDEPLOYMENT = "0x" + "e2" * 32
+
 
 def _turn(round_: int, phase: TurnPhase = TurnPhase.TRAINED) -> TurnEntry:
     return TurnEntry(round_, "bparent", "bchild", "bcard", 100, "00" * 32, phase)
@@ -55,10 +58,13 @@ def test_advancing_a_phase_is_durable(tmp_path):
 
 
 def test_a_journal_of_plain_phase_strings_loads_and_is_written_back_byte_for_byte(tmp_path):
-    # prepare: a version-3 journal as written before the phases were enums
+    # prepare: a journal whose phases are plain strings, as json writes them
     turn = {**asdict(_turn(3)), "phase": "submitting"}
     ballot = {**asdict(_ballot()), "phase": "committed"}
-    document = {"version": 3, "turns": {"1:3": turn}, "ballots": {"1:4": ballot}, "txs": {}}
+    document = {
+        "version": JOURNAL_VERSION, "deployment": DEPLOYMENT, "turns": {"1:3": turn},
+        "ballots": {"1:4": ballot}, "txs": {},
+    }  # fmt: skip
     path = tmp_path / "j.json"
     path.write_text(json.dumps(document, sort_keys=True))
     written = path.read_bytes()
@@ -235,4 +241,59 @@ def test_a_deeply_nested_journal_is_refused(tmp_path):
     path = tmp_path / "j.json"
     path.write_bytes(b"[" * 200_000)
     with pytest.raises(JournalError, match="nested deeper"):
+        Journal(path)
+
+
+def test_a_journal_is_bound_to_the_first_deployment_it_is_used_for(tmp_path):
+    # prepare: a journal written before deployments were recorded (version 3)
+    path = tmp_path / "j.json"
+    document = {"version": 3, "turns": {"1:3": asdict(_turn(3))}, "ballots": {}, "txs": {}}
+    path.write_text(json.dumps(document))
+
+    # act
+    moved = Journal(path).bind(DEPLOYMENT)
+
+    # check: taken as this deployment's, and the binding is durable
+    assert moved is None
+    reopened = Journal(path)
+    assert reopened.turn(1, 3) == _turn(3)
+    assert reopened.bind(DEPLOYMENT) is None
+    assert json.loads(path.read_text())["deployment"] == DEPLOYMENT
+
+
+def test_a_journal_of_an_earlier_deployment_is_moved_aside_whole(tmp_path):
+    # prepare: a journal of a deployment whose chain was wiped, holding a salt
+    path = tmp_path / "j.json"
+    journal = Journal(path)
+    journal.bind(DEPLOYMENT)
+    journal.record_turn(1, _turn(3))
+    journal.record_ballot(1, _ballot(BallotPhase.COMMITTED))
+    journal.record_tx(1, _tx(), 3)
+    written = path.read_bytes()
+
+    # act: the contract deployed again at the same address
+    moved = Journal(path).bind(REDEPLOYMENT)
+
+    # check: the old journal is kept byte for byte; the new one knows nothing of it
+    assert moved is not None and moved.read_bytes() == written
+    assert moved.name == "j.json.d1d1d1d1d1d1.stale"
+    fresh = Journal(path)
+    assert fresh.turn(1, 3) is None and fresh.ballot(1, 4) is None and fresh.txs(1) == []
+    assert fresh.bind(REDEPLOYMENT) is None
+
+    # act: bound back and forth again
+    Journal(path).bind(DEPLOYMENT)
+    again = Journal(path).bind(REDEPLOYMENT)
+
+    # check: an earlier stale journal is never overwritten
+    assert again is not None and again.name == "j.json.d1d1d1d1d1d1.stale2"
+    assert moved.read_bytes() == written
+
+
+@pytest.mark.parametrize("deployment", ["0x12", "d1" * 32, 7, "0x" + "D1" * 32])
+def test_a_journal_with_a_malformed_deployment_is_refused(tmp_path, deployment):
+    path = tmp_path / "j.json"
+    document = {"version": V, "deployment": deployment, "turns": {}, "ballots": {}, "txs": {}}
+    path.write_text(json.dumps(document))
+    with pytest.raises(JournalError, match="unreadable .*not a block hash"):
         Journal(path)

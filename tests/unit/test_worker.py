@@ -547,3 +547,36 @@ def test_a_commitment_and_a_reveal_a_reorg_took_back_are_sent_again_unchanged(se
     (final,) = setup.relay.events("RoundFinalized")
     assert final["args"]["reveals"] == 2
     assert setup.relay.events("ValidatorSlashed") == []
+
+
+def test_a_journal_of_a_wiped_chain_is_moved_aside_and_its_review_goes_on(chain, clients, tmp_path):
+    # prepare: round 1 reviewed on a dev chain, which is then wiped; the contract deployed again
+    # by the same account lands at the same address on the same chain id
+    wiped = chain.tester.take_snapshot()
+    first = Setup(chain, DeRelayContract.deploy(clients[0]), clients, tmp_path)
+    validators = [first.worker(5, VALIDATOR), first.worker(6, VALIDATOR, shard=1)]
+    relayer = first.worker(1, RELAYER)
+    for worker in (*validators, relayer, relayer, *validators):
+        worker.tick()  # seats, joins, the submission of round 1, the commitments
+    assert validators[0].journal.ballot(first.task, 1).phase == BallotPhase.COMMITTED
+    written = validators[0].journal.path.read_bytes()
+    chain.tester.revert_to_snapshot(wiped)
+    chain.advance(60)
+    second = Setup(chain, DeRelayContract.deploy(clients[0]), clients, tmp_path)
+    assert (second.relay.address, second.task) == (first.relay.address, first.task)
+
+    # act: the same workers, with the same journals, on the new deployment
+    validators = [second.worker(5, VALIDATOR), second.worker(6, VALIDATOR, shard=1)]
+    relayer = second.worker(1, RELAYER)
+    for worker in (*validators, relayer, relayer, *validators):
+        worker.tick()
+
+    # check: each validator committed to the new round 1 instead of taking the old commitment
+    # for it, and the old journal is kept whole beside the new one
+    address = clients[5].address
+    (commit,) = second.relay.events("ScoreCommitted", validator=address)
+    assert commit["args"]["round"] == 1
+    assert len(second.relay.events("ScoreCommitted")) == 2
+    (stale,) = tmp_path.glob("journal-5.json.*.stale")
+    assert stale.read_bytes() == written
+    assert validators[0].journal.ballot(second.task, 1).phase == BallotPhase.COMMITTED
