@@ -612,6 +612,7 @@ def _task_report(
                 ("commits", "ScoreCommitted"),
                 ("reveals", "ScoreRevealed"),
                 ("validators_slashed", "ValidatorSlashed"),
+                ("validators_outvoted", "ValidatorOutvoted"),
                 ("commits_missed", "ValidatorMissed"),
             )
         },

@@ -123,7 +123,9 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         int256[] progress; // child - parent, paired
         address[] revealers;
         uint256 reveals;
+        uint256 revealed; // bit i: seat i revealed (reveal n is the n-th set bit)
         uint256 silent; // bit i: seat i committed and did not reveal
+        uint256 outvoted; // bit i: seat i revealed a delta a majority put more than slashBand away
         uint256 missed; // bit i: seat i could have committed and did not
     }
 
@@ -549,6 +551,7 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         if (o.verdict != Status.Void) _settleRelayer(taskId, s, ledger, config, child, o);
         _recordVerdict(taskId, s, child, o, t.reveals);
         if (o.verdict != Status.Void) _payReview(taskId, s.round, config, ledger, t, o);
+        if (o.verdict == Status.Rejected) _markOutvoted(config, t, o.delta);
         _chargeValidators(taskId, s.round, config, ledger, t);
         _ledgers[taskId] = ledger;
         _endTurn(taskId, s, config, o.verdict == Status.Void);
@@ -766,6 +769,7 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
                 t.progress[n] = int256(uint256(seat.childScore)) - int256(uint256(seat.parentScore));
                 t.revealers[n] = seat.validator;
                 t.reveals = n + 1;
+                t.revealed |= 1 << i;
             } else if (seat.ballot == Ballot.Committed) {
                 t.silent |= 1 << i;
             }
@@ -920,6 +924,33 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         }
     }
 
+    /// @dev In a rejected review, mark in `t.outvoted` every reveal whose delta lies more than
+    /// `slashBand` above the median `delta`, when more than half of the reveals lie within `slashBand`
+    /// of it: it passed a child that a strict majority found bad enough to reject. With no such
+    /// majority nobody is named. Honest reveals are never that far apart (the validators hold
+    /// samples of the same data), while a validator that reveals without scoring (the last published
+    /// medians, say) is that far whenever a child is that bad. Only a rejection, and only the side
+    /// that passed the child: a majority that crowns a bad child cannot charge the honest minority.
+    function _markOutvoted(Config storage config, Tally memory t, int256 delta) private view {
+        int256 band = int256(uint256(config.slashBand));
+        uint256 above; // bit n: reveal n passed the child
+        uint256 agree;
+        for (uint256 n; n < t.reveals; ++n) {
+            int256 d = t.delta[n];
+            if (d > delta + band) above |= 1 << n;
+            else if (d >= delta - band) ++agree;
+        }
+        if (above == 0 || 2 * agree <= t.reveals) return;
+        uint256 seats = t.revealed;
+        for (uint256 i; seats != 0; ++i) {
+            if (seats & 1 != 0) {
+                if (above & 1 != 0) t.outvoted |= 1 << i;
+                above >>= 1;
+            }
+            seats >>= 1;
+        }
+    }
+
     function _within(int256 value, int256 centre, int256 band) private pure returns (bool) {
         return value >= centre - band && value <= centre + band;
     }
@@ -935,13 +966,14 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
     }
 
     /// @dev Charge the validators of `round` that failed it, stake to the pool: a committed, unrevealed
-    /// ballot costs `slashNoRevealBp`; a missed commit costs `slashMissBp` and counts towards
+    /// ballot, or a reveal that passed a rejected child (`_markOutvoted`), costs `slashNoRevealBp`; a missed commit costs
+    /// `slashMissBp` and counts towards
     /// `maxMisses`. A validator left under `validatorStake`, or at `maxMisses`, loses its seat and gets
     /// the rest of its stake back.
     function _chargeValidators(uint256 taskId, uint32 round, Config storage config, Ledger memory ledger, Tally memory t)
         private
     {
-        uint256 failed = t.silent | t.missed;
+        uint256 failed = t.silent | t.missed | t.outvoted;
         for (uint256 i; failed != 0; ++i) {
             if (failed & 1 != 0) {
                 Seat storage seat = _seats[taskId][i];
@@ -956,6 +988,8 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
                     misses = seat.misses + 1;
                     seat.misses = misses;
                     emit ValidatorMissed(taskId, round, account, slash, misses);
+                } else if ((t.outvoted >> i) & 1 != 0) {
+                    emit ValidatorOutvoted(taskId, round, account, slash);
                 } else {
                     seat.ballot = Ballot.None;
                     emit ValidatorSlashed(taskId, round, account, slash);

@@ -198,6 +198,10 @@ interface IDeRelay {
     event ValidatorPaid(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 fee);
     /// @notice A validator committed and did not reveal, and lost stake to the pool.
     event ValidatorSlashed(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount);
+    /// @notice In a rejected review, a validator revealed a paired difference more than `slashBand`
+    /// above the median, which a majority of the reveals agreed on (it passed a child that they found
+    /// bad enough to reject), and lost stake to the pool as if it had not revealed.
+    event ValidatorOutvoted(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount);
     /// @notice A relayer lost stake: to the pool, less any keeper bounty.
     event RelayerSlashed(
         uint256 indexed taskId, uint32 indexed round, address indexed relayer, uint256 amount, SlashReason reason
@@ -429,7 +433,11 @@ interface IDeRelay {
     /// `validatorFee`, and the caller `validatorFee * keeperBountyBp / 10000`, from the pool. In every
     /// review a validator that committed and did not reveal loses `slashNoRevealBp` of its stake, and
     /// one that could have committed and did not loses `slashMissBp` and, after `maxMisses` such
-    /// reviews in a row, its seat.
+    /// reviews in a row, its seat. In a rejected review where more than half of the reveals lie
+    /// within `slashBand` of `delta`, each reveal more than `slashBand` above it loses
+    /// `slashNoRevealBp` too: it passed a child the majority found bad enough to reject, as a
+    /// validator that reveals without scoring (the last published medians, say) does. Any validator
+    /// left under `validatorStake` loses its seat and gets the rest of its stake back.
     /// @param taskId The task.
     function finalize(uint256 taskId) external;
 

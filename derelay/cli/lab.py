@@ -47,6 +47,7 @@ def demo(out: Path, rounds: int, seed: int) -> None:
 @click.option("--stallers", type=int)
 @click.option("--validators", type=int, help="Honest validators.")
 @click.option("--lazy-validators", type=int)
+@click.option("--parrots", type=int, help="Validators that reveal the last medians unscored.")
 @click.option("--rounds", type=int)
 @click.option("--alpha", help="Dirichlet alpha of relayer shards, or iid.")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeatable; default 0).")

@@ -445,7 +445,7 @@ def _round_json(facts: RoundFacts, time_of: Callable[[bytes], int]) -> dict[str,
     }
 
 
-_SLASHES = (MoneyKind.NO_REVEAL, MoneyKind.TIMEOUT, MoneyKind.REJECTED)
+_SLASHES = (MoneyKind.NO_REVEAL, MoneyKind.OUTVOTED, MoneyKind.TIMEOUT, MoneyKind.REJECTED)
 
 
 def _pool_history(ledger: Ledger, time_of: Callable[[bytes], int]) -> list[dict[str, Any]]:

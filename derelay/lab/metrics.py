@@ -164,6 +164,20 @@ def paid_in_band(ballot: tuple[int, int, int], outcome: Review, band_bp: int) ->
     )
 
 
+def outvoted(
+    ballots: Sequence[tuple[int, int, int]], outcome: Review, slash_band: int
+) -> list[int]:
+    """The indices of the reveals that a review slashes as outvoted, as the contract's
+    `_markOutvoted`: in a rejected review, those whose delta lies more than slash_band above the
+    median delta (they passed the child), when more than half of the reveals lie within slash_band
+    of it (with no such majority, none)."""
+    deltas = [c - h for c, h, _ in ballots]
+    agree = sum(abs(d - outcome.delta) <= slash_band for d in deltas)
+    if outcome.verdict != "rejected" or 2 * agree <= len(ballots):
+        return []
+    return [i for i, d in enumerate(deltas) if d > outcome.delta + slash_band]
+
+
 class RoyaltyBook:
     """An exact mirror of the contract's royalty accumulator (Synthetix style): shares grow with
     rewards, usage fees raise `acc_per_share`, each account is settled (floored) on every share

@@ -40,6 +40,7 @@ TASK_EVENTS = (
     "ValidatorMissed",
     "ValidatorPaid",
     "ValidatorSlashed",
+    "ValidatorOutvoted",
     "RelayerSlashed",
     "KeeperPaid",
     "ModelPaid",
@@ -59,6 +60,7 @@ class MoneyKind(Enum):
     TIMEOUT = "timeout"  # a relayer's stake to the pool: its turn ran out
     REJECTED = "rejected"  # a relayer's stake to the pool: its child was rejected
     NO_REVEAL = "no reveal"  # a validator's stake to the pool: it committed and did not reveal
+    OUTVOTED = "outvoted"  # a validator's stake to the pool: a majority put its reveal out of band
     MISSED = "missed"  # a validator's stake to the pool: it missed a commit
     ROYALTY = "royalty"  # owed royalties became withdrawable; the pool does not move
 
@@ -69,7 +71,13 @@ class MoneyKind(Enum):
 
 
 _STAKE_LOST = frozenset(
-    {MoneyKind.TIMEOUT, MoneyKind.REJECTED, MoneyKind.NO_REVEAL, MoneyKind.MISSED}
+    {
+        MoneyKind.TIMEOUT,
+        MoneyKind.REJECTED,
+        MoneyKind.NO_REVEAL,
+        MoneyKind.OUTVOTED,
+        MoneyKind.MISSED,
+    }
 )
 _RELAYER_SLASHES = {
     SlashReason.TIMEOUT: MoneyKind.TIMEOUT,
@@ -348,6 +356,9 @@ def _fold(ledger: Ledger, event: Mapping[str, Any]) -> None:
     elif name == "ValidatorSlashed":
         amount = args["amount"]
         move(args["validator"], MoneyKind.NO_REVEAL, amount, amount, in_round + "validator slashed")
+    elif name == "ValidatorOutvoted":
+        amount = args["amount"]
+        move(args["validator"], MoneyKind.OUTVOTED, amount, amount, in_round + "validator outvoted")
     elif name == "ValidatorMissed":
         amount = args["amount"]
         facts.misses.append(Miss(args["validator"], amount, args["misses"], place))

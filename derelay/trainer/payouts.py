@@ -46,7 +46,9 @@ class Payout:
     keeper_bounties: int  # bounties for skip and finalize
     royalties_settled: int  # royalties already moved to withdrawable
     royalties_pending: int  # royalties owed, not yet settled
-    slashed: int  # stake lost to slashes: relayer (timeout, rejected) and validator (no reveal)
+    slashed: (
+        int  # stake lost to slashes: relayer (timeout, rejected), validator (no reveal, outvoted)
+    )
     missed_charges: int  # validator stake lost to missed commits (ValidatorMissed)
     relayer_stake: int  # held now in the queue
     validator_stake: int  # held now in a seat
@@ -93,6 +95,7 @@ AMOUNT_FIELDS = {
     MoneyKind.TIMEOUT: "slashed",
     MoneyKind.REJECTED: "slashed",
     MoneyKind.NO_REVEAL: "slashed",
+    MoneyKind.OUTVOTED: "slashed",
     MoneyKind.MISSED: "missed_charges",
 }
 

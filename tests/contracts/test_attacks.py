@@ -27,6 +27,7 @@ from tests.contracts.conftest import (
     ETH,
     Actors,
     Invariant,
+    RoundResult,
     Vote,
     cid_of,
     commit,
@@ -815,7 +816,8 @@ def test_a_colluding_majority_decides_the_known_bound(
 ):
     # Documented limit (README, DESIGN 2.1): a majority of the revealed validators decides any
     # review. Here two of three sink a better honest child: it is rejected and its relayer
-    # slashed, and the honest validator, out of band, goes unpaid.
+    # slashed, and the honest validator, which passed the child they rejected, is charged as a
+    # parrot would be and, at the least stake, unseated.
     alice = actors.relayers[0]
     alice.join_relay(task, 2 * ETH)
     *colluders, honest = actors.validators[:3]
@@ -835,9 +837,94 @@ def test_a_colluding_majority_decides_the_known_bound(
     assert (event["verdict"], event["childScore"], event["delta"]) == (Status.REJECTED, 0, -5000)
     slash = 2 * ETH // 5
     assert alice.account(task, addr(alice)).relayer_stake == 2 * ETH - slash
-    assert [alice.withdrawable(addr(v)) for v in (*colluders, honest)] == [FEE, FEE, 0]
-    assert alice.task_state(task).pool == 10 * ETH + slash - 2 * FEE - BOUNTY
+    outvoted = ETH // 10
+    (charged,) = alice.events("ValidatorOutvoted")
+    assert (charged["args"]["validator"], charged["args"]["amount"]) == (addr(honest), outvoted)
+    assert alice.account(task, addr(honest)).seat == -1
+    assert [alice.withdrawable(addr(v)) for v in (*colluders, honest)] == [
+        FEE,
+        FEE,
+        ETH - outvoted,  # the rest of its stake, back with its seat
+    ]
+    assert alice.task_state(task).pool == 10 * ETH + slash + outvoted - 2 * FEE - BOUNTY
     assert alice.head(task) == (GENESIS, 5000)
+
+
+def test_a_parrot_is_paid_for_passing_good_children_and_charged_for_passing_a_rejected_one(
+    chain: Chain, actors: Actors, task: int, invariant: Invariant
+):
+    # A parrot never scores: it reveals the champion's last published median as the child's, the
+    # champion's and the parent's score (delta 0). Near an honest child that is in band and paid
+    # like the work it skipped; it is caught only by a child bad enough to be rejected.
+    alice, bob = actors.relayers[:2]
+    alice.join_relay(task, 2 * ETH)
+    bob.join_relay(task, 2 * ETH)
+    parrot, *honest = actors.validators[:3]
+    seat([parrot, *honest], task, stake=2 * ETH)
+
+    def review(holder: DeRelayContract, label: str, published: int, child: int) -> RoundResult:
+        """The parrot reveals `published` three times; the honest measure `child` against it."""
+        votes = [Vote(parrot, published, champion=published)]
+        votes += [Vote(v, child, champion=published) for v in honest]
+        return play_round(
+            chain, task, holder, label, votes, keeper=actors.keeper, check=invariant.check
+        )
+
+    good = review(alice, "good", 5000, 5050)
+    assert finalized(alice, good.finalize_receipt)["verdict"] == Status.ACCEPTED
+    assert alice.withdrawable(addr(parrot)) == FEE  # paid for work it did not do
+
+    pool = alice.task_state(task).pool
+    bad = review(bob, "poisoned", 5050, 1000)
+
+    event = finalized(bob, bad.finalize_receipt)
+    assert (event["verdict"], event["delta"]) == (Status.REJECTED, -4050)
+    outvoted = 2 * ETH // 10
+    (charged,) = bob.events("ValidatorOutvoted")
+    assert (charged["args"]["validator"], charged["args"]["amount"]) == (addr(parrot), outvoted)
+    assert bob.account(task, addr(parrot)).validator_stake == 2 * ETH - outvoted
+    assert [bob.withdrawable(addr(v)) for v in (parrot, *honest)] == [FEE, 2 * FEE, 2 * FEE]
+    relayer_slash = 2 * ETH // 5
+    assert bob.task_state(task).pool == pool + relayer_slash + outvoted - 2 * FEE - BOUNTY
+
+
+@pytest.mark.parametrize(
+    "votes, verdict, charged",
+    [
+        ([(1000, 5000), (1000, 5000), (5000, 5000)], Status.REJECTED, [2]),  # passed it alone
+        ([(3000, 5000), (4500, 5000), (5000, 5000)], Status.HELD, []),  # held, not rejected
+        ([(1000, 5000), (3000, 5000), (6000, 5000)], Status.REJECTED, []),  # no majority agrees
+        ([(1000, 5000), (1000, 5000), (0, 5000)], Status.REJECTED, []),  # harsher, not passing
+    ],
+    ids=["passed-a-rejected-child", "held", "no-majority", "harsher"],
+)
+def test_only_a_reveal_that_passed_a_child_a_majority_rejected_is_outvoted(
+    chain: Chain,
+    actors: Actors,
+    invariant: Invariant,
+    votes: list[tuple[int, int]],
+    verdict: Status,
+    charged: list[int],
+):
+    task = make_task(actors, slash_band=1500, advance_band=100)
+    alice = actors.relayers[0]
+    alice.join_relay(task, 2 * ETH)
+    validators = actors.validators[:3]
+    seat(validators, task, stake=2 * ETH)
+
+    result = play_round(
+        chain,
+        task,
+        alice,
+        "child",
+        [Vote(v, c, champion=h) for v, (c, h) in zip(validators, votes, strict=True)],
+        keeper=actors.keeper,
+        check=invariant.check,
+    )
+
+    assert finalized(alice, result.finalize_receipt)["verdict"] == verdict
+    outvoted = [e["args"]["validator"] for e in alice.events("ValidatorOutvoted")]
+    assert outvoted == [addr(validators[i]) for i in charged]
 
 
 # ---------------------------------------------------------------------- unusable weights
@@ -847,7 +934,8 @@ def test_a_child_median_of_zero_is_rejected_even_with_its_delta_inside_the_bands
     chain: Chain, actors: Actors, invariant: Invariant
 ):
     # Two of three validators cannot load the child (score 0) on data where the champion scores
-    # 50: the median delta (-50) is inside the advance band, the child's median is 0.
+    # 50: the median delta (-50) is inside the advance band, the child's median is 0. The third,
+    # which passed the child at 9000, is charged for it.
     task = make_task(actors, genesis_score=50)
     alice = actors.relayers[0]
     alice.join_relay(task, 2 * ETH)
@@ -869,7 +957,9 @@ def test_a_child_median_of_zero_is_rejected_even_with_its_delta_inside_the_bands
     assert alice.head(task) == (GENESIS, 50)
     slash = 2 * ETH // 5
     assert alice.account(task, addr(alice)).relayer_stake == 2 * ETH - slash
-    assert alice.task_state(task).pool == 10 * ETH + slash - 2 * FEE - BOUNTY
+    (charged,) = alice.events("ValidatorOutvoted")
+    assert (charged["args"]["validator"], charged["args"]["amount"]) == (addr(v[2]), ETH // 10)
+    assert alice.task_state(task).pool == 10 * ETH + slash + ETH // 10 - 2 * FEE - BOUNTY
     assert alice.task_state(task).phase == Phase.TURN
 
 

@@ -27,7 +27,8 @@ def play_relay(chain: Chain, actors: Actors) -> int:
     """A task that sees every verdict and every way to move money; return its id.
 
     Round 1 accepted and crowned (v2 misses its commit and loses its seat), round 2 rejected (v3
-    takes the seat, commits and does not reveal: the holder and v3 lose their places), round 3
+    takes the seat and passes the child the others reject: the holder and v3 lose their places,
+    v3 outvoted), round 3
     skipped (the holder times out and leaves), round 4 held, round 5 void (v1 does not reveal);
     then a model payment, a royalty claim and a funding.
     """
@@ -38,7 +39,7 @@ def play_relay(chain: Chain, actors: Actors) -> int:
         relayer.join_relay(task, ETH)
     play_round(chain, task, r[0], "c1", [Vote(v[0], 6000), Vote(v[1], 6000)], keeper=keeper)
     seat(v[3:4], task)
-    votes = [Vote(v[0], 3000), Vote(v[1], 3000), Vote(v[3], 3000, reveal=False)]
+    votes = [Vote(v[0], 3000), Vote(v[1], 3000), Vote(v[3], 6000)]
     play_round(chain, task, r[1], "c2", votes, keeper=keeper)
     next_tx_at(chain, keeper.task_state(task).deadline + 1)
     keeper.skip_turn(task)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from web3.types import TxReceipt
 
+from derelay.lab import metrics
 from derelay.trainer.contract import ZERO_ADDRESS, Ballot, Phase, Status, TaskState
 from tests.conftest import Chain
 from tests.contracts.conftest import (
@@ -566,6 +569,58 @@ def test_the_verdict_takes_the_lower_median_of_each_even_count(chain: Chain, act
         event["reward"],
     ) == (Status.ACCEPTED, 5000, 5000, 200, 4, reward)
     assert actors.keeper.champion(task) == (result.child, 5000)
+
+
+def _ballots(case: int) -> list[tuple[int, int]]:
+    """3 to 5 (child, champion) reveals around a drawn median delta, some far from it, and a
+    champion measured a little differently on each validator's data."""
+    rng = random.Random(case)
+    centre = rng.choice([-6000, -3000, -1200, -200, 300])
+    out = []
+    for _ in range(rng.choice([3, 4, 5])):
+        champion = 5000 + rng.randrange(-300, 301)
+        delta = centre + rng.randrange(-400, 401)
+        if rng.random() < 0.35:  # a liar, a parrot or a harsh one
+            delta = rng.choice([0, 500, -9000, centre + 1001, centre - 1001])
+        out.append((min(max(champion + delta, 0), 10_000), champion))
+    return out
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_outvoted_reveals_and_their_charges_match_the_mirror(
+    chain: Chain, actors: Actors, invariant: Invariant, case: int
+):
+    # prepare: slashBand 1000; validators staked twice the least, so a charge keeps the seat
+    task = make_task(actors, max_validators=5)
+    holder = actors.relayers[0]
+    holder.join_relay(task, 2 * ETH)
+    ballots = _ballots(case)
+    validators = actors.validators[: len(ballots)]
+    seat(validators, task, stake=2 * ETH)
+    votes = [
+        Vote(v, c, champion=h, parent=h) for v, (c, h) in zip(validators, ballots, strict=True)
+    ]
+
+    # act
+    result = play_round(
+        chain, task, holder, "child", votes, keeper=actors.keeper, check=invariant.check
+    )
+
+    # check: the chain's verdict and outvoted reveals are the mirror's, each charged 10% of 2 ETH
+    p = actors.keeper.task_params(task)
+    mirrored = [(c, h, h) for c, h in ballots]
+    outcome = metrics.review(mirrored, p.quorum, p.slash_band, p.advance_band, p.min_gain)
+    (event,) = events_in(holder, result.finalize_receipt, "RoundFinalized")
+    assert (Status(event["verdict"]).name.lower(), event["delta"]) == (
+        outcome.verdict,
+        outcome.delta,
+    )
+    expected = [
+        (validators[i].client.address, 2 * ETH // 10)
+        for i in metrics.outvoted(mirrored, outcome, p.slash_band)
+    ]
+    charged = events_in(holder, result.finalize_receipt, "ValidatorOutvoted")
+    assert [(e["validator"], e["amount"]) for e in charged] == expected
 
 
 # Test bands: slashBand 1000, advanceBand 100; the champion (genesis) scores 5000.

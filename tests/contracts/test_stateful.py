@@ -107,7 +107,7 @@ from hypothesis.stateful import (
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from derelay.lab.metrics import Review, paid_in_band, relay_reward, review
+from derelay.lab.metrics import Review, outvoted, paid_in_band, relay_reward, review
 from derelay.trainer.chain import ChainClient, RevertDecoder, revert_data
 from derelay.trainer.contract import (
     ZERO_ADDRESS,
@@ -205,13 +205,14 @@ class Finalized:
     fees: list[tuple[str, int]]  # ValidatorPaid: validator, fee
     bounty: list[tuple[str, int]]  # KeeperPaid: keeper, bounty
     silent: list[tuple[str, int]]  # ValidatorSlashed: validator, amount
+    outvoted: list[tuple[str, int]]  # ValidatorOutvoted: validator, amount
     missed: list[tuple[str, int, int]]  # ValidatorMissed: validator, amount, misses
     unseated: list[tuple[str, int, bool]]  # ValidatorLeft: validator, refund, forced
 
     @property
     def charged(self) -> int:
         """Validator stake moved to the pool."""
-        return sum(a for _, a in self.silent) + sum(a for _, a, _ in self.missed)
+        return sum(a for _, a in self.silent + self.outvoted) + sum(a for _, a, _ in self.missed)
 
 
 @dataclass
@@ -528,11 +529,11 @@ class Model:
 
     # ------------------------------------------------------------------ verdict
 
-    def tally(self) -> tuple[list[tuple[str, int, int, int]], list[int], list[int]]:
-        """This review's reveals (validator, child, champion, parent) in seat order, the seats
-        that committed and did not reveal, and the seats that could have committed and did not
-        (occupied, not the holder, not seated during this review)."""
-        reveals: list[tuple[str, int, int, int]] = []
+    def tally(self) -> tuple[list[tuple[str, int, int, int, int]], list[int], list[int]]:
+        """This review's reveals (validator, child, champion, parent, seat) in seat order, the
+        seats that committed and did not reveal, and the seats that could have committed and did
+        not (occupied, not the holder, not seated during this review)."""
+        reveals: list[tuple[str, int, int, int, int]] = []
         silent: list[int] = []
         missed: list[int] = []
         for i, seat in enumerate(self.seats):
@@ -541,7 +542,7 @@ class Model:
             if seat.round != self.round:
                 missed.append(i)
             elif seat.ballot == Ballot.REVEALED:
-                reveals.append((seat.validator, seat.child, seat.champion, seat.parent))
+                reveals.append((seat.validator, seat.child, seat.champion, seat.parent, i))
             elif seat.ballot == Ballot.COMMITTED:
                 silent.append(i)
         return reveals, silent, missed
@@ -559,12 +560,12 @@ class Model:
         p = self.p
         holder = self.holder
         reveals, silent, missed = self.tally()
-        ballots = [(c, h, q) for _, c, h, q in reveals]
+        ballots = [(c, h, q) for _, c, h, q, _ in reveals]
         outcome = review(ballots, p.quorum, p.slash_band, p.advance_band, p.min_gain)
         child = self.lineage[-1]
         relayer, round_, submitted, _, _, codec = self.records[child]
         reward = 0
-        done = Finalized(outcome, {}, [], [], [], [], [], [], [])
+        done = Finalized(outcome, {}, [], [], [], [], [], [], [], [])
         if outcome.verdict != "void":
             self.champion_score = outcome.champion_score  # as this review's validators measure it
         if outcome.verdict == "accepted":
@@ -611,7 +612,7 @@ class Model:
         }
         if outcome.verdict != "void":  # a void review pays nothing from the pool
             fee = p.validator_fee
-            for validator, c, h, q in reveals if fee else []:  # seat order, while the pool lasts
+            for validator, c, h, q, _ in reveals if fee else []:  # seat order, while the pool lasts
                 if fee > self.pool:
                     break
                 if paid_in_band((c, h, q), outcome, p.band_bp):
@@ -623,7 +624,8 @@ class Model:
                 self.pool -= bounty
                 self.credit(caller, bounty)
                 done.bounty.append((caller, bounty))
-        for i in sorted(silent + missed):  # every review, void included
+        outliers = [reveals[n][4] for n in outvoted(ballots, outcome, p.slash_band)]
+        for i in sorted(silent + missed + outliers):  # every review, void included
             seat = self.seats[i]
             assert seat is not None
             who = seat.validator
@@ -634,6 +636,8 @@ class Model:
             if i in missed:
                 seat.misses += 1
                 done.missed.append((who, slash, seat.misses))
+            elif i in outliers:
+                done.outvoted.append((who, slash))
             else:
                 seat.ballot = Ballot.NONE
                 done.silent.append((who, slash))
@@ -1353,6 +1357,7 @@ class RelayMachine(RuleBasedStateMachine):
         self.expect_events(receipt, "ValidatorPaid", ("validator", "fee"), done.fees)
         self.expect_events(receipt, "KeeperPaid", ("keeper", "bounty"), done.bounty)
         self.expect_events(receipt, "ValidatorSlashed", ("validator", "amount"), done.silent)
+        self.expect_events(receipt, "ValidatorOutvoted", ("validator", "amount"), done.outvoted)
         self.expect_events(receipt, "ValidatorMissed", ("validator", "amount", "misses"), done.missed)  # fmt: skip
         self.expect_events(receipt, "ValidatorLeft", ("validator", "refund", "forced"), done.unseated)  # fmt: skip
         assert self.record(child) == m.records[child]
@@ -1361,6 +1366,7 @@ class RelayMachine(RuleBasedStateMachine):
         OUTCOMES["verdict", outcome.verdict] += 1
         OUTCOMES[f"verdict on {self.kind_of.get(child, '?')}", outcome.verdict] += 1
         OUTCOMES.update(("validator", f"missed ({misses} in a row)") for *_, misses in done.missed)
+        OUTCOMES.update(("validator", "outvoted") for _ in done.outvoted)
         for validator, _, _ in done.unseated:
             gone = any(v == validator and k >= p.max_misses for v, _, k in done.missed)
             OUTCOMES["validator", "unseated: missed maxMisses" if gone else "unseated: stake"] += 1

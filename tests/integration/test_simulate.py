@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ SMALL = SimConfig(
     dippers=1,
     validators=3,
     lazy_validators=1,
+    parrots=0,  # a fourth reveal moves every lower median: its own run below
     squatters=1,
     rounds=28,
     warmup=8,
@@ -145,6 +147,27 @@ def test_lazy_validators_are_slashed_for_every_silent_commit(run):
             if row["behaviour"] == "validator":
                 assert int(row["stake_lost_wei"]) == 0
                 assert int(row["fees_wei"]) > 0
+
+
+def test_a_parrot_is_charged_for_every_rejected_child_it_passed(tmp_path):
+    """A parrot reveals the champion's last published median as all three scores (delta 0): paid
+    beside the honest validators for good children, outvoted and charged slashNoRevealBp of its
+    stake in every rejected review it revealed in (its seat lost, it takes one again)."""
+    config = replace(
+        SMALL, walkers=0, subtle_poisoners=0, targeted_poisoners=0, dippers=0, free_riders=0,
+        stallers=0, lazy_validators=0, squatters=0, parrots=1, rounds=14, warmup=4, seeds=(0,),
+        baselines=False, churn_after=None,
+    )  # fmt: skip
+    (result,) = simulate(config, tmp_path, echo=lambda line: None)
+    p = result.params
+    per_slash = p.validator_stake * p.slash_no_reveal_bp // BP
+    passed = [r for r in result.rows if r.verdict == "rejected" and r.reveals == 4]
+    rows = read_csv(tmp_path / "seed-0" / "participants.csv")
+    (parrot,) = [r for r in rows if r["behaviour"] == "parrot"]
+    assert passed and int(parrot["fees_wei"]) > 0
+    assert int(parrot["stake_lost_wei"]) == len(passed) * per_slash
+    assert int(parrot["seats_lost"]) == len(passed)
+    assert all(int(r["stake_lost_wei"]) == 0 for r in rows if r["behaviour"] == "validator")
 
 
 def test_squatters_pay_for_every_missed_commit_and_lose_their_seats(run):

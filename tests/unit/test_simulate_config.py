@@ -68,9 +68,10 @@ def test_amounts_take_units_and_params_become_pairs():
 
 
 def test_every_validator_has_a_seat():
-    config = SimConfig(validators=4, lazy_validators=1, squatters=3)
+    config = SimConfig(validators=4, lazy_validators=1, parrots=0, squatters=3)
     assert config.overrides()["max_validators"] == 8
-    assert SimConfig().overrides()["max_validators"] == 5  # the task default already fits 3+1+1
+    assert SimConfig(parrots=0).overrides()["max_validators"] == 5  # the task default fits 3+1+1
+    assert SimConfig().overrides()["max_validators"] == 6  # 3 honest, lazy, parrot, squatter
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ consecutive queue places, one party's Sybils), subtle (a label-flipped mix aimed
 advance band by its own paired estimate), targeted (one class sent to another, overall score inside
 the band), dipper (a worse child, then the champion re-encoded under a new CID). Validators score
 the child and the champion on their held-out shard (paired ballot): honest, lazy (commit, never
-reveal: slashed) or squatter (takes a seat and never commits: charged per missed commit, seat lost
+reveal: slashed), parrot (reveals the champion's last published median as all three scores
+without scoring anything: an honest child's scores are close to it) or squatter (takes a seat and never commits: charged per missed commit, seat lost
 after maxMisses; it takes a seat again when it can).
 
 Beside the relay, off-chain baselines train on the same honest shards with the same number of

@@ -37,6 +37,7 @@ TRIES = {
     "dipper": "a worse child, then the champion re-encoded under a new CID",
     "validator": "scores child and champion on its held-out shard",
     "lazy_validator": "commits, never reveals",
+    "parrot": "reveals the champion's last published median as all three scores, never scores",
     "squatter": "takes a seat, never commits (takes one again when it loses it)",
     "keeper": "finalizes and skips",
 }

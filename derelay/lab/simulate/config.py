@@ -22,7 +22,7 @@ from derelay.trainer.contract import (
 from derelay.trainer.errors import ConfigError
 
 RELAYER_BEHAVIOURS = ("honest", "free_rider", "poisoner", "staller", *ADVERSARIES)
-VALIDATOR_BEHAVIOURS = ("validator", "lazy_validator", "squatter")
+VALIDATOR_BEHAVIOURS = ("validator", "lazy_validator", "parrot", "squatter")
 # SimConfig count field of each relayer behaviour, in join order.
 RELAYER_COUNTS = {
     "honest": "honest",
@@ -44,7 +44,9 @@ OVERRIDABLE = tuple(
     if name not in ("spec_cid", "genesis_cid", "genesis_score")
 )
 AMOUNT_FIELDS = ("compute_cost", "pool", "relayer_stake", "consumer_payment", "gas_price")
-COUNT_FIELDS = (*RELAYER_COUNTS.values(), "validators", "lazy_validators", "squatters")
+COUNT_FIELDS = (
+    *RELAYER_COUNTS.values(), "validators", "lazy_validators", "parrots", "squatters"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class SimConfig:
     dippers: int = 1
     validators: int = 3  # honest validators
     lazy_validators: int = 1  # commit, never reveal
+    parrots: int = 1  # reveal the last review's published medians, never score
     squatters: int = 1  # take a seat, never commit
     rounds: int = 60
     alpha: float | None = 0.5  # Dirichlet concentration of relayer shards; None: IID
@@ -93,7 +96,7 @@ class SimConfig:
                 raise ConfigError(f"simulation: {name} must be a whole number >= 0, got {value!r}")
         if self.honest < 1:
             raise ConfigError("simulation: at least one honest relayer is needed")
-        if self.validators + self.lazy_validators + self.squatters > 16:
+        if self.seats > 16:
             raise ConfigError("simulation: at most 16 validators (the contract's seat limit)")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise ConfigError(f"simulation: rounds must be >= 1, got {self.rounds!r}")
@@ -131,10 +134,15 @@ class SimConfig:
         """K: the number of relayers."""
         return sum(getattr(self, name) for name in RELAYER_COUNTS.values())
 
+    @property
+    def seats(self) -> int:
+        """Validators of every behaviour: one seat each."""
+        return self.validators + self.lazy_validators + self.parrots + self.squatters
+
     def overrides(self) -> dict[str, int]:
         """TaskParams overrides, with enough validator seats for every validator."""
         out = dict(self.params)
-        seats = self.validators + self.lazy_validators + self.squatters
+        seats = self.seats
         default_seats = TaskParams.__dataclass_fields__["max_validators"].default
         out.setdefault("max_validators", max(default_seats, seats))
         return out

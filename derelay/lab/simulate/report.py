@@ -273,6 +273,7 @@ def write_report(
         f"join after round {config.warmup}; adaptive ones aim {config.margin} bp inside the "
         f"advance band and hold out {config.estimate_fraction:g} of their shard to estimate",
         f"- validators {config.validators} honest + {config.lazy_validators} lazy + "
+        f"{config.parrots} parrots + "
         f"{config.squatters} squatters; rounds {config.rounds}; "
         f"alpha {config.alpha if config.alpha is not None else 'IID'}; "
         f"compute cost {config.compute_cost / ETHER:g} ETH per trained epoch; gas at {gas_price}; "

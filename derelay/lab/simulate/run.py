@@ -104,8 +104,7 @@ class Simulation:
         )
 
         behaviours = config.behaviours()
-        n_validators = config.validators + config.lazy_validators + config.squatters
-        accounts = [dev_account(i) for i in range(3 + len(behaviours) + n_validators)]
+        accounts = [dev_account(i) for i in range(3 + len(behaviours) + config.seats)]
 
         def fixed_gas(w3: Web3, account: LocalAccount, decoder: RevertDecoder) -> ChainClient:
             return FixedGasClient(
@@ -130,6 +129,8 @@ class Simulation:
         self.params = self.publisher.task_params(self.task_id)
         self.head_bytes = self.store.get(published.genesis_cid)
         self.champion_bytes = self.head_bytes
+        # The champion's median score as the last decided review published it: what a parrot reveals.
+        self.published_champion_score = self.genesis_score
 
         deal = deal_data(self.spec, config, seed)
         self.test = deal.test
@@ -171,6 +172,7 @@ class Simulation:
         kinds = (
             ["validator"] * config.validators
             + ["lazy_validator"] * config.lazy_validators
+            + ["parrot"] * config.parrots
             + ["squatter"] * config.squatters
         )
         counters.clear()
@@ -480,6 +482,8 @@ class Simulation:
             lazy = v.behaviour == "lazy_validator"
             if lazy:
                 scores = tuple(self.rng.randrange(0, 10_001) for _ in range(3))
+            elif v.behaviour == "parrot":  # an honest child scores about what the champion did
+                scores = (self.published_champion_score,) * 3
             else:
                 scores = (
                     self._score(v, child),
@@ -507,6 +511,9 @@ class Simulation:
         row.child_score, row.champion_score = verdict.child_score, verdict.champion_score
         row.delta, row.progress = verdict.delta, verdict.progress
         row.reveals, row.reward = verdict.reveals, verdict.reward
+        if row.verdict != "void":
+            crowned_score = verdict.child_score if row.crowned else verdict.champion_score
+            self.published_champion_score = crowned_score
         row.ballots = ";".join("/".join(map(str, s)) for _, s, _, lazy in ballots if not lazy)
         row.slashed = facts.relayer_slashed
         row.child_accuracy = self._test_accuracy(child)
