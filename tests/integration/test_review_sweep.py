@@ -125,9 +125,9 @@ def test_the_mirror_matches_the_chain_turn_by_turn(lab, tmp_path):
     chain's verdicts, medians, deltas, rewards, slashes and accuracies."""
     config = SimConfig(
         honest=3, free_riders=1, poisoners=1, stallers=1, walkers=2, subtle_poisoners=1,
-        targeted_poisoners=1, dippers=1, validators=3, lazy_validators=0, squatters=0, rounds=24,
-        warmup=3, alpha=0.5, seeds=(0,), churn_after=None, consumer_payment=0, baselines=False,
-        params=tuple(PARAMS.items()),
+        targeted_poisoners=1, dippers=1, validators=3, lazy_validators=0, parrots=0, squatters=0,
+        rounds=24, warmup=3, alpha=0.5, seeds=(0,), churn_after=None, consumer_payment=0,
+        baselines=False, params=tuple(PARAMS.items()),
     )  # fmt: skip
 
     chain = chain_relay(lab, config, tmp_path)

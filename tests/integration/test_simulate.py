@@ -323,8 +323,8 @@ def test_walker_sybils_hold_consecutive_turns_and_stay_within_the_band(tmp_path)
     every child they get accepted is within the advance band of the champion."""
     config = SimConfig(
         honest=1, free_riders=0, poisoners=0, stallers=0, walkers=3, subtle_poisoners=0,
-        targeted_poisoners=0, dippers=0, validators=3, lazy_validators=0, squatters=0, rounds=13,
-        warmup=5, alpha=None, seeds=(2,), baselines=False, consumer_payment=0,
+        targeted_poisoners=0, dippers=0, validators=3, lazy_validators=0, parrots=0, squatters=0,
+        rounds=13, warmup=5, alpha=None, seeds=(2,), baselines=False, consumer_payment=0,
     )  # fmt: skip
 
     (result,) = simulate(config, tmp_path, echo=lambda line: None)

@@ -74,8 +74,8 @@ class Lab:
     def _data_config(self, participants: int) -> SimConfig:
         counts = {name: 0 for name in RELAYER_COUNTS.values()} | {"honest": participants}
         return SimConfig(
-            **counts, validators=self.validators, lazy_validators=0, squatters=0, alpha=self.alpha,
-            test_fraction=self.test_fraction,
+            **counts, validators=self.validators, lazy_validators=0, parrots=0, squatters=0,
+            alpha=self.alpha, test_fraction=self.test_fraction,
         )  # fmt: skip
 
     def relayers(self, config: SimConfig) -> list[Relayer]:

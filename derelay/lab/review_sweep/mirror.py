@@ -62,7 +62,7 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
     rounds (the all-honest reference that `derelay.lab.simulate` also draws)."""
     if (config.alpha, config.seeds) != (lab.alpha, (lab.seed,)):
         raise ValueError("the lab holds another alpha's or seed's data")
-    if config.lazy_validators or config.squatters or config.validators != lab.validators:
+    if config.validators != lab.validators or config.seats != config.validators:
         raise ValueError("the mirror replays the lab's honest validators only")
     if config.test_fraction != lab.test_fraction:
         raise ValueError("the lab holds another split of the held-out data")
@@ -159,7 +159,7 @@ def scenario_config(
     if scenario != "honest":
         counts[RELAYER_COUNTS[scenario]] = WALKER_PLACES if scenario == "walker" else 1
     return SimConfig(
-        **counts, validators=3, lazy_validators=0, squatters=0, rounds=rounds_per_k * k,
+        **counts, validators=3, lazy_validators=0, parrots=0, squatters=0, rounds=rounds_per_k * k,
         warmup=warmup_per_k * k, alpha=alpha, seeds=(seed,), churn_after=None,
         consumer_payment=0, baselines=False, params=tuple(sorted((params or {}).items())),
     )  # fmt: skip
