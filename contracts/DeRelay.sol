@@ -125,7 +125,7 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         uint256 reveals;
         uint256 revealed; // bit i: seat i revealed (reveal n is the n-th set bit)
         uint256 silent; // bit i: seat i committed and did not reveal
-        uint256 outvoted; // bit i: seat i revealed a delta a majority put more than slashBand away
+        uint256 outvoted; // bit i: seat i passed a rejected child (`_markOutvoted`)
         uint256 missed; // bit i: seat i could have committed and did not
     }
 
@@ -966,10 +966,9 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
     }
 
     /// @dev Charge the validators of `round` that failed it, stake to the pool: a committed, unrevealed
-    /// ballot, or a reveal that passed a rejected child (`_markOutvoted`), costs `slashNoRevealBp`; a missed commit costs
-    /// `slashMissBp` and counts towards
-    /// `maxMisses`. A validator left under `validatorStake`, or at `maxMisses`, loses its seat and gets
-    /// the rest of its stake back.
+    /// ballot, or a reveal that passed a rejected child (`_markOutvoted`), costs `slashNoRevealBp`; a
+    /// missed commit costs `slashMissBp` and counts towards `maxMisses`. A validator left under
+    /// `validatorStake`, or at `maxMisses`, loses its seat and gets the rest of its stake back.
     function _chargeValidators(uint256 taskId, uint32 round, Config storage config, Ledger memory ledger, Tally memory t)
         private
     {
