@@ -142,9 +142,8 @@ class SimConfig:
     def overrides(self) -> dict[str, int]:
         """TaskParams overrides, with enough validator seats for every validator."""
         out = dict(self.params)
-        seats = self.seats
         default_seats = TaskParams.__dataclass_fields__["max_validators"].default
-        out.setdefault("max_validators", max(default_seats, seats))
+        out.setdefault("max_validators", max(default_seats, self.seats))
         return out
 
     def behaviours(self) -> list[str]:

@@ -129,8 +129,6 @@ class Simulation:
         self.params = self.publisher.task_params(self.task_id)
         self.head_bytes = self.store.get(published.genesis_cid)
         self.champion_bytes = self.head_bytes
-        # The champion's median score as the last decided review published it: what a parrot reveals.
-        self.published_champion_score = self.genesis_score
 
         deal = deal_data(self.spec, config, seed)
         self.test = deal.test
@@ -474,7 +472,9 @@ class Simulation:
             holder.commitment,
             max(1, claimed),
         )
-        review = self.publisher.task_state(self.task_id)  # its deadlines, as the contract counts
+        review = self.publisher.task_state(
+            self.task_id
+        )  # its deadlines as the contract counts them, and the champion score a parrot reveals
         ballots = []
         for v in self.validators:
             if not v.seated or v.behaviour == "squatter":
@@ -483,7 +483,7 @@ class Simulation:
             if lazy:
                 scores = tuple(self.rng.randrange(0, 10_001) for _ in range(3))
             elif v.behaviour == "parrot":  # an honest child scores about what the champion did
-                scores = (self.published_champion_score,) * 3
+                scores = (review.champion_score,) * 3
             else:
                 scores = (
                     self._score(v, child),
@@ -511,9 +511,6 @@ class Simulation:
         row.child_score, row.champion_score = verdict.child_score, verdict.champion_score
         row.delta, row.progress = verdict.delta, verdict.progress
         row.reveals, row.reward = verdict.reveals, verdict.reward
-        if row.verdict != "void":
-            crowned_score = verdict.child_score if row.crowned else verdict.champion_score
-            self.published_champion_score = crowned_score
         row.ballots = ";".join("/".join(map(str, s)) for _, s, _, lazy in ballots if not lazy)
         row.slashed = facts.relayer_slashed
         row.child_accuracy = self._test_accuracy(child)
