@@ -135,14 +135,14 @@ def poisoned_weights(
     safeguards: bool = False,
 ) -> tuple[bytes, int]:
     """(weights, samples) of training from `parent` on relabelled data (`relabelled`). Without
-    `safeguards` the spec's proximal term and logit adjustment are off; with them on, a skewed
-    shard does not also erase the classes it lacks, so the damage stays where the attacker put it
-    (and where its own estimate can see it)."""
+    `safeguards` the spec's proximal term, logit adjustment and distillation are off; with them
+    on, a skewed shard does not also erase the classes it lacks, so the damage stays where the
+    attacker put it (and where its own estimate can see it)."""
     model = build_model(spec)
     apply_weights(model, _tensors(spec, parent))
     bad = relabelled(data, mapping, spec.num_classes)
     if not safeguards:
-        cfg = replace(cfg, prox_mu=0.0, logit_adjust=0.0)
+        cfg = replace(cfg, prox_mu=0.0, logit_adjust=0.0, distill=0.0)
     report = train(model, bad.X, bad.y, cfg)
     return save_weights(model), report.samples
 

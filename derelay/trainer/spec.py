@@ -128,6 +128,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty passed to the optimizer
     prox_mu: float = 0.3  # mu/2*||w - w_parent||^2: fewer passes under label skew, same when IID
     logit_adjust: float = 1.0  # tau in logits + tau*log(local prior): skew no longer erases classes
+    distill: float = 3.0  # weight of KL(parent || child) on local samples: keeps absent classes
+    distill_temperature: float = 4.0  # softens both sides of that KL (Hinton et al. 2015)
     seed: int = 0  # the worker's: fixes the batch order and every other random draw
     device: str = "cpu"  # the worker's: "cpu", "cuda", or "auto" (cuda when a GPU is visible)
 
@@ -148,8 +150,11 @@ class TrainConfig:
 
 # The fields of a TrainConfig that a task spec recommends (its `train` object).
 RECOMMENDED = (
-    "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "prox_mu", "logit_adjust"
+    "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "prox_mu", "logit_adjust",
+    "distill", "distill_temperature",
 )  # fmt: skip
+# What a spec's `train` object written before distillation means by the keys it lacks: none.
+BEFORE_DISTILLATION = {"distill": 0.0, "distill_temperature": 1.0}
 
 
 def _check_recommended(train: Mapping[str, Any], fail: Fail) -> None:
@@ -162,6 +167,11 @@ def _check_recommended(train: Mapping[str, Any], fail: Fail) -> None:
     _check_float("train.weight_decay", train["weight_decay"], 0.0, 1.0, fail=fail)
     _check_float("train.prox_mu", train["prox_mu"], 0.0, 1000.0, fail=fail)
     _check_float("train.logit_adjust", train["logit_adjust"], 0.0, 10.0, fail=fail)
+    _check_float("train.distill", train["distill"], 0.0, 1000.0, fail=fail)
+    _check_float(
+        "train.distill_temperature", train["distill_temperature"], 0.0, 100.0, lo_open=True,
+        fail=fail,
+    )  # fmt: skip
 
 
 ArchArgs = NoArgs | MlpArgs | CnnArgs
@@ -377,7 +387,8 @@ def _parse(value: Any) -> TaskSpec:
     dataset = _str("dataset", doc["dataset"])
     _check_choice("arch", arch, ARCHS)
     _check_choice("dataset", dataset, DATASETS)
-    tr = _obj("train", doc["train"], set(RECOMMENDED))
+    later = frozenset(BEFORE_DISTILLATION)
+    tr = BEFORE_DISTILLATION | _obj("train", doc["train"], set(RECOMMENDED) - later, later)
     types = {f.name: f.type for f in fields(TrainConfig)}  # "int", "float" or "str"
     read = {"int": _int, "float": _float, "str": _str}
     recommended = {name: read[types[name]](f"train.{name}", tr[name]) for name in RECOMMENDED}

@@ -66,9 +66,23 @@ def test_the_spec_holds_the_recommended_hyperparameters_and_no_worker_setting():
     # act
     train = json.loads(digits_mlp_spec().to_json())["train"]
 
-    # check: the eight recommendations, at the defaults of TrainConfig
+    # check: the ten recommendations, at the defaults of TrainConfig
     assert train == TrainConfig().recommended()
-    assert "seed" not in train and "device" not in train and len(train) == 8
+    assert "seed" not in train and "device" not in train and len(train) == 10
+
+
+def test_a_spec_written_before_distillation_keeps_its_meaning():
+    # prepare: a train object without the two keys added later
+    doc = _doc()
+    del doc["train"]["distill"], doc["train"]["distill_temperature"]
+
+    # act
+    spec = TaskSpec.from_json(_encode(doc))
+
+    # check: it recommends no distillation, and says so once written again
+    assert spec.train.distill == 0.0
+    assert json.loads(spec.to_json())["train"]["distill"] == 0
+    assert TaskSpec.from_json(spec.to_json()) == spec
 
 
 def test_name_is_optional_and_integers_are_accepted_for_floats():
@@ -157,6 +171,11 @@ INVALID = [
     ("train.logit_adjust", -0.5),
     ("train.logit_adjust", 11),
     ("train.logit_adjust", _DELETE),
+    ("train.distill", -0.5),
+    ("train.distill", 1001),
+    ("train.distill", "3"),
+    ("train.distill_temperature", 0),
+    ("train.distill_temperature", 101),
     ("train.extra", 0),
     ("eval_fraction", 0),
     ("eval_fraction", 0.95),

@@ -13,7 +13,7 @@ SPEC = digits_mlp_spec()
 
 def _plain(**change: object) -> TrainConfig:
     """Plain cross-entropy (no proximal term, no logit adjustment) unless `change` says so."""
-    return TrainConfig(**{"prox_mu": 0.0, "logit_adjust": 0.0, **change})
+    return TrainConfig(**{"prox_mu": 0.0, "logit_adjust": 0.0, "distill": 0.0, **change})
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -104,6 +104,25 @@ def test_logit_adjustment_keeps_the_classes_a_skewed_shard_lacks(digits):
     assert not torch.equal(_flat(child), _flat(parent))  # one class still has a loss to learn from
 
 
+def test_distillation_keeps_what_the_parent_predicted_for_the_classes_a_shard_lacks(digits):
+    local, holdout = digits
+    parent = init_weights(SPEC, 0)
+    train(parent, local.X, local.y, _plain())
+    two_classes = local.subset(np.flatnonzero(np.isin(local.y, [3, 5])))
+    others = torch.as_tensor(holdout.X[~np.isin(holdout.y, [3, 5])])
+    with torch.no_grad():
+        before = parent(others).argmax(dim=1)
+    agreement = {}
+    for beta in (0.0, 3.0):
+        child = init_weights(SPEC, 0)
+        child.load_state_dict(parent.state_dict())
+        train(child, two_classes.X, two_classes.y, TrainConfig(epochs=2, distill=beta))
+        with torch.no_grad():
+            agreement[beta] = float((child(others).argmax(dim=1) == before).double().mean())
+    assert agreement[0.0] < 0.93  # the spec's other safeguards alone let the shard move them
+    assert agreement[3.0] > agreement[0.0] + 0.04
+
+
 def test_evaluate_is_floored_basis_points():
     spec = TaskSpec(arch="logreg", input_shape=(2,), num_classes=3, dataset="npz")
     model = init_weights(spec, 0)
@@ -158,6 +177,8 @@ def test_progress_bar(digits, capsys):
         {"weight_decay": -1.0},
         {"prox_mu": float("inf")},
         {"logit_adjust": -1.0},
+        {"distill": -1.0},
+        {"distill_temperature": 0.0},
         {"seed": -1},
         {"device": "tpu"},
     ],

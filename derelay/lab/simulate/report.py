@@ -266,8 +266,9 @@ def write_report(
         "The real DeRelay contract on the embedded chain (eth-tester), real training of the "
         f"{spec.dataset} {spec.arch.upper()}: an honest turn trains {train.epochs} local "
         f"epoch{'' if train.epochs == 1 else 's'} of {train.optimizer} (lr "
-        f"{train.lr:g}, proximal term {train.prox_mu:g}, logit adjustment {train.logit_adjust:g}), "
-        "a poisoner trains without either safeguard.",
+        f"{train.lr:g}, proximal term {train.prox_mu:g}, logit adjustment {train.logit_adjust:g}, "
+        f"distillation {train.distill:g} at temperature {train.distill_temperature:g}), "
+        "a poisoner trains without any of these safeguards.",
         "",
         f"- relayers K = {config.participants}: {counts} (poison {config.poison}); adversaries "
         f"join after round {config.warmup}; adaptive ones aim {config.margin} bp inside the "
