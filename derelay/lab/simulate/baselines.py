@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -77,11 +78,19 @@ def honest_reference(
     return out
 
 
+def _continuing(spec: TaskSpec, seed: int) -> TrainConfig:
+    """The spec's training for a model that goes on from where it stopped, not from another's
+    weights: distillation, which keeps a parent's predictions, is off."""
+    return replace(TrainConfig.from_spec(spec, seed=seed), distill=0.0)
+
+
 def centralized_curve(
     spec: TaskSpec, genesis: bytes, shards: Sequence[Dataset], test: Dataset, budget: int, seed: int
 ) -> Curve:
     """One model trained on the pooled shards, a turn-sized chunk at a time (one epoch over each
-    chunk, as a relay turn does), epoch after epoch of the pooled data, until `budget` samples."""
+    chunk, as a relay turn does), epoch after epoch of the pooled data, until `budget` samples.
+    Without distillation (`_continuing`): one model going on with its own training has no parent
+    whose view of other data to keep."""
     pooled = Dataset(np.concatenate([s.X for s in shards]), np.concatenate([s.y for s in shards]))
     chunk = max(1, round(len(pooled) / len(shards)))
     model = _model_from(spec, genesis)
@@ -95,7 +104,7 @@ def centralized_curve(
         take, order = order[:chunk], order[chunk:]
         part = pooled.subset(np.sort(take))
         step += 1
-        train(model, part.X, part.y, TrainConfig.from_spec(spec, seed=seed * 100_003 + step))
+        train(model, part.X, part.y, _continuing(spec, seed * 100_003 + step))
         xs.append(xs[-1] + len(part))
         ys.append(evaluate(model, test.X, test.y))
     return Curve("centralized", xs, ys)
@@ -128,8 +137,9 @@ def fedavg_curve(
 def local_curve(
     spec: TaskSpec, genesis: bytes, shards: Sequence[Dataset], test: Dataset, budget: int, seed: int
 ) -> Curve:
-    """Local-only: each client trains on its own shard alone, an epoch at a time; the curve is the
-    clients' mean test accuracy against the samples all of them processed together."""
+    """Local-only: each client trains on its own shard alone, an epoch at a time (without
+    distillation, as `centralized_curve`); the curve is the clients' mean test accuracy against the
+    samples all of them processed together."""
     models = [_model_from(spec, genesis) for _ in shards]
     xs, ys = [0], [evaluate(models[0], test.X, test.y)]
     epoch = 0
@@ -137,12 +147,7 @@ def local_curve(
         epoch += 1
         accs = []
         for i, (model, shard) in enumerate(zip(models, shards, strict=True)):
-            train(
-                model,
-                shard.X,
-                shard.y,
-                TrainConfig.from_spec(spec, seed=seed * 100_003 + 1000 * epoch + i),
-            )
+            train(model, shard.X, shard.y, _continuing(spec, seed * 100_003 + 1000 * epoch + i))
             accs.append(evaluate(model, test.X, test.y))
         xs.append(xs[-1] + sum(len(s) for s in shards))
         ys.append(round(statistics.fmean(accs)))
