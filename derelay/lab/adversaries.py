@@ -142,7 +142,7 @@ def poisoned_weights(
     apply_weights(model, _tensors(spec, parent))
     bad = relabelled(data, mapping, spec.num_classes)
     if not safeguards:
-        cfg = replace(cfg, prox_mu=0.0, logit_adjust=0.0, distill=0.0)
+        cfg = cfg.without_safeguards()
     report = train(model, bad.X, bad.y, cfg)
     return save_weights(model), report.samples
 

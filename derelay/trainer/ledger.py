@@ -60,9 +60,7 @@ class MoneyKind(Enum):
     TIMEOUT = "timeout"  # a relayer's stake to the pool: its turn ran out
     REJECTED = "rejected"  # a relayer's stake to the pool: its child was rejected
     NO_REVEAL = "no reveal"  # a validator's stake to the pool: it committed and did not reveal
-    OUTVOTED = (
-        "outvoted"  # a validator's stake to the pool: it passed a child the majority rejected
-    )
+    OUTVOTED = "outvoted"  # a validator's stake to the pool: it passed a rejected child
     MISSED = "missed"  # a validator's stake to the pool: it missed a commit
     ROYALTY = "royalty"  # owed royalties became withdrawable; the pool does not move
 

@@ -46,9 +46,7 @@ class Payout:
     keeper_bounties: int  # bounties for skip and finalize
     royalties_settled: int  # royalties already moved to withdrawable
     royalties_pending: int  # royalties owed, not yet settled
-    slashed: (
-        int  # stake lost to slashes: relayer (timeout, rejected), validator (no reveal, outvoted)
-    )
+    slashed: int  # slashes: relayer (timeout, rejected), validator (no reveal, outvoted)
     missed_charges: int  # validator stake lost to missed commits (ValidatorMissed)
     relayer_stake: int  # held now in the queue
     validator_stake: int  # held now in a seat

@@ -143,6 +143,11 @@ class TrainConfig:
         """The spec's recommended hyperparameters, with this worker's seed and device."""
         return replace(spec.train, seed=seed, device=device)
 
+    def without_safeguards(self) -> TrainConfig:
+        """The same training as plain cross-entropy: no proximal term, no logit adjustment, no
+        distillation (what a poisoner trains with, and the centralized reference)."""
+        return replace(self, prox_mu=0.0, logit_adjust=0.0, distill=0.0)
+
     def recommended(self) -> dict[str, Any]:
         """The fields a task spec holds: all but the worker's seed and device."""
         return {name: getattr(self, name) for name in RECOMMENDED}

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ SPEC = digits_mlp_spec()
 
 def _plain(**change: object) -> TrainConfig:
     """Plain cross-entropy (no proximal term, no logit adjustment) unless `change` says so."""
-    return TrainConfig(**{"prox_mu": 0.0, "logit_adjust": 0.0, "distill": 0.0, **change})
+    return replace(TrainConfig().without_safeguards(), **change)
 
 
 @pytest.fixture(autouse=True, scope="module")

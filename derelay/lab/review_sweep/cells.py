@@ -171,9 +171,7 @@ def central_target(
 ) -> tuple[float, float | None]:
     """(share x centralized accuracy in points, passes centralized takes to reach it): one model on
     the K relayers' pooled shards, plain SGD and plain cross-entropy (the reference experiment's)."""
-    plain = replace(
-        lab.spec, train=replace(lab.spec.train, prox_mu=0.0, logit_adjust=0.0, distill=0.0)
-    )
+    plain = replace(lab.spec, train=lab.spec.train.without_safeguards())
     shards = [r.data for r in lab.relayers(scenario_config(k, lab.alpha, lab.seed, "honest", 1, 0))]
     held = sum(len(s) for s in shards)
     curve = centralized_curve(plain, lab.genesis, shards, lab.test, passes * held, lab.seed)

@@ -17,8 +17,9 @@ advance band by its own paired estimate), targeted (one class sent to another, o
 the band), dipper (a worse child, then the champion re-encoded under a new CID). Validators score
 the child and the champion on their held-out shard (paired ballot): honest, lazy (commit, never
 reveal: slashed), parrot (reveals the champion's last published median as all three scores
-without scoring anything: an honest child's scores are close to it) or squatter (takes a seat and never commits: charged per missed commit, seat lost
-after maxMisses; it takes a seat again when it can).
+without scoring anything: an honest child's scores are close to it) or squatter (takes a seat and
+never commits: charged per missed commit, seat lost after maxMisses; it takes a seat again when it
+can).
 
 Beside the relay, off-chain baselines train on the same honest shards with the same number of
 samples: centralized training, FedAvg, local-only training, and the all-honest relay (the same

@@ -131,8 +131,6 @@ def make_child(
         weights = save_weights(init_weights(spec, 1 + turn_seed(seed, round_) % (2**31)))
         return ChildWork(weights, None, cfg)
     flipped = Dataset(data.X, (spec.num_classes - 1 - data.y).astype(np.int64))
-    cfg = replace(
-        cfg, epochs=config.poison_epochs, prox_mu=0.0, logit_adjust=0.0, distill=0.0
-    )  # no safeguard
+    cfg = replace(cfg.without_safeguards(), epochs=config.poison_epochs)
     result = train_child(spec, parent, flipped, cfg)
     return ChildWork(result.weights, result, cfg)

@@ -472,9 +472,8 @@ class Simulation:
             holder.commitment,
             max(1, claimed),
         )
-        review = self.publisher.task_state(
-            self.task_id
-        )  # its deadlines as the contract counts them, and the champion score a parrot reveals
+        # its deadlines as the contract counts them, and the champion score a parrot reveals
+        review = self.publisher.task_state(self.task_id)
         ballots = []
         for v in self.validators:
             if not v.seated or v.behaviour == "squatter":
