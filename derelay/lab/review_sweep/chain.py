@@ -20,7 +20,9 @@ def chain_relay(lab: Lab, config: SimConfig, out_dir: Path) -> Relay:
     verdicts, scores, rewards and slashes from the chain's events."""
     (seed,) = config.seeds
     with tempfile.TemporaryDirectory(prefix="derelay-sweep-") as store:
-        result = Simulation(config, seed, out_dir, Path(store), echo=lambda line: None).run()
+        result = Simulation(
+            config, seed, out_dir, Path(store), echo=lambda line: None, spec=lab.spec
+        ).run()
     index = {name: i for i, name in enumerate(_names(config))}
     turns, head_gap = [], 0
     for row, champion in zip(result.rows, result.champions, strict=True):

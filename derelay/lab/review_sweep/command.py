@@ -18,7 +18,7 @@ from derelay.lab.review_sweep.mirror import SCENARIOS
 from derelay.lab.review_sweep.report import report
 from derelay.lab.review_sweep.targets import _params, make_grid, rank, sweep
 from derelay.lab.scores import SCORES
-from derelay.trainer.spec import digits_mlp_spec
+from derelay.lab.simulate import TASKS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -28,12 +28,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     description = sys.modules[__package__].__doc__.splitlines()[0]
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=Path("out/review"))
+    parser.add_argument(
+        "--task", choices=TASKS, default="mnist",
+        help="The task relayed: mnist (10,000 digits, 334 per validator) or digits (1,797, 60).",
+    )  # fmt: skip
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 10])
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.5, 100.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--slash-bands", type=int, nargs="+", default=[1500, 3000])
-    parser.add_argument("--advance-bands", type=int, nargs="+", default=[340, 500, 670])
-    parser.add_argument("--grid-min-gains", type=int, nargs="+", default=[170, 340])
+    parser.add_argument("--slash-bands", type=int, nargs="+", default=[3000])
+    parser.add_argument("--advance-bands", type=int, nargs="+", default=[250, 280, 340])
+    parser.add_argument("--grid-min-gains", type=int, nargs="+", default=[170])
     parser.add_argument(
         "--min-gains", type=int, nargs="+", default=[1, 50, 167, 170, 250, 340, 500]
     )
@@ -53,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.chain and args.score != "accuracy":
         parser.error("--chain replays the worker's validators, which commit accuracy: drop --score")
     torch.set_num_threads(1)  # small models: threads only contend on shared cores
-    spec = digits_mlp_spec()
+    spec = TASKS[args.task]()
     args.out.mkdir(parents=True, exist_ok=True)
     grid = make_grid(args.slash_bands, args.advance_bands, args.grid_min_gains)
     started = time.perf_counter()

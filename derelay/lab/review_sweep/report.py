@@ -26,8 +26,7 @@ from derelay.lab.review_sweep.targets import (
     param_name,
     rank,
 )
-from derelay.lab.simulate import SimConfig
-from derelay.trainer.spec import digits_mlp_spec
+from derelay.lab.simulate import TASKS, SimConfig
 
 
 def _pct(x: float) -> str:
@@ -213,14 +212,15 @@ def report(
     each adversary's row, the evidence behind each band and minGain, and the chain's check."""
     current = param_name({k: DEFAULTS[k] for k in SWEPT})
     best = rank(results)[0]
-    shard = len(Lab(digits_mlp_spec(), 0.5, args.seeds[0]).holdouts[0])
+    spec = TASKS[args.task]()
+    shard = len(Lab(spec, 0.5, args.seeds[0]).holdouts[0])
     lines = [
         "# Review v2 defaults: the review sweep",
         "",
         f"`{command_line(argv)}` ({minutes:.0f} min on 2 shared cores)",
         "",
-        f"K in {args.ks}, Dirichlet alpha in {args.alphas} (100: IID in effect), seeds "
-        f"{args.seeds}; {args.rounds_per_k} passes (K rounds each), adversaries joining after "
+        f"Task {spec.name}; K in {args.ks}, Dirichlet alpha in {args.alphas} (100: IID in "
+        f"effect), seeds {args.seeds}; {args.rounds_per_k} passes (K rounds each), adversaries joining after "
         f"{args.warmup_per_k}; three honest validators, each scoring the child and the champion on "
         f"its own held-out shard of {shard} digits; the score they commit: {args.score} "
         f"(`derelay.lab.scores`; with accuracy one sample moves a score by {10_000 // shard} bp). "
