@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from derelay.deploy.tasks import parse_param_overrides
+from derelay.trainer.spec import BUILTIN_TASKS
 
 
 @click.command()
@@ -50,7 +51,7 @@ def demo(out: Path, rounds: int, seed: int) -> None:
 @click.option("--parrots", type=int, help="Validators that reveal the last medians unscored.")
 @click.option("--rounds", type=int)
 @click.option(
-    "--task", type=click.Choice(["digits", "mnist"]), help="The task relayed (default digits)."
+    "--task", type=click.Choice(list(BUILTIN_TASKS)), help="The task relayed (default digits)."
 )
 @click.option("--alpha", help="Dirichlet alpha of relayer shards, or iid.")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeatable; default 0).")

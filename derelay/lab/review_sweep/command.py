@@ -18,7 +18,7 @@ from derelay.lab.review_sweep.mirror import SCENARIOS
 from derelay.lab.review_sweep.report import report
 from derelay.lab.review_sweep.targets import _params, make_grid, rank, sweep
 from derelay.lab.scores import SCORES
-from derelay.lab.simulate import TASKS
+from derelay.trainer.spec import BUILTIN_TASKS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=Path("out/review"))
     parser.add_argument(
-        "--task", choices=TASKS, default="mnist",
+        "--task", choices=BUILTIN_TASKS, default="mnist",
         help="The task relayed: mnist (10,000 digits, 334 per validator) or digits (1,797, 60).",
     )  # fmt: skip
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 10])
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.chain and args.score != "accuracy":
         parser.error("--chain replays the worker's validators, which commit accuracy: drop --score")
     torch.set_num_threads(1)  # small models: threads only contend on shared cores
-    spec = TASKS[args.task]()
+    spec = BUILTIN_TASKS[args.task]()
     args.out.mkdir(parents=True, exist_ok=True)
     grid = make_grid(args.slash_bands, args.advance_bands, args.grid_min_gains)
     started = time.perf_counter()

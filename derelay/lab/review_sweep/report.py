@@ -26,7 +26,8 @@ from derelay.lab.review_sweep.targets import (
     param_name,
     rank,
 )
-from derelay.lab.simulate import TASKS, SimConfig
+from derelay.lab.simulate import SimConfig
+from derelay.trainer.spec import BUILTIN_TASKS
 
 
 def _pct(x: float) -> str:
@@ -212,7 +213,7 @@ def report(
     each adversary's row, the evidence behind each band and minGain, and the chain's check."""
     current = param_name({k: DEFAULTS[k] for k in SWEPT})
     best = rank(results)[0]
-    spec = TASKS[args.task]()
+    spec = BUILTIN_TASKS[args.task]()
     shard = len(Lab(spec, 0.5, args.seeds[0]).holdouts[0])
     lines = [
         "# Review v2 defaults: the review sweep",

@@ -37,11 +37,12 @@ from pathlib import Path
 
 from derelay.lab.simulate.baselines import centralized_curve, fedavg_curve, local_curve
 from derelay.lab.simulate.behaviours import deal_data, genesis_of, make_child
-from derelay.lab.simulate.config import DEFAULT_SEED, RELAYER_COUNTS, TASKS, SimConfig
+from derelay.lab.simulate.config import DEFAULT_SEED, RELAYER_COUNTS, SimConfig
 from derelay.lab.simulate.fairness import summarize
 from derelay.lab.simulate.records import SeedResult, SeedSummary, SimulatedRound
 from derelay.lab.simulate.report import write_outputs, write_report
 from derelay.lab.simulate.run import Simulation
+from derelay.trainer.spec import BUILTIN_TASKS
 
 
 def simulate(
@@ -50,7 +51,7 @@ def simulate(
     """Run every seed of `config`; write per-seed outputs under out_dir/seed-<s>/ and report.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config.to_json_dict(), indent=2) + "\n")
-    spec = TASKS[config.task]()
+    spec = BUILTIN_TASKS[config.task]()
     results = []
     for seed in config.seeds:
         with tempfile.TemporaryDirectory(prefix="derelay-sim-") as store_dir:
@@ -73,7 +74,6 @@ __all__ = [
     "SeedSummary",
     "SimConfig",
     "SimulatedRound",
-    "TASKS",
     "Simulation",
     "centralized_curve",
     "deal_data",

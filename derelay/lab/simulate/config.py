@@ -20,7 +20,7 @@ from derelay.trainer.contract import (
     TaskParams,
 )
 from derelay.trainer.errors import ConfigError
-from derelay.trainer.spec import digits_mlp_spec, mnist_mlp_spec
+from derelay.trainer.spec import BUILTIN_TASKS
 
 RELAYER_BEHAVIOURS = ("honest", "free_rider", "poisoner", "staller", *ADVERSARIES)
 VALIDATOR_BEHAVIOURS = ("validator", "lazy_validator", "parrot", "squatter")
@@ -38,10 +38,6 @@ RELAYER_COUNTS = {
 # What each behaviour tries, for the report.
 POISON_MODES = ("label_flip", "random", "alternate")
 DEFAULT_SEED = 0
-# The tasks a relay of the lab can train, by name. The review sweep relays MNIST: its validators
-# hold 334 held-out digits each, where the 8x8 digits leave them 60, too few to tell a child 3
-# points worse from an equal one (one digit moves a score by 167 bp).
-TASKS = {"digits": digits_mlp_spec, "mnist": mnist_mlp_spec}
 # TaskParams fields a simulation may override (the CIDs and genesis score come from publishing).
 OVERRIDABLE = tuple(
     name
@@ -77,7 +73,7 @@ class SimConfig:
     parrots: int = 1  # reveal the last review's published medians, never score
     squatters: int = 1  # take a seat, never commit
     rounds: int = 60
-    task: str = "digits"  # the task relayed (`TASKS`): the demo's digits MLP, or the MNIST one
+    task: str = "digits"  # the task relayed (`BUILTIN_TASKS`): the demo's digits MLP, or MNIST
     alpha: float | None = 0.5  # Dirichlet concentration of relayer shards; None: IID
     seeds: tuple[int, ...] = (DEFAULT_SEED,)
     warmup: int = 10  # rounds with honest relayers only
@@ -118,8 +114,8 @@ class SimConfig:
             raise ConfigError("simulation: gas_price must be >= 0 (or none)")
         if self.churn_after is not None and self.churn_after < 1:
             raise ConfigError("simulation: churn_after must be >= 1 (or none)")
-        if self.task not in TASKS:
-            raise ConfigError(f"simulation: task must be one of {', '.join(TASKS)}")
+        if self.task not in BUILTIN_TASKS:
+            raise ConfigError(f"simulation: task must be one of {', '.join(BUILTIN_TASKS)}")
         if self.poison not in POISON_MODES:
             raise ConfigError(f"simulation: poison must be one of {', '.join(POISON_MODES)}")
         if not 0 < self.test_fraction < 1:

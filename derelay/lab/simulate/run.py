@@ -36,7 +36,7 @@ from derelay.lab.simulate.baselines import (
     local_curve,
 )
 from derelay.lab.simulate.behaviours import SQUATTER_STAKE, deal_data, make_child
-from derelay.lab.simulate.config import RELAYER_BEHAVIOURS, TASKS, SimConfig
+from derelay.lab.simulate.config import RELAYER_BEHAVIOURS, SimConfig
 from derelay.lab.simulate.records import (
     Curve,
     Participant,
@@ -57,7 +57,7 @@ from derelay.trainer.errors import ContractRevert, Revert
 from derelay.trainer.keys import dev_account
 from derelay.trainer.ledger import MoneyKind, Role, RoundFacts, TaskLogs, fold_events
 from derelay.trainer.payouts import Payout, task_payouts
-from derelay.trainer.spec import TaskSpec
+from derelay.trainer.spec import BUILTIN_TASKS, TaskSpec
 from derelay.trainer.steps import (
     RELAY_CARD_FORMAT,
     relay_card,
@@ -89,7 +89,7 @@ class Simulation:
         self.seed = seed
         self.out_dir = out_dir
         self.echo = echo
-        self.spec = spec or TASKS[config.task]()  # the lab's own spec where it has one
+        self.spec = spec or BUILTIN_TASKS[config.task]()  # the lab's own spec where it has one
         self.rng = random.Random(seed)
         self.store = LocalStore(store_dir)
         self.flows: list[tuple[int, str, str, int]] = []
