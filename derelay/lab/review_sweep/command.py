@@ -75,6 +75,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             echo=lambda line: print(line, flush=True),
         )  # fmt: skip
     minutes = (time.perf_counter() - started) / 60
-    lines = report(argv, args, results, confirmed, minutes)
+    lines = report(argv, args, results, confirmed, minutes, spec)
     (args.out / "review.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

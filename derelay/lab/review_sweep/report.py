@@ -27,7 +27,7 @@ from derelay.lab.review_sweep.targets import (
     rank,
 )
 from derelay.lab.simulate import SimConfig
-from derelay.trainer.spec import BUILTIN_TASKS
+from derelay.trainer.spec import TaskSpec
 
 
 def _pct(x: float) -> str:
@@ -208,12 +208,12 @@ def report(
     results: dict[str, list[CellResult]],
     confirmed: Sequence[tuple[int, float, int, str, int, list[str]]] | None,
     minutes: float,
+    spec: TaskSpec,
 ) -> list[str]:
     """review.md: the targets for the best parameter set (and the current defaults), the grid,
     each adversary's row, the evidence behind each band and minGain, and the chain's check."""
     current = param_name({k: DEFAULTS[k] for k in SWEPT})
     best = rank(results)[0]
-    spec = BUILTIN_TASKS[args.task]()
     shard = len(Lab(spec, 0.5, args.seeds[0]).holdouts[0])
     lines = [
         "# Review v2 defaults: the review sweep",
@@ -221,8 +221,8 @@ def report(
         f"`{command_line(argv)}` ({minutes:.0f} min on 2 shared cores)",
         "",
         f"Task {spec.name}; K in {args.ks}, Dirichlet alpha in {args.alphas} (100: IID in "
-        f"effect), seeds {args.seeds}; {args.rounds_per_k} passes (K rounds each), adversaries joining after "
-        f"{args.warmup_per_k}; three honest validators, each scoring the child and the champion on "
+        f"effect), seeds {args.seeds}; {args.rounds_per_k} passes (K rounds each), adversaries "
+        f"joining after {args.warmup_per_k}; three honest validators, each scoring the child and the champion on "
         f"its own held-out shard of {shard} digits; the score they commit: {args.score} "
         f"(`derelay.lab.scores`; with accuracy one sample moves a score by {10_000 // shard} bp). "
         "Every figure comes from `mirror_relay`, "
