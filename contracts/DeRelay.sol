@@ -487,7 +487,6 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         seat.championScore = 0;
         seat.parentScore = 0;
         seat.ballot = Ballot.Committed;
-        seat.misses = 0;
         _commitments[taskId][seatPlusOne - 1] = commitment;
         emit ScoreCommitted(taskId, round, msg.sender, commitment);
     }
@@ -527,6 +526,7 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
         seat.championScore = championScore;
         seat.parentScore = parentScore;
         seat.ballot = Ballot.Revealed;
+        seat.misses = 0;
         emit ScoreRevealed(taskId, round, msg.sender, childScore, championScore, parentScore);
     }
 
@@ -982,16 +982,20 @@ contract DeRelay is IDeRelay, ReentrancyGuard {
                 uint256 slash = uint256(v.stake) * (missed ? config.slashMissBp : config.slashNoRevealBp) / BP;
                 v.stake -= uint96(slash);
                 ledger.pool += uint128(slash);
+                // A review without a reveal from the seat (no commit, or a commit left unrevealed)
+                // is a miss: a stake of any size keeps a seat that never reveals for maxMisses reviews.
                 uint8 misses;
-                if (missed) {
-                    misses = seat.misses + 1;
-                    seat.misses = misses;
-                    emit ValidatorMissed(taskId, round, account, slash, misses);
-                } else if ((t.outvoted >> i) & 1 != 0) {
+                if ((t.outvoted >> i) & 1 != 0) {
                     emit ValidatorOutvoted(taskId, round, account, slash);
                 } else {
-                    seat.ballot = Ballot.None;
-                    emit ValidatorSlashed(taskId, round, account, slash);
+                    misses = seat.misses + 1;
+                    seat.misses = misses;
+                    if (missed) {
+                        emit ValidatorMissed(taskId, round, account, slash, misses);
+                    } else {
+                        seat.ballot = Ballot.None;
+                        emit ValidatorSlashed(taskId, round, account, slash, misses);
+                    }
                 }
                 if (v.stake < config.validatorStake || misses >= config.maxMisses) {
                     _removeValidator(taskId, account, v, true);

@@ -53,7 +53,7 @@ interface IDeRelay {
         uint32 maxQueue; // longest relay queue
         uint16 slashBand; // reject (and slash) a child whose median delta to the champion is below -slashBand
         uint16 advanceBand; // the child becomes the head when its median delta is >= -advanceBand (<= slashBand)
-        uint8 maxMisses; // consecutive missed commits that cost a validator its seat (>= 1)
+        uint8 maxMisses; // consecutive reviews without a reveal that cost a validator its seat (>= 1)
         uint16 minGain; // least gain over the champion that crowns a child, and earns baseReward (>= 1)
         uint96 baseReward; // paid for a crowned child whose gain over its parent is >= minGain too
         uint96 rewardPerPoint; // paid per bp of gain over the champion
@@ -89,7 +89,7 @@ interface IDeRelay {
         uint16 championScore; // revealed score of the champion, on the same held-out data
         Ballot ballot;
         uint16 parentScore; // revealed score of the child's parent (the head it was trained from)
-        uint8 misses; // consecutive reviews it could have committed to and did not
+        uint8 misses; // consecutive reviews it could have revealed in and did not
     }
 
     /// @notice A task's state as views return it.
@@ -190,14 +190,18 @@ interface IDeRelay {
     event ChampionCrowned(
         uint256 indexed taskId, uint32 indexed round, address indexed relayer, bytes32 digest, uint16 score, uint16 gain
     );
-    /// @notice A seated validator did not commit to a review it could have committed to, and lost stake.
+    /// @notice A seated validator did not commit to a review it could have committed to, and lost
+    /// stake; `misses` counts its reviews without a reveal in a row.
     event ValidatorMissed(
         uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount, uint8 misses
     );
     /// @notice A validator earned its fee for an in-band reveal.
     event ValidatorPaid(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 fee);
-    /// @notice A validator committed and did not reveal, and lost stake to the pool.
-    event ValidatorSlashed(uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount);
+    /// @notice A validator committed and did not reveal, and lost stake to the pool; `misses` counts
+    /// its reviews without a reveal in a row.
+    event ValidatorSlashed(
+        uint256 indexed taskId, uint32 indexed round, address indexed validator, uint256 amount, uint8 misses
+    );
     /// @notice In a rejected review, a validator revealed a paired difference more than `slashBand`
     /// above the median, which a majority of the reveals agreed on (it passed a child that they found
     /// bad enough to reject), and lost stake to the pool as if it had not revealed.
@@ -394,7 +398,7 @@ interface IDeRelay {
     function leaveValidator(uint256 taskId) external;
 
     /// @notice Commit to hidden scores of the child under review and of the champion, before the
-    /// commit window ends. A commit clears the seat's missed-commit count.
+    /// commit window ends.
     /// @param taskId The task.
     /// @param round The round under review.
     /// @param commitment keccak256(abi.encode(taskId, round, childScore, championScore, salt,
@@ -402,6 +406,7 @@ interface IDeRelay {
     function commitScore(uint256 taskId, uint32 round, bytes32 commitment) external;
 
     /// @notice Reveal the committed scores, after the commit window and before the reveal window ends.
+    /// A reveal clears the seat's count of reviews without one.
     /// @param taskId The task.
     /// @param round The round under review.
     /// @param childScore Accuracy of the child on the validator's held-out data, in bp (0..10000).
@@ -432,8 +437,8 @@ interface IDeRelay {
     /// In a decided review each reveal within `bandBp` of both the child's median and `delta` earns
     /// `validatorFee`, and the caller `validatorFee * keeperBountyBp / 10000`, from the pool. In every
     /// review a validator that committed and did not reveal loses `slashNoRevealBp` of its stake, and
-    /// one that could have committed and did not loses `slashMissBp` and, after `maxMisses` such
-    /// reviews in a row, its seat. In a rejected review where more than half of the reveals lie
+    /// one that could have committed and did not loses `slashMissBp`; after `maxMisses` reviews in a
+    /// row without a reveal (of either kind) it loses its seat, whatever its stake. In a rejected review where more than half of the reveals lie
     /// within `slashBand` of `delta`, each reveal more than `slashBand` above it loses
     /// `slashNoRevealBp` too: it passed a child the majority found bad enough to reject, as a
     /// validator that reveals without scoring (the last published medians, say) does. Any validator

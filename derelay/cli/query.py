@@ -65,8 +65,8 @@ def status_lines(relay: DeRelayContract, task_id: int, verdicts: int = 5) -> lis
     misses = [seat for seat in relay.seats(task_id) if int(seat.validator, 16) and seat.misses]
     for seat in misses:
         lines.append(
-            f"  validator {seat.validator} (seat {seat.index}) missed {seat.misses} of "
-            f"{params.max_misses} commits in a row"
+            f"  validator {seat.validator} (seat {seat.index}) revealed in none of its last "
+            f"{seat.misses} reviews (its seat goes after {params.max_misses})"
         )
     return lines
 

@@ -84,7 +84,7 @@ class TaskParams:
     max_queue: int = 256  # longest relay queue
     slash_band: int = 3000  # reject and slash below champion - slash_band (bp); wide for label skew
     advance_band: int = 280  # the child becomes the head at >= champion - advance_band (bp)
-    max_misses: int = 3  # missed commits in a row that cost a validator its seat
+    max_misses: int = 3  # reviews in a row without a reveal that cost a validator its seat
     min_gain: int = 170  # least gain over the champion (bp) that crowns a child: > 1 in 60
     base_reward: int = ETHER // 100  # paid when the gain over the parent is >= min_gain too
     reward_per_point: int = ETHER // 10_000  # per bp of min(gain over champion, over parent)
@@ -228,7 +228,7 @@ class SeatState:
     champion_score: int
     parent_score: int
     ballot: Ballot
-    misses: int  # consecutive reviews it could have committed to and did not
+    misses: int  # consecutive reviews it could have revealed in and did not
 
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"

@@ -189,7 +189,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Miss:
-    """A validator missed a commit it could have made (its `misses` in a row so far)."""
+    """A validator missed a commit it could have made (`misses`: its reviews without a reveal in a
+    row so far)."""
 
     validator: str
     amount: int

@@ -567,9 +567,9 @@ contract RelayHandler {
     /// @notice No reachable state rejects every honest child: from the current state of task `t`,
     /// honest newcomers take every free seat and each holder submits an honest child (the
     /// champion's quality + minGain); rounds are void while squatters and silent validators hold
-    /// seats, which they lose within maxMisses rounds (a silent one within seven no-reveal
-    /// slashes). The child must be crowned unless liars outvote the honest (the documented
-    /// bound). Meant for an invariant, whose state changes forge throws away.
+    /// seats, which they lose after maxMisses reviews without a reveal, whatever their stake. The
+    /// child must be crowned unless liars outvote the honest (the documented bound). Meant for an
+    /// invariant, whose state changes forge throws away.
     function probeHonestChild(uint256 t) external returns (ProbeOutcome) {
         vm.warp(clock);
         IDeRelay.TaskParams memory p = relay.taskParams(t);

@@ -110,7 +110,7 @@ def test_accept_cycle(chain: Chain, actors: Actors, invariant: Invariant):
         addr(v[2]),
     ]
     assert events_in(keeper, receipt, "ValidatorSlashed") == [
-        {"taskId": task, "round": 1, "validator": addr(v[4]), "amount": silent_slash}
+        {"taskId": task, "round": 1, "validator": addr(v[4]), "amount": silent_slash, "misses": 1}
     ]
     assert events_in(keeper, receipt, "KeeperPaid") == [
         {"taskId": task, "round": 1, "keeper": addr(keeper), "bounty": FINALIZE_BOUNTY}

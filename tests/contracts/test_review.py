@@ -254,7 +254,7 @@ def test_the_holder_is_never_charged_for_its_own_review_and_may_leave_its_seat(
     invariant.check()
 
 
-def test_a_commit_clears_the_missed_commits_and_max_misses_in_a_row_cost_the_seat(
+def test_a_reveal_clears_the_misses_and_max_misses_in_a_row_cost_the_seat(
     chain: Chain, actors: Actors, invariant: Invariant
 ):
     task = make_task(actors, max_validators=3)
@@ -284,7 +284,7 @@ def test_a_commit_clears_the_missed_commits_and_max_misses_in_a_row_cost_the_sea
     turn("c-1", honest)
     turn("c-2", honest)
     assert lazy.seats(task)[2].misses == 2
-    turn("c-3", [*honest, Vote(lazy, 5000)])  # one commit in time clears the count (and earns)
+    turn("c-3", [*honest, Vote(lazy, 5000)])  # one reveal clears the count (and earns)
     assert lazy.seats(task)[2].misses == 0
     turn("c-4", honest)
     turn("c-5", honest)

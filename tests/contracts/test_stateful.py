@@ -204,7 +204,7 @@ class Finalized:
     relayer_slashed: list[tuple[str, int]]  # RelayerSlashed (rejected): relayer, amount
     fees: list[tuple[str, int]]  # ValidatorPaid: validator, fee
     bounty: list[tuple[str, int]]  # KeeperPaid: keeper, bounty
-    silent: list[tuple[str, int]]  # ValidatorSlashed: validator, amount
+    silent: list[tuple[str, int, int]]  # ValidatorSlashed: validator, amount, misses
     outvoted: list[tuple[str, int]]  # ValidatorOutvoted: validator, amount
     missed: list[tuple[str, int, int]]  # ValidatorMissed: validator, amount, misses
     unseated: list[tuple[str, int, bool]]  # ValidatorLeft: validator, refund, forced
@@ -212,7 +212,7 @@ class Finalized:
     @property
     def charged(self) -> int:
         """Validator stake moved to the pool."""
-        return sum(a for _, a in self.silent + self.outvoted) + sum(a for _, a, _ in self.missed)
+        return sum(a for _, a in self.outvoted) + sum(a for _, a, _ in self.silent + self.missed)
 
 
 @dataclass
@@ -483,7 +483,8 @@ class Model:
         self, who: str, commitment: bytes, ballot: tuple[int, int, int], salt: bytes
     ) -> None:
         index = self.seat_of(who)
-        self.seats[index] = SeatModel(who, self.round, 0, 0, 0, Ballot.COMMITTED, misses=0)
+        misses = self.seats[index].misses  # a commit alone does not clear them: a reveal does
+        self.seats[index] = SeatModel(who, self.round, 0, 0, 0, Ballot.COMMITTED, misses)
         self.commitments[index] = commitment
         self.ballots[who] = (*ballot, salt)
 
@@ -526,6 +527,7 @@ class Model:
         assert seat is not None
         seat.child, seat.champion, seat.parent = ballot
         seat.ballot = Ballot.REVEALED
+        seat.misses = 0
 
     # ------------------------------------------------------------------ verdict
 
@@ -633,15 +635,16 @@ class Model:
             slash = self.vstakes[who] * bp // BP
             self.vstakes[who] -= slash
             self.pool += slash
-            if i in missed:
-                seat.misses += 1
-                done.missed.append((who, slash, seat.misses))
-            elif i in outliers:
+            if i in outliers:
                 done.outvoted.append((who, slash))
-            else:
-                seat.ballot = Ballot.NONE
-                done.silent.append((who, slash))
-            if self.vstakes[who] < p.validator_stake or (i in missed and seat.misses >= p.max_misses):  # fmt: skip
+            else:  # no reveal, committed or not: a miss
+                seat.misses += 1
+                if i in missed:
+                    done.missed.append((who, slash, seat.misses))
+                else:
+                    seat.ballot = Ballot.NONE
+                    done.silent.append((who, slash, seat.misses))
+            if self.vstakes[who] < p.validator_stake or seat.misses >= p.max_misses:
                 done.unseated.append((who, self.remove_validator(who), True))
         self._end_turn(ts, voided=outcome.verdict == "void")
         return done
@@ -1356,7 +1359,7 @@ class RelayMachine(RuleBasedStateMachine):
         self.expect_events(receipt, "RelayerSlashed", ("relayer", "amount"), done.relayer_slashed)
         self.expect_events(receipt, "ValidatorPaid", ("validator", "fee"), done.fees)
         self.expect_events(receipt, "KeeperPaid", ("keeper", "bounty"), done.bounty)
-        self.expect_events(receipt, "ValidatorSlashed", ("validator", "amount"), done.silent)
+        self.expect_events(receipt, "ValidatorSlashed", ("validator", "amount", "misses"), done.silent)  # fmt: skip
         self.expect_events(receipt, "ValidatorOutvoted", ("validator", "amount"), done.outvoted)
         self.expect_events(receipt, "ValidatorMissed", ("validator", "amount", "misses"), done.missed)  # fmt: skip
         self.expect_events(receipt, "ValidatorLeft", ("validator", "refund", "forced"), done.unseated)  # fmt: skip
@@ -1366,9 +1369,12 @@ class RelayMachine(RuleBasedStateMachine):
         OUTCOMES["verdict", outcome.verdict] += 1
         OUTCOMES[f"verdict on {self.kind_of.get(child, '?')}", outcome.verdict] += 1
         OUTCOMES.update(("validator", f"missed ({misses} in a row)") for *_, misses in done.missed)
+        OUTCOMES.update(("validator", f"silent ({misses} in a row)") for *_, misses in done.silent)
         OUTCOMES.update(("validator", "outvoted") for _ in done.outvoted)
         for validator, _, _ in done.unseated:
-            gone = any(v == validator and k >= p.max_misses for v, _, k in done.missed)
+            gone = any(
+                v == validator and k >= p.max_misses for v, _, k in done.missed + done.silent
+            )
             OUTCOMES["validator", "unseated: missed maxMisses" if gone else "unseated: stake"] += 1
 
         if outcome.verdict == "void":
@@ -1867,8 +1873,8 @@ class RelayMachine(RuleBasedStateMachine):
     @tracked
     def honest_child_would_be_crowned(self) -> None:
         """No reachable state rejects every honest child forever: with honest validators in every
-        seat that is free or will be freed (a squatter's after maxMisses, a silent one's after its
-        no-reveal slashes), and the others voting as they do, the model's verdict crowns a child
+        seat that is free or will be freed (a squatter's or a silent one's after maxMisses reviews
+        without a reveal), and the others voting as they do, the model's verdict crowns a child
         that beats the champion by minGain on each validator's data, unless liars outvote the
         honest (the documented bound)."""
         m = self.model
@@ -1941,9 +1947,9 @@ class RelayMachine(RuleBasedStateMachine):
     def play_honest_rounds(self) -> str:
         """Honest newcomers take every free seat and the holders submit honest children, until
         one is crowned; only liars outvoting the honest may prevent it. Rounds are void while
-        squatters and silent validators hold seats; they lose them within maxMisses rounds (a
-        silent one with a double stake, after its seventh no-reveal slash at 10%). A holder whose
-        own seat keeps its reviews from a quorum has two void ones, then the turn passes on."""
+        squatters and silent validators hold seats; they lose them after maxMisses reviews without
+        a reveal, whatever their stake. A holder whose own seat keeps its reviews from a quorum has
+        two void ones (not misses: it may not review its own child), then the turn passes on."""
         m = self.model
         assert m is not None
         p = m.p
