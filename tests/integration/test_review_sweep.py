@@ -12,6 +12,7 @@ from derelay.lab.review_sweep import (
     TARGETS,
     CellResult,
     Lab,
+    Scores,
     aggregate,
     chain_relay,
     main,
@@ -19,6 +20,7 @@ from derelay.lab.review_sweep import (
     mismatches,
     rank,
     scenario_config,
+    worst_class_drop,
 )
 from derelay.lab.simulate import SimConfig
 from derelay.trainer.spec import digits_mlp_spec, mnist_mlp_spec
@@ -75,6 +77,29 @@ def test_mirror_refuses_what_it_cannot_replay(lab):
             mirror_relay(lab, config)
 
 
+def test_the_class_drop_is_the_lower_median_of_each_validators_worst_class():
+    """Per validator the largest fall of one class's recall from the champion's; then the lower
+    median over the validators, as the contract takes its medians."""
+    champion = Scores((0,) * 3, 0, (), ((9000, 8000), (9000, 8000), (9000, 8000)))
+    child = Scores((0,) * 3, 0, (), ((9000, 5000), (8000, 8000), (9500, 7000)))
+
+    assert worst_class_drop(child, champion) == 1000  # drops 3000, 1000, 1000
+    assert worst_class_drop(champion, champion) == 0
+    assert worst_class_drop(champion, child) == 0  # reversed: drops 0, 0, 500
+
+
+def test_the_mirror_measures_each_childs_worst_class(lab):
+    """Every turn with a child carries its class drop, and the targeted poisoner's turns are among
+    them; the genesis against itself drops nothing."""
+    config = scenario_config(3, 0.5, 0, "targeted", rounds_per_k=4, warmup_per_k=1, params=PARAMS)
+
+    relay = mirror_relay(lab, config)
+
+    assert all(t.class_drop is not None for t in relay.turns)
+    assert any(t.behaviour == "targeted" for t in relay.turns)
+    assert worst_class_drop(relay.genesis, relay.genesis) == 0
+
+
 def _cell(**changes) -> CellResult:
     base = dict(
         k=5, alpha=0.5, seed=0, honest={"honest": [100, 100, 99]}, honest_deltas=[0],
@@ -117,6 +142,7 @@ def test_sweep_writes_the_report_with_the_targets_table(tmp_path):
     assert "Task mnist-mlp;" in report and "held-out shard of 334 digits" in report
     assert "## Best: slash_band=3000,advance_band=280,min_gain=170 (the current defaults)" in report
     assert "| 3 | 0.5 |" in report and "subtle: head loss per turn" in report
+    assert "would a per-class review hold the targeted poisoner?" in report
     assert (tmp_path / "sweep.json").exists()
 
 

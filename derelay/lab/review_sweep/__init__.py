@@ -19,14 +19,16 @@ Two layers:
 from derelay.lab.review_sweep.cells import CellResult, run_cell
 from derelay.lab.review_sweep.chain import chain_relay, confirm_on_chain, mismatches
 from derelay.lab.review_sweep.command import main
-from derelay.lab.review_sweep.lab import Lab
-from derelay.lab.review_sweep.mirror import mirror_relay, scenario_config
+from derelay.lab.review_sweep.lab import Lab, Scores
+from derelay.lab.review_sweep.mirror import mirror_relay, scenario_config, worst_class_drop
 from derelay.lab.review_sweep.targets import TARGETS, aggregate, judge, rank, sweep
 
 __all__ = [
     "Lab",
+    "Scores",
     "mirror_relay",
     "scenario_config",
+    "worst_class_drop",
     "run_cell",
     "sweep",
     "aggregate",

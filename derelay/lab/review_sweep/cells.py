@@ -46,6 +46,10 @@ class CellResult:
     adversaries: dict[str, dict[str, float]] = field(default_factory=dict)  # per scenario
     lottery: list[int] = field(default_factory=list)  # `lottery_deltas` of the final champion
     adversary_beat_deltas: list[int] = field(default_factory=list)  # every adversary's
+    # `Turn.class_drop` of the all-honest relay's turns after warm-up, and of the targeted
+    # poisoner's turns (bp of one class's recall)
+    honest_class_drops: list[int] = field(default_factory=list)
+    targeted_class_drops: list[int] = field(default_factory=list)
 
 
 def _beat(turn: Turn) -> bool:
@@ -67,6 +71,17 @@ def _passes(relay: Relay, k: int, target: float) -> float | None:
 
 def _champion_tail(relay: Relay, k: int) -> float:
     return statistics.fmean(t.champion_accuracy for t in _tail(relay.turns, k)) / 100
+
+
+def _class_drops(relay: Relay | None, behaviour: str, after: int) -> list[int]:
+    """`Turn.class_drop` of `behaviour`'s turns with a child after round `after`."""
+    if relay is None:
+        return []
+    return [
+        t.class_drop
+        for t in relay.turns
+        if t.behaviour == behaviour and t.round > after and t.class_drop is not None
+    ]
 
 
 def _adversary_row(relay: Relay, reference: Relay, k: int) -> dict[str, float]:
@@ -162,6 +177,8 @@ def run_cell(
             for t in r.turns
             if t.behaviour != "honest" and _beat(t)
         ],
+        honest_class_drops=_class_drops(honest, "honest", warmup_per_k * k),
+        targeted_class_drops=_class_drops(relays.get("targeted"), "targeted", 0),
     )
     return result, relays
 

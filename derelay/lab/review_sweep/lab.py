@@ -23,11 +23,13 @@ from derelay.trainer.training import evaluate
 @dataclass(frozen=True)
 class Scores:
     """What one set of weights scores: each validator's held-out shard (bp, as `score_weights`),
-    the common test split (bp) and each class's recall on it (bp)."""
+    the common test split (bp) and each class's recall on it (bp), and each class's recall on each
+    validator's shard (bp; 0 for a class the shard lacks)."""
 
     holdouts: tuple[int, ...]
     test: int
     recall: tuple[int, ...]
+    holdout_recalls: tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -106,18 +108,24 @@ class Lab:
         try:
             tensors = load_weights(weights, self.spec)
         except WeightsError:  # unusable weights score 0 everywhere, as `score_weights`
-            return Scores((0,) * len(self.holdouts), 0, (0,) * len(classes))
+            zeros = (0,) * len(classes)
+            return Scores((0,) * len(self.holdouts), 0, zeros, (zeros,) * len(self.holdouts))
         model = build_model(self.spec)
         apply_weights(model, tensors)
         holdouts = tuple(self.review_score(model, h) for h in self.holdouts)
-        with torch.no_grad():
-            predicted = model(torch.as_tensor(self.test.X)).argmax(dim=1).numpy()
-        y = self.test.y
-        recall = tuple(
+        recalls = tuple(self._recall(model, h) for h in self.holdouts)
+        test = evaluate(model, self.test.X, self.test.y)
+        return Scores(holdouts, test, self._recall(model, self.test), recalls)
+
+    @torch.no_grad()
+    def _recall(self, model: torch.nn.Module, data: Dataset) -> tuple[int, ...]:
+        """Each class's recall of `model` on `data` (bp; 0 for a class `data` lacks)."""
+        predicted = model(torch.as_tensor(data.X, dtype=torch.float32)).argmax(dim=1).numpy()
+        y = data.y
+        return tuple(
             int(BP * float((predicted[y == c] == c).mean())) if (y == c).any() else 0
-            for c in classes
+            for c in range(self.spec.num_classes)
         )
-        return Scores(holdouts, evaluate(model, self.test.X, y), recall)
 
     @torch.no_grad()
     def review_score(self, model: torch.nn.Module, data: Dataset) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from derelay.lab.metrics import BP, paid_in_band, relay_reward, review
+from derelay.lab.metrics import BP, lower_median, paid_in_band, relay_reward, review
 from derelay.lab.review_sweep.lab import Lab, Scores
 from derelay.lab.simulate import RELAYER_COUNTS, SimConfig
 from derelay.trainer.contract import TaskParams
@@ -37,6 +37,10 @@ class Turn:
     champion_accuracy: int
     head_gap: int  # lower median over validators of head - champion, after the turn (bp)
     champion_recall: tuple[int, ...]  # per class, on the test split (bp)
+    # The child's worst class as the validators see it: lower median over them of the largest
+    # drop of a class's recall from the champion's (bp). Mirror only (None on chain, and for a
+    # turn without a child).
+    class_drop: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
         turns_of[who.index] += 1
         verdict, samples, mix, reward, slashed = "skipped", 0, None, 0, 0
         child_score = champion_score = delta = 0
-        crowned = False
+        crowned, class_drop = False, None
         acts = not idle or who.behaviour == "honest"
         if acts and who.behaviour == "staller":
             slashed = stakes[who.index] * p["slash_timeout_bp"] // BP
@@ -104,6 +108,7 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
                 ballots, p["quorum"], p["slash_band"], p["advance_band"], p["min_gain"]
             )
             verdict, delta, crowned = outcome.verdict, outcome.delta, outcome.crowned
+            class_drop = worst_class_drop(c, h)
             child_score, champion_score = outcome.child_score, outcome.champion_score
             if verdict == "accepted":
                 head, head_gap = child, min(delta, 0)
@@ -135,9 +140,22 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
             Turn(
                 round_, who.index, who.behaviour, verdict, child_score, champion_score, delta,
                 crowned, reward, slashed, samples, mix, hs.test, cs.test, head_gap, cs.recall,
+                class_drop,
             )
         )  # fmt: skip
     return Relay(config, p, genesis, out, champion)
+
+
+def worst_class_drop(child: Scores, champion: Scores) -> int:
+    """Lower median over the validators of the largest drop of one class's recall from the
+    champion's to the child's, on each validator's shard (bp): what a per-class review would
+    decide on."""
+    return lower_median(
+        [
+            max(h - c for h, c in zip(hs, cs, strict=True))
+            for hs, cs in zip(champion.holdout_recalls, child.holdout_recalls, strict=True)
+        ]
+    )
 
 
 def scenario_config(

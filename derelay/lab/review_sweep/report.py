@@ -141,6 +141,39 @@ def render_deltas(cells: Sequence[CellResult]) -> list[str]:
     return lines + [""]
 
 
+CLASS_TOLERANCES = (1000, 1500, 2000)  # per-class tolerances the class-drop table weighs (bp)
+
+
+def render_class_drops(cells: Sequence[CellResult]) -> list[str]:
+    """Would a per-class review stop the targeted poisoner? Each child's worst class as the
+    validators see it (`Turn.class_drop`), honest turns after warm-up beside the targeted
+    poisoner's, and the share of each that a rule holding a child whose worst class lost more
+    than a tolerance would hold."""
+    head = " | ".join(
+        f"honest held at {t // 100} | targeted held at {t // 100}" for t in CLASS_TOLERANCES
+    )
+    lines = [
+        "| K | alpha | honest turns | honest median | honest 90th pct | targeted turns | "
+        f"targeted median | {head} |",
+        "|---|---|---|---|---|---|---|" + "---|---|" * len(CLASS_TOLERANCES),
+    ]
+    for k, alpha, group in _group(cells):
+        honest = np.array([x for c in group for x in c.honest_class_drops])
+        targeted = np.array([x for c in group for x in c.targeted_class_drops])
+        if not honest.size or not targeted.size:
+            continue
+        held = " | ".join(
+            f"{_pct(float((honest > t).mean()))} | {_pct(float((targeted > t).mean()))}"
+            for t in CLASS_TOLERANCES
+        )
+        lines.append(
+            f"| {k} | {_alpha(alpha)} | {honest.size} | {np.median(honest) / 100:.1f} | "
+            f"{np.percentile(honest, 90) / 100:.1f} | {targeted.size} | "
+            f"{np.median(targeted) / 100:.1f} | {held} |"
+        )
+    return lines + [""]
+
+
 def render_min_gain(cells: Sequence[CellResult], min_gains: Sequence[int]) -> list[str]:
     """For each minGain: the share of the accepted honest turns over the champion that it crowns,
     of the adversaries' such turns, and of lottery tickets (the champion plus noise,
@@ -285,6 +318,16 @@ def report(
         f"## minGain ({best})",
         "",
         *render_min_gain(results[best], args.min_gains),
+        f"## One class's recall: would a per-class review hold the targeted poisoner? ({best})",
+        "",
+        "Each child's worst class as the validators see it: on each validator's shard, the "
+        "largest drop of one class's recall from the champion's to the child's; the lower median "
+        "over the validators (points of recall). A per-class review would hold a child whose worst "
+        "class lost more than a tolerance; the table gives the share of honest turns (after "
+        "warm-up) and of the targeted poisoner's turns that each tolerance would hold. Honest "
+        "relayers on skewed shards forget classes they do not hold, so the two overlap.",
+        "",
+        *render_class_drops(results[best]),
     ]
     if confirmed is not None:
         lines += [
