@@ -104,34 +104,45 @@ class Lab:
         return self._scores[key]
 
     def _score(self, weights: bytes) -> Scores:
-        classes = range(self.spec.num_classes)
         try:
             tensors = load_weights(weights, self.spec)
         except WeightsError:  # unusable weights score 0 everywhere, as `score_weights`
-            zeros = (0,) * len(classes)
+            zeros = (0,) * self.spec.num_classes
             return Scores((0,) * len(self.holdouts), 0, zeros, (zeros,) * len(self.holdouts))
         model = build_model(self.spec)
         apply_weights(model, tensors)
-        holdouts = tuple(self.review_score(model, h) for h in self.holdouts)
-        recalls = tuple(self._recall(model, h) for h in self.holdouts)
+        shard_logits = [self._logits(model, h) for h in self.holdouts]  # one forward pass each
+        holdouts = tuple(
+            self._commit(logits, h) for logits, h in zip(shard_logits, self.holdouts, strict=True)
+        )
+        recalls = tuple(
+            self._recall(logits, h) for logits, h in zip(shard_logits, self.holdouts, strict=True)
+        )
         test = evaluate(model, self.test.X, self.test.y)
-        return Scores(holdouts, test, self._recall(model, self.test), recalls)
+        return Scores(
+            holdouts, test, self._recall(self._logits(model, self.test), self.test), recalls
+        )
 
+    @staticmethod
     @torch.no_grad()
-    def _recall(self, model: torch.nn.Module, data: Dataset) -> tuple[int, ...]:
-        """Each class's recall of `model` on `data` (bp; 0 for a class `data` lacks)."""
-        predicted = model(torch.as_tensor(data.X, dtype=torch.float32)).argmax(dim=1).numpy()
-        y = data.y
+    def _logits(model: torch.nn.Module, data: Dataset) -> torch.Tensor:
+        return model(torch.as_tensor(data.X, dtype=torch.float32))
+
+    def _commit(self, logits: torch.Tensor, data: Dataset) -> int:
+        """The lab's `score` of `logits` on `data`: what a validator holding `data` commits."""
+        return SCORE_OF[self.score](logits, torch.as_tensor(data.y, dtype=torch.int64), False)
+
+    def _recall(self, logits: torch.Tensor, data: Dataset) -> tuple[int, ...]:
+        """Each class's recall of `logits` on `data` (bp; 0 for a class `data` lacks)."""
+        predicted, y = logits.argmax(dim=1).numpy(), data.y
         return tuple(
             int(BP * float((predicted[y == c] == c).mean())) if (y == c).any() else 0
             for c in range(self.spec.num_classes)
         )
 
-    @torch.no_grad()
     def review_score(self, model: torch.nn.Module, data: Dataset) -> int:
         """What a validator holding `data` commits for `model`: the lab's `score`."""
-        logits = model(torch.as_tensor(data.X, dtype=torch.float32))
-        return SCORE_OF[self.score](logits, torch.as_tensor(data.y, dtype=torch.int64), False)
+        return self._commit(self._logits(model, data), data)
 
     def child(
         self,
