@@ -89,6 +89,11 @@ def _save(spec: TaskSpec, tensors: Tensors) -> bytes:
     return save_weights(model)
 
 
+def mix_weights(spec: TaskSpec, base: bytes, other: bytes, t: float) -> bytes:
+    """`base`'s tensors moved a share `t` of the way to `other`'s."""
+    return _save(spec, _mixed(_tensors(spec, base), _tensors(spec, other), t))
+
+
 def reencode(weights: bytes, nonce: int) -> bytes:
     """The same tensors under other bytes (hence another CID): a `nonce` entry in the safetensors
     metadata and the tensors stored in reverse name order. `load_weights` accepts both: it checks

@@ -7,8 +7,10 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
 
 from derelay.lab.review_sweep import (
+    STARTS,
     TARGETS,
     CellResult,
     Lab,
@@ -23,6 +25,7 @@ from derelay.lab.review_sweep import (
     worst_class_drop,
 )
 from derelay.lab.simulate import SimConfig
+from derelay.trainer.models import load_weights
 from derelay.trainer.spec import digits_mlp_spec, mnist_mlp_spec
 
 PARAMS = {"slash_band": 1500, "advance_band": 500, "min_gain": 50}
@@ -77,6 +80,39 @@ def test_mirror_refuses_what_it_cannot_replay(lab):
             mirror_relay(lab, config)
 
 
+def test_honest_turns_start_from_the_head_unless_the_rule_discards_an_accepted_dip(lab):
+    """ "head" always trains from the head; "champion" and "blend" only while the head sits below
+    the champion as the validators measured it, from the champion's weights or the mean of the
+    two's; a head level with the champion is kept."""
+    head = lab.genesis
+    other = mirror_relay(lab, scenario_config(3, 0.5, 0, "honest", 1, 0, PARAMS)).champion
+    labs = {rule: Lab(lab.spec, 0.5, 0, start=rule) for rule in STARTS}
+
+    blend = load_weights(labs["blend"].start_of(head, other, -1), lab.spec)
+
+    assert labs["head"].start_of(head, other, -1) == head
+    assert labs["champion"].start_of(head, other, -1) == other
+    assert all(labs[rule].start_of(head, other, 0) == head for rule in STARTS)
+    a, b = load_weights(head, lab.spec), load_weights(other, lab.spec)
+    assert all(torch.allclose(blend[k], (a[k] + b[k]) / 2) for k in a)
+    assert not torch.equal(a["out.weight"], b["out.weight"])
+    with pytest.raises(ValueError, match="start must be one of head, blend, champion"):
+        Lab(lab.spec, 0.5, 0, start="parent")
+
+
+def test_a_start_rule_changes_the_relay_only_after_an_accepted_dip(lab):
+    """The champion rule replays the head rule's relay turn for turn until the first accepted dip,
+    then its honest relayers train from elsewhere and the relays part."""
+    config = scenario_config(3, 0.5, 0, "subtle", rounds_per_k=4, warmup_per_k=1, params=PARAMS)
+    by_head = mirror_relay(lab, config).turns
+
+    by_champion = mirror_relay(Lab(lab.spec, 0.5, 0, start="champion"), config).turns
+
+    dip = next(i for i, t in enumerate(by_head) if t.verdict == "accepted" and t.head_gap < 0)
+    assert by_champion[: dip + 1] == by_head[: dip + 1]
+    assert by_champion != by_head
+
+
 def test_the_class_drop_is_the_lower_median_of_each_validators_worst_class():
     """Per validator the largest fall of one class's recall from the champion's; then the lower
     median over the validators, as the contract takes its medians."""
@@ -103,10 +139,10 @@ def test_the_mirror_measures_each_childs_worst_class(lab):
 def _cell(**changes) -> CellResult:
     base = dict(
         k=5, alpha=0.5, seed=0, honest={"honest": [100, 100, 99]}, honest_deltas=[0],
-        honest_beat_deltas=[167], subtle_loss=0.5, champion_gap=0.2, target_class=3,
+        honest_beat_deltas=[167], subtle_loss=0.5, champion_gap=0.2, target_class=3, target_share=0.5,
         targeted_recall=90.0, reference_recall=95.0, walker_gap=-500, walker_gap_test=-3.0,
         target=92.0, passes_central=2.0, passes_honest=3.0, passes_subtle=3.6,
-        adversaries={"subtle": {"turns": 10, "loss_sum": 5.0}},
+        honest_champion=88.0, adversaries={"subtle": {"turns": 10, "loss_sum": 5.0}},
     )  # fmt: skip
     return CellResult(**{**base, **changes})
 
@@ -143,7 +179,19 @@ def test_sweep_writes_the_report_with_the_targets_table(tmp_path):
     assert "## Best: slash_band=3000,advance_band=280,min_gain=170 (the current defaults)" in report
     assert "| 3 | 0.5 |" in report and "subtle: head loss per turn" in report
     assert "would a per-class review hold the targeted poisoner?" in report
+    assert "honest relayers start their turns from the head, as the worker does" in report
+    assert "## The targeted poisoner per seed" in report and "| 3 | 0.5 | 0 |" in report
+    assert "all-honest champion, last 2 passes (points) |" in report
     assert (tmp_path / "sweep.json").exists()
+
+
+def test_the_chain_check_refuses_a_start_the_worker_does_not_take(capsys):
+    """Off-chain start rules cannot be confirmed on chain, where relayers start from the head."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--chain", "--start", "blend"])
+
+    assert exit_.value.code == 2
+    assert "start from the head: drop --start" in capsys.readouterr().err
 
 
 @pytest.mark.slow

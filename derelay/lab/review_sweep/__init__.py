@@ -13,18 +13,24 @@ Two layers:
   (`derelay.lab.simulate.Simulation`) and compares every turn with the mirror's; where they agree, the
   mirror's figures are the chain's.
 
+`--start` asks what honest relays would pay for a defence outside the review: honest relayers that
+discard an accepted dip (start from the champion, or from the mean of its and the head's weights,
+`STARTS`) undo an in-band poisoner's turn, and the report's last column shows the accuracy that
+costs the all-honest relay.
+
 `python -m derelay.lab.review_sweep --out out/review` runs the experiment and writes review.md.
 """
 
 from derelay.lab.review_sweep.cells import CellResult, run_cell
 from derelay.lab.review_sweep.chain import chain_relay, confirm_on_chain, mismatches
 from derelay.lab.review_sweep.command import main
-from derelay.lab.review_sweep.lab import Lab, Scores
+from derelay.lab.review_sweep.lab import STARTS, Lab, Scores
 from derelay.lab.review_sweep.mirror import mirror_relay, scenario_config, worst_class_drop
 from derelay.lab.review_sweep.targets import TARGETS, aggregate, judge, rank, sweep
 
 __all__ = [
     "Lab",
+    "STARTS",
     "Scores",
     "mirror_relay",
     "scenario_config",

@@ -35,6 +35,7 @@ class CellResult:
     subtle_loss: float  # mean head test accuracy lost per subtle turn (points)
     champion_gap: float  # reference minus subtle champion, last two passes (points)
     target_class: int
+    target_share: float  # the targeted poisoner's share of its class among the relayers' examples
     targeted_recall: float  # champion's recall of the target class, last two passes (points)
     reference_recall: float  # the same in the reference relay
     walker_gap: int  # least head - champion over the walker's relay, as the validators measure
@@ -43,6 +44,7 @@ class CellResult:
     passes_central: float | None
     passes_honest: float | None  # K honest relayers: rounds / K until the head reaches `target`
     passes_subtle: float | None  # K-1 and a subtle poisoner, all from round 1
+    honest_champion: float  # the all-honest relay's champion test accuracy, last two passes
     adversaries: dict[str, dict[str, float]] = field(default_factory=dict)  # per scenario
     lottery: list[int] = field(default_factory=list)  # `lottery_deltas` of the final champion
     adversary_beat_deltas: list[int] = field(default_factory=list)  # every adversary's
@@ -131,9 +133,11 @@ def run_cell(
     honest = relays["honest"]
     rows = {s: _adversary_row(r, references[s], k) for s, r in relays.items() if s != "honest"}
     # The targeted poisoner's class (relayer K-1's, the same shard in every K-relayer scenario).
-    targeted = lab.relayers(scenario_config(k, lab.alpha, lab.seed, "targeted", 1, 0))[-1]
-    assert targeted.pair is not None
+    *others, targeted = lab.relayers(scenario_config(k, lab.alpha, lab.seed, "targeted", 1, 0))
+    assert targeted.pair is not None and targeted.estimate is not None
     source = targeted.pair[0]
+    held = int((targeted.data.y == source).sum() + (targeted.estimate.y == source).sum())
+    total = held + sum(int((r.data.y == source).sum()) for r in others)
 
     def counts(relay: Relay) -> list[int]:
         mine = [t for t in relay.turns if t.behaviour == "honest"]
@@ -159,6 +163,7 @@ def run_cell(
         subtle_loss=rows["subtle"]["loss_sum"] / max(1, rows["subtle"]["turns"]),
         champion_gap=rows["subtle"]["champion_gap"],
         target_class=source,
+        target_share=held / total,
         targeted_recall=recall(relays.get("targeted")),
         reference_recall=recall(references["subtle"]),
         walker_gap=min(t.head_gap for t in walker.turns) if walker else 0,
@@ -169,6 +174,7 @@ def run_cell(
         passes_central=None,
         passes_honest=_passes(honest, k, target),
         passes_subtle=_passes(mirror_relay(lab, from_start), k, target),
+        honest_champion=_champion_tail(honest, k),
         adversaries=rows,
         lottery=lottery_deltas(lab, honest.champion, LOTTERY_TICKETS),
         adversary_beat_deltas=[

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from derelay.lab.review_sweep.chain import confirm_on_chain
+from derelay.lab.review_sweep.lab import STARTS
 from derelay.lab.review_sweep.mirror import SCENARIOS
 from derelay.lab.review_sweep.report import report
 from derelay.lab.review_sweep.targets import _params, make_grid, rank, sweep
@@ -45,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--score", choices=SCORES, default="accuracy",
         help="What the validators commit: accuracy (the worker's) or a Brier score (off-chain only).",
     )  # fmt: skip
+    parser.add_argument(
+        "--start", choices=STARTS, default="head",
+        help="Where honest turns start after an accepted dip: the head (the worker's), the "
+        "champion, or the mean of the two's weights (off-chain only).",
+    )  # fmt: skip
     parser.add_argument("--rounds-per-k", type=int, default=10)
     parser.add_argument("--warmup-per-k", type=int, default=2)
     parser.add_argument(
@@ -56,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.chain and args.score != "accuracy":
         parser.error("--chain replays the worker's validators, which commit accuracy: drop --score")
+    if args.chain and args.start != "head":
+        parser.error(
+            "--chain replays the worker's relayers, which start from the head: drop --start"
+        )
     torch.set_num_threads(1)  # small models: threads only contend on shared cores
     spec = BUILTIN_TASKS[args.task]()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     results = sweep(
         spec, args.ks, args.alphas, args.seeds, grid, args.rounds_per_k, args.warmup_per_k,
-        echo=lambda line: print(line, flush=True), score=args.score,
+        echo=lambda line: print(line, flush=True), score=args.score, start=args.start,
     )  # fmt: skip
     raw = {name: [asdict(c) for c in cells] for name, cells in results.items()}
     (args.out / "sweep.json").write_text(json.dumps(raw) + "\n")

@@ -9,7 +9,13 @@ from typing import Any
 
 import torch
 
-from derelay.lab.adversaries import ADVERSARIES, make_adversary_child, split_own_data, target_pair
+from derelay.lab.adversaries import (
+    ADVERSARIES,
+    make_adversary_child,
+    mix_weights,
+    split_own_data,
+    target_pair,
+)
 from derelay.lab.metrics import BP
 from derelay.lab.scores import SCORE_OF
 from derelay.lab.simulate import RELAYER_COUNTS, SimConfig, deal_data, genesis_of, make_child
@@ -18,6 +24,17 @@ from derelay.trainer.errors import WeightsError
 from derelay.trainer.models import apply_weights, build_model, load_weights
 from derelay.trainer.spec import TaskSpec
 from derelay.trainer.training import evaluate
+
+# Where an honest relayer's turn starts (the sweep's --start), as the report says it. The two
+# besides the worker's apply only after an accepted dip (the validators measured the head below the
+# champion), and are off-chain only: what discarding in-band dips would cost honest relays.
+STARTS = {
+    "head": "the head, as the worker does",
+    "blend": "the mean of the head's and the champion's weights while the validators measured the "
+    "head below the champion, else the head (off-chain only)",
+    "champion": "the champion while the validators measured the head below it, else the head "
+    "(off-chain only)",
+}
 
 
 @dataclass(frozen=True)
@@ -59,11 +76,15 @@ class Lab:
         seed: int,
         validators: int = 3,
         score: str = "accuracy",
+        start: str = "head",
     ):
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {', '.join(STARTS)}")
         self.spec, self.alpha, self.seed, self.validators = spec, alpha, seed, validators
         self.score = (
             score  # what the validators commit (`derelay.lab.scores`); the chain's: accuracy
         )
+        self.start = start  # where honest turns start (`STARTS`); the chain's: head
         self.test_fraction = SimConfig.__dataclass_fields__["test_fraction"].default
         self.genesis, self.genesis_score = genesis_of(spec, seed)
         # The validators' shards and the test split do not depend on the relayers.
@@ -96,6 +117,15 @@ class Lab:
                 pair = target_pair(data, self.spec.num_classes)
             out.append(Relayer(behaviour, i, data, estimate, pair))
         return out
+
+    def start_of(self, head: bytes, champion: bytes, head_gap: int) -> bytes:
+        """The weights an honest relayer trains from under `self.start`, given the validators'
+        head - champion (`head_gap`, bp)."""
+        if self.start == "head" or head_gap >= 0:
+            return head
+        if self.start == "champion":
+            return champion
+        return mix_weights(self.spec, head, champion, 0.5)
 
     def scores(self, weights: bytes) -> Scores:
         key = _digest(weights)

@@ -59,7 +59,8 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
     relayers, data, queue order and children; every validator scores the child and the champion on
     its own shard, `derelay.lab.metrics.review` decides and `relay_reward` pays as the contract does; a
     rejected relayer is slashed (a staller too) and leaves once under minStake. Honest validators
-    only, no churn and no consumer payments (what the mirror cannot replay).
+    only, no churn and no consumer payments (what the mirror cannot replay). An honest relayer
+    trains from `lab.start_of` (the head, unless the lab was given another start rule).
 
     `idle`: every turn but the honest relayers' passes and changes nothing ("skipped", no slash):
     the relay as it would have gone had the others done nothing, the same honest turns in the same
@@ -99,8 +100,9 @@ def mirror_relay(lab: Lab, config: SimConfig, idle: bool = False) -> Relay:
             slashed = stakes[who.index] * p["slash_timeout_bp"] // BP
             pool += slashed - slashed * p["keeper_bounty_bp"] // BP
         elif acts:
+            start = lab.start_of(head, champion, head_gap) if who.behaviour == "honest" else head
             child, samples, mix = lab.child(
-                config, who, round_, turns_of[who.index], head, champion, p["advance_band"]
+                config, who, round_, turns_of[who.index], start, champion, p["advance_band"]
             )
             c, h, parent = lab.scores(child), lab.scores(champion), lab.scores(head)
             ballots = list(zip(c.holdouts, h.holdouts, parent.holdouts, strict=True))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from derelay.lab.review_sweep.cells import CellResult
-from derelay.lab.review_sweep.lab import Lab
+from derelay.lab.review_sweep.lab import STARTS, Lab
 from derelay.lab.review_sweep.mirror import DEFAULTS, SCENARIOS, WALKER_PLACES
 from derelay.lab.review_sweep.targets import (
     SWEPT,
@@ -48,9 +48,10 @@ def _mark(target: Target, a: Aggregate) -> str:
 
 
 def render_targets(aggregates: Sequence[Aggregate]) -> list[str]:
-    """The issue's targets, one row per (K, alpha), ✓/✗ where a target applies."""
-    head = "| K | alpha | " + " | ".join(t.name for t in TARGETS) + " |"
-    lines = [head, "|" + "---|" * (2 + len(TARGETS))]
+    """The issue's targets, one row per (K, alpha), ✓/✗ where a target applies, and the all-honest
+    relay's champion."""
+    names = [t.name for t in TARGETS] + ["all-honest champion, last 2 passes (points)"]
+    lines = ["| K | alpha | " + " | ".join(names) + " |", "|" + "---|" * (2 + len(names))]
     fmts = [_pct, _pct, "{:.2f}".format, "{:+.2f}".format, "{:.2f}".format, "{:d}".format]
     for a in aggregates:
         cells = []
@@ -63,6 +64,7 @@ def render_targets(aggregates: Sequence[Aggregate]) -> list[str]:
             else:
                 text = _opt(value, "{}") if value is None else fmt(value)
             cells.append(text + _mark(target, a))
+        cells.append(f"{a.honest_champion:.2f}")
         lines.append(f"| {a.k} | {_alpha(a.alpha)} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -174,6 +176,22 @@ def render_class_drops(cells: Sequence[CellResult]) -> list[str]:
     return lines + [""]
 
 
+def render_targeted(cells: Sequence[CellResult]) -> list[str]:
+    """The targeted poisoner's class, its share of it and the recall kept, per cell and seed."""
+    lines = [
+        "| K | alpha | seed | class | poisoner's share of it | reference recall | targeted recall "
+        "| kept |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in sorted(cells, key=lambda c: (c.k, c.alpha, c.seed)):
+        kept = c.targeted_recall / c.reference_recall if c.reference_recall else math.nan
+        lines.append(
+            f"| {c.k} | {_alpha(c.alpha)} | {c.seed} | {c.target_class} | {_pct(c.target_share)} "
+            f"| {c.reference_recall:.1f} | {c.targeted_recall:.1f} | {kept:.2f} |"
+        )
+    return lines + [""]
+
+
 def render_min_gain(cells: Sequence[CellResult], min_gains: Sequence[int]) -> list[str]:
     """For each minGain: the share of the accepted honest turns over the champion that it crowns,
     of the adversaries' such turns, and of lottery tickets (the champion plus noise,
@@ -257,7 +275,8 @@ def report(
         f"effect), seeds {args.seeds}; {args.rounds_per_k} passes (K rounds each), adversaries "
         f"joining after {args.warmup_per_k}; three honest validators, each scoring the child and the champion on "
         f"its own held-out shard of {shard} digits; the score they commit: {args.score} "
-        f"(`derelay.lab.scores`; with accuracy one sample moves a score by {10_000 // shard} bp). "
+        f"(`derelay.lab.scores`; with accuracy one sample moves a score by {10_000 // shard} bp); "
+        f"honest relayers start their turns from {STARTS[args.start]}. "
         "Every figure comes from `mirror_relay`, "
         "which replays `derelay.lab.simulate` and the contract's `finalize` turn by turn (see the last "
         "table for its check against the chain). Scenario per cell: K honest relayers, or K-1 and "
@@ -328,6 +347,14 @@ def report(
         "relayers on skewed shards forget classes they do not hold, so the two overlap.",
         "",
         *render_class_drops(results[best]),
+        f"## The targeted poisoner per seed ({best})",
+        "",
+        "Its class (its commonest), its share of that class among every relayer's examples (its "
+        "held-out part counted), and the champion's recall of the class over the last two passes "
+        "in the reference (the poisoner idle) and under attack (points). Where the poisoner holds "
+        "most of a class, the other relayers hardly teach it, so what it removes stays removed.",
+        "",
+        *render_targeted(results[best]),
     ]
     if confirmed is not None:
         lines += [

@@ -36,6 +36,7 @@ class Aggregate:
     passes_central: float | None  # mean over seeds; None unless every seed reached the target
     passes_honest: float | None  # the all-honest relay's head
     passes_subtle: float | None  # the head with one subtle poisoner
+    honest_champion: float  # the all-honest relay's champion, last two passes (points, mean)
 
     @property
     def passes_ratio(self) -> float | None:
@@ -80,6 +81,7 @@ def aggregate(cells: Sequence[CellResult], advance_band: int) -> list[Aggregate]
                 passes_central=_mean_or_none([c.passes_central for c in group]),
                 passes_honest=_mean_or_none([c.passes_honest for c in group]),
                 passes_subtle=_mean_or_none([c.passes_subtle for c in group]),
+                honest_champion=statistics.fmean(c.honest_champion for c in group),
             )
         )
     return out
@@ -146,13 +148,15 @@ def sweep(
     warmup_per_k: int,
     echo: Callable[[str], None] = print,
     score: str = "accuracy",
+    start: str = "head",
 ) -> dict[str, list[CellResult]]:
-    """Every parameter set of `grid` on every cell, off-chain, the validators committing `score`;
+    """Every parameter set of `grid` on every cell, off-chain, the validators committing `score`
+    and honest relayers starting their turns as `start` says (`derelay.lab.review_sweep.lab`);
     (alpha, seed) outermost, so one lab's caches serve the whole grid and both K, and are dropped
     before the next."""
     results: dict[str, list[CellResult]] = {param_name(p): [] for p in grid}
     for alpha, seed in itertools.product(alphas, seeds):
-        lab = Lab(spec, alpha, seed, score=score)
+        lab = Lab(spec, alpha, seed, score=score, start=start)
         for k in ks:
             started = time.perf_counter()
             target, central = central_target(lab, k)
