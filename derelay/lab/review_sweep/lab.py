@@ -180,14 +180,14 @@ class Lab:
         who: Relayer,
         round_: int,
         turn: int,
-        head: bytes,
+        parent: bytes,
         champion: bytes,
         advance_band: int,
     ) -> tuple[bytes, int, float | None]:
-        """(weights, samples trained, share of the bad model mixed in) of `who`'s turn, made as
-        the simulation makes it."""
+        """(weights, samples trained, share of the bad model mixed in) of `who`'s turn from
+        `parent` (the head; an honest relayer's `start_of`), made as the simulation makes it."""
         key: tuple[Any, ...] = (
-            who.behaviour, config.participants, who.index, round_, turn, _digest(head),
+            who.behaviour, config.participants, who.index, round_, turn, _digest(parent),
         )  # fmt: skip
         if who.behaviour in ADVERSARIES:
             key += (_digest(champion), advance_band, config.margin, config.poison_epochs)
@@ -197,14 +197,14 @@ class Lab:
             if who.behaviour in ADVERSARIES:
                 assert who.estimate is not None
                 made = make_adversary_child(
-                    who.behaviour, self.spec, head, champion, who.data, who.estimate, self.seed,
+                    who.behaviour, self.spec, parent, champion, who.data, who.estimate, self.seed,
                     round_, turn, advance_band=advance_band, margin=config.margin,
                     poison_epochs=config.poison_epochs, pair=who.pair, score=self.score,
                 )  # fmt: skip
                 self._children[key] = (made.weights, made.samples, made.mix)
             else:
                 work = make_child(
-                    self.spec, config, who.behaviour, head, who.data, self.seed, round_, turn
+                    self.spec, config, who.behaviour, parent, who.data, self.seed, round_, turn
                 )
                 self._children[key] = (
                     work.weights,
