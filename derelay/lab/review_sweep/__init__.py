@@ -15,8 +15,8 @@ Two layers:
 
 `--start` asks what honest relays would pay for a defence outside the review: honest relayers that
 discard an accepted dip (start from the champion, or from the mean of its and the head's weights,
-`STARTS`) undo an in-band poisoner's turn, and the report's last column shows the accuracy that
-costs the all-honest relay.
+`STARTS`) undo an in-band poisoner's turn, and the report's targets table shows, in its last
+column, what that costs the all-honest relay in accuracy.
 
 `python -m derelay.lab.review_sweep --out out/review` runs the experiment and writes review.md.
 """
