@@ -133,8 +133,8 @@ def render_deltas(cells: Sequence[CellResult]) -> list[str]:
         "share < -1000 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for k, alpha in sorted({(c.k, c.alpha) for c in cells}):
-        d = np.array([x for c in cells if (c.k, c.alpha) == (k, alpha) for x in c.honest_deltas])
+    for k, alpha, group in _group(cells):
+        d = np.array([x for c in group for x in c.honest_deltas])
         lines.append(
             f"| {k} | {_alpha(alpha)} | {d.size} | {d.min()} | {np.percentile(d, 1):.0f} | "
             f"{np.percentile(d, 5):.0f} | {np.median(d):.0f} | {_pct(float((d < -500).mean()))} | "
